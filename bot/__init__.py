@@ -1,0 +1,1 @@
+"""kefu's core: message types, router, conversation state, rules and timers, storage."""

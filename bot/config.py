@@ -1,0 +1,245 @@
+"""One typed configuration tree, validated once at start-up.
+
+A wrong key or value stops start-up with a single line naming the file, the key path and
+what was expected. Relative paths in the file are relative to the file's own folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import date, time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bot.errors import ConfigError
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_RANGE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+Seconds = Annotated[float, Field(gt=0)]
+Score = Annotated[float, Field(ge=0, le=100)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TimeRange(_Model):
+    start: time
+    end: time
+
+
+def _parse_ranges(value: Any) -> list[TimeRange]:
+    if value in (None, "closed", "休息"):
+        return []
+    items = value if isinstance(value, list) else [value]
+    ranges = []
+    for item in items:
+        match = _RANGE.match(str(item))
+        if not match:
+            raise ValueError(f'expected "HH:MM-HH:MM", a list of them, or "closed"; got {item!r}')
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        if not (h1 < 24 and h2 <= 24 and m1 < 60 and m2 < 60):
+            raise ValueError(f"not a time of day in {item!r}")
+        start = time(h1, m1)
+        end = time(23, 59, 59) if h2 == 24 else time(h2, m2)
+        if end <= start:
+            raise ValueError(f"a range must end after it starts: {item!r}")
+        ranges.append(TimeRange(start=start, end=end))
+    return ranges
+
+
+class BusinessConfig(_Model):
+    name: str = "kefu"
+    timezone: str = "Asia/Shanghai"
+    default_language: Literal["zh", "en"] = "zh"
+    hours: dict[str, list[TimeRange]] = Field(default_factory=dict)
+    holidays: list[date] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (use a name like Asia/Shanghai)") from exc
+        return value
+
+    @field_validator("hours", mode="before")
+    @classmethod
+    def _parse_hours(cls, value: Any) -> dict[str, list[TimeRange]]:
+        if not isinstance(value, dict):
+            raise ValueError("expected a mapping of weekday (mon..sun) to opening hours")
+        parsed = {}
+        for day, ranges in value.items():
+            if day not in WEEKDAYS:
+                raise ValueError(f"unknown weekday {day!r}; use one of {', '.join(WEEKDAYS)}")
+            parsed[day] = _parse_ranges(ranges)
+        return parsed
+
+
+class GreetingConfig(_Model):
+    templates: dict[str, str] = Field(
+        default_factory=lambda: {
+            "zh": "{{ time_greeting }}！欢迎光临{{ business }}，我是智能客服，请问有什么可以帮您？"
+            "{% if not is_open %}（人工客服{{ back_at }}上班，您可以先留言。）{% endif %}",
+            "en": "{{ time_greeting }}! Welcome to {{ business }}. I'm the virtual assistant; "
+            "how can I help?{% if not is_open %} (Our team is back {{ back_at }}; you can "
+            "leave a message.){% endif %}",
+        }
+    )
+    breach_seconds: Seconds = 5.0
+
+
+class ConversationConfig(_Model):
+    idle_timeout_seconds: Seconds = 1800.0
+    queued_reminder_seconds: Seconds = 60.0
+
+
+class MatchingConfig(_Model):
+    answer_threshold: Score = 70.0
+    clarify_threshold: Score = 35.0
+    clarify_margin: Score = 6.0
+    max_clarify_options: Annotated[int, Field(ge=2, le=5)] = 3
+    misses_before_handoff: Annotated[int, Field(ge=1)] = 2
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MatchingConfig:
+        if self.clarify_threshold > self.answer_threshold:
+            raise ValueError("clarify_threshold must not be above answer_threshold")
+        return self
+
+
+class HandoffConfig(_Model):
+    request_phrases: list[str] = Field(
+        default_factory=lambda: [
+            "人工", "真人", "转接客服", "找客服", "human agent", "real person",
+            "talk to a human", "speak to a human", "talk to someone", "speak to someone",
+            "live agent", "customer service agent",
+        ]
+    )
+    request_words: list[str] = Field(
+        default_factory=lambda: ["客服", "agent", "human", "operator", "representative"]
+    )
+    complaint_phrases: list[str] = Field(
+        default_factory=lambda: ["投诉", "举报", "complaint", "complain"]
+    )
+
+
+class KnowledgeBaseConfig(_Model):
+    path: Path = Path("kb")
+    reload_interval_seconds: Seconds = 2.0
+
+
+class StoreConfig(_Model):
+    type: Literal["sqlite"] = "sqlite"
+    path: Path = Path("data/kefu.sqlite3")
+    synchronous: Literal["full", "normal"] = "full"
+
+
+class WebChatConfig(_Model):
+    enabled: bool = True
+    max_frame_bytes: Annotated[int, Field(ge=256)] = 16384
+    max_text_chars: Annotated[int, Field(ge=1)] = 2000
+    rate_limit_messages: Annotated[int, Field(ge=1)] = 10
+    rate_limit_seconds: Seconds = 10.0
+    rate_limit_strikes_before_close: Annotated[int, Field(ge=1)] = 5
+    allowed_origins: list[str] = Field(default_factory=list)  # empty: any origin may embed
+
+
+class ChannelsConfig(_Model):
+    webchat: WebChatConfig = WebChatConfig()
+
+
+class ServerConfig(_Model):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+
+
+class Config(_Model):
+    server: ServerConfig = ServerConfig()
+    business: BusinessConfig = BusinessConfig()
+    greeting: GreetingConfig = GreetingConfig()
+    conversation: ConversationConfig = ConversationConfig()
+    matching: MatchingConfig = MatchingConfig()
+    handoff: HandoffConfig = HandoffConfig()
+    texts: dict[str, dict[str, str]] = Field(default_factory=dict)
+    knowledge_base: KnowledgeBaseConfig = KnowledgeBaseConfig()
+    store: StoreConfig = StoreConfig()
+    channels: ChannelsConfig = ChannelsConfig()
+
+    @model_validator(mode="after")
+    def _greeting_for_default_language(self) -> Config:
+        if self.business.default_language not in self.greeting.templates:
+            raise ValueError(
+                f"greeting.templates has no template for the default language "
+                f"{self.business.default_language!r}"
+            )
+        return self
+
+    def resolve_paths(self, base: Path) -> Config:
+        """Make relative paths relative to `base` (the config file's folder)."""
+        kb = self.knowledge_base.model_copy(update={"path": base / self.knowledge_base.path})
+        store = self.store.model_copy(update={"path": base / self.store.path})
+        return self.model_copy(update={"knowledge_base": kb, "store": store})
+
+
+def _describe(error: Any) -> str:
+    path = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = "unknown key (check the spelling)"
+    elif error["type"] != "missing" and "input" in error:
+        shown = repr(error["input"])
+        message += f" (got {shown[:60]})"
+    return f"{path}: {message}"
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate `path`; every failure is a one-line `ConfigError`."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}{where}: not valid YAML: {problem}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    raw = _apply_environment(raw)
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        errors = exc.errors()
+        line = f"{path}: {_describe(errors[0])}"
+        if len(errors) > 1:
+            line += f" (and {len(errors) - 1} more problem(s))"
+        raise ConfigError(line) from None
+    return config.resolve_paths(path.parent)
+
+
+def _apply_environment(raw: dict[str, Any]) -> dict[str, Any]:
+    """KEFU_SERVER__PORT=9000 overrides server.port: secrets and deploy settings stay out of git."""
+    for name, value in os.environ.items():
+        if not name.startswith("KEFU_") or "__" not in name:
+            continue
+        keys = name[len("KEFU_") :].lower().split("__")
+        node = raw
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                break
+        else:
+            node[keys[-1]] = yaml.safe_load(value)
+    return raw

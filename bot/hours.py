@@ -1,0 +1,68 @@
+"""Business hours: is anyone on duty now, and when are they back."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from bot.config import WEEKDAYS, BusinessConfig
+
+_WEEKDAY_NAMES = {
+    "zh": ("周一", "周二", "周三", "周四", "周五", "周六", "周日"),
+    "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+}
+_TIME_GREETINGS = {
+    # (from hour, greeting): the last entry whose hour has passed applies.
+    "zh": ((0, "晚上好"), (5, "早上好"), (11, "中午好"), (13, "下午好"), (18, "晚上好")),
+    "en": ((0, "Good evening"), (5, "Good morning"), (12, "Good afternoon"), (18, "Good evening")),
+}
+
+
+class BusinessHours:
+    def __init__(self, config: BusinessConfig) -> None:
+        self._config = config
+        self.zone = ZoneInfo(config.timezone)
+
+    def local(self, ts: float) -> datetime:
+        return datetime.fromtimestamp(ts, self.zone)
+
+    def is_open(self, moment: datetime) -> bool:
+        if moment.date() in self._config.holidays:
+            return False
+        ranges = self._config.hours.get(WEEKDAYS[moment.weekday()], [])
+        now = moment.timetz().replace(tzinfo=None)
+        return any(r.start <= now < r.end for r in ranges)
+
+    def next_opening(self, moment: datetime) -> datetime | None:
+        """The next time the desk opens after `moment`, or None if it never does."""
+        for offset in range(0, 60):
+            day = (moment + timedelta(days=offset)).date()
+            if day in self._config.holidays:
+                continue
+            for r in sorted(self._config.hours.get(WEEKDAYS[day.weekday()], []), key=lambda r: r.start):
+                start = datetime.combine(day, r.start, tzinfo=self.zone)
+                if start > moment:
+                    return start
+        return None
+
+    def describe_opening(self, moment: datetime, lang: str) -> str:
+        """'今天 09:00', '明天 09:00', '周一 09:00' / 'tomorrow at 09:00'."""
+        opening = self.next_opening(moment)
+        if opening is None:
+            return "稍后" if lang == "zh" else "later"
+        days = (opening.date() - moment.date()).days
+        clock = opening.strftime("%H:%M")
+        if lang == "zh":
+            day = {0: "今天", 1: "明天"}.get(days, _WEEKDAY_NAMES["zh"][opening.weekday()])
+            return f"{day} {clock}"
+        day = {0: "today", 1: "tomorrow"}.get(days, _WEEKDAY_NAMES["en"][opening.weekday()])
+        return f"{day} at {clock}"
+
+
+def time_greeting(moment: datetime, lang: str) -> str:
+    table = _TIME_GREETINGS.get(lang, _TIME_GREETINGS["en"])
+    greeting = table[0][1]
+    for hour, text in table:
+        if moment.hour >= hour:
+            greeting = text
+    return greeting

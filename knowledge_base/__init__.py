@@ -1,0 +1,1 @@
+"""FAQ knowledge base: YAML loading and validation, matching, hot reload."""

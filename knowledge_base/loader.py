@@ -1,0 +1,234 @@
+"""Load a folder of FAQ YAML files, reporting every problem with file:line.
+
+A file is either a list of entries or a mapping with `entries:` (and an optional `lang:`
+default for them). An entry has `id`, `questions`, `answer`, and optionally `tags`, `lang`
+and `handoff`. Staff edit these files by hand, so problems are collected, never raised one
+at a time: a staff member fixes everything in one pass.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+from jinja2.sandbox import SandboxedEnvironment
+
+from bot.errors import KnowledgeBaseError
+from bot.text import normalize
+
+ENTRY_KEYS = ("id", "questions", "answer", "tags", "lang", "handoff")
+LANGUAGES = ("zh", "en")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# What an answer template may use; rendering at load time with these catches typos early.
+SAMPLE_CONTEXT = {"business": "示例商店", "is_open": True, "back_at": "明天 09:00", "hours": ""}
+
+template_env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    id: str
+    questions: tuple[str, ...]
+    answer: str
+    tags: tuple[str, ...]
+    lang: str | None
+    handoff: bool
+    source: str  # "file.yaml:12", for messages staff can act on
+
+    def render(self, context: dict[str, Any]) -> str:
+        return template_env.from_string(self.answer).render(**context).strip()
+
+
+def faq_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def load_entries(folder: Path) -> list[Entry]:
+    """Every entry in `folder`, or `KnowledgeBaseError` listing every problem found."""
+    if not folder.is_dir():
+        raise KnowledgeBaseError([f"{folder}: knowledge-base folder not found"])
+    problems: list[str] = []
+    entries: list[Entry] = []
+    files = faq_files(folder)
+    for path in files:
+        entries.extend(_load_file(path, folder, problems))
+    if not files:
+        problems.append(f"{folder}: no .yaml files found")
+    elif not entries and not problems:
+        problems.append(f"{folder}: the files hold no entries")
+    problems.extend(_cross_entry_problems(entries))
+    if problems:
+        raise KnowledgeBaseError(problems)
+    return entries
+
+
+def _load_file(path: Path, folder: Path, problems: list[str]) -> Iterator[Entry]:
+    name = str(path.relative_to(folder.parent)) if folder.parent != path else str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        problems.append(f"{name}: not UTF-8 text (byte {exc.start}); save the file as UTF-8")
+        return
+    except OSError as exc:
+        problems.append(f"{name}: cannot read: {exc.strerror}")
+        return
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        problems.append(f"{name}{line}: not valid YAML: {getattr(exc, 'problem', None) or exc}")
+        return
+    finally:
+        loader.dispose()
+    if root is None:
+        return  # an empty file is allowed: staff may be starting a topic
+    default_lang: str | None = None
+    if isinstance(root, yaml.MappingNode):
+        pairs = {k.value: v for k, v in root.value if isinstance(k, yaml.ScalarNode)}
+        for key in pairs:
+            if key not in ("entries", "lang", "topic"):
+                problems.append(f"{name}:{root.start_mark.line + 1}: unknown top-level key {key!r}"
+                                " (expected entries, lang, topic)")
+        if "lang" in pairs:
+            default_lang = _scalar(pairs["lang"])
+            if default_lang not in LANGUAGES:
+                problems.append(f"{name}:{_line(pairs['lang'])}: lang must be one of {LANGUAGES}")
+                default_lang = None
+        if "entries" not in pairs:
+            problems.append(f"{name}:{_line(root)}: expected `entries:` with a list of entries")
+            return
+        root = pairs["entries"]
+    if not isinstance(root, yaml.SequenceNode):
+        problems.append(f"{name}:{_line(root)}: expected a list of entries (lines starting with -)")
+        return
+    for node in root.value:
+        entry = _entry(node, name, default_lang, problems)
+        if entry is not None:
+            yield entry
+
+
+def _line(node: yaml.Node) -> int:
+    return int(node.start_mark.line) + 1
+
+
+def _scalar(node: yaml.Node) -> Any:
+    return yaml.SafeLoader("").construct_object(node, deep=True)  # type: ignore[no-untyped-call]
+
+
+def _entry(node: yaml.Node, name: str, default_lang: str | None, problems: list[str]) -> Entry | None:
+    where = f"{name}:{_line(node)}"
+    if not isinstance(node, yaml.MappingNode):
+        problems.append(f"{where}: an entry must be a mapping with id, questions and answer")
+        return None
+    fields: dict[str, yaml.Node] = {}
+    ok = True
+    for key_node, value_node in node.value:
+        key = str(key_node.value)
+        if key in fields:
+            problems.append(f"{name}:{_line(key_node)}: key {key!r} appears twice in one entry")
+            ok = False
+        elif key not in ENTRY_KEYS:
+            hint = difflib.get_close_matches(key, ENTRY_KEYS, n=1)
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+            problems.append(f"{name}:{_line(key_node)}: unknown key {key!r}{suggestion}")
+            ok = False
+        fields[key] = value_node
+    for required in ("id", "questions", "answer"):
+        if required not in fields:
+            problems.append(f"{where}: entry is missing {required!r}")
+            ok = False
+    if not ok:
+        return None
+    values = {key: _scalar(value) for key, value in fields.items()}
+    entry_id = values["id"]
+    if not isinstance(entry_id, str) or not _ID.match(entry_id):
+        problems.append(f"{name}:{_line(fields['id'])}: id must be letters, digits, - _ or . "
+                        f"(got {entry_id!r})")
+        ok = False
+    questions = values["questions"]
+    if isinstance(questions, str):
+        questions = [questions]
+    if not isinstance(questions, list) or not questions:
+        problems.append(f"{name}:{_line(fields['questions'])}: questions must be a list of at "
+                        "least one question")
+        ok = False
+    else:
+        for i, q in enumerate(questions):
+            if not isinstance(q, str) or not normalize(q):
+                line = _line(fields["questions"].value[i]) if isinstance(
+                    fields["questions"], yaml.SequenceNode) else _line(fields["questions"])
+                problems.append(f"{name}:{line}: question {i + 1} is empty or not text")
+                ok = False
+    answer = values["answer"]
+    if not isinstance(answer, str) or not answer.strip():
+        problems.append(f"{name}:{_line(fields['answer'])}: answer is empty")
+        ok = False
+    else:
+        problem = _template_problem(answer)
+        if problem:
+            problems.append(f"{name}:{_line(fields['answer'])}: answer template: {problem}")
+            ok = False
+    tags = values.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        problems.append(f"{name}:{_line(fields['tags'])}: tags must be a list of words")
+        ok = False
+    lang = values.get("lang", default_lang)
+    if lang is not None and lang not in LANGUAGES:
+        problems.append(f"{name}:{_line(fields['lang'])}: lang must be one of {LANGUAGES}")
+        ok = False
+    handoff = values.get("handoff", False)
+    if not isinstance(handoff, bool):
+        problems.append(f"{name}:{_line(fields['handoff'])}: handoff must be true or false")
+        ok = False
+    if not ok:
+        return None
+    return Entry(
+        id=entry_id,
+        questions=tuple(q.strip() for q in questions),
+        answer=answer.strip(),
+        tags=tuple(tags),
+        lang=lang,
+        handoff=handoff,
+        source=where,
+    )
+
+
+def _template_problem(answer: str) -> str | None:
+    try:
+        template_env.from_string(answer).render(**SAMPLE_CONTEXT)
+    except jinja2.TemplateSyntaxError as exc:
+        return f"{exc.message} (template line {exc.lineno})"
+    except jinja2.UndefinedError as exc:
+        return f"{exc.message}; answers may use {', '.join(SAMPLE_CONTEXT)}"
+    except jinja2.TemplateError as exc:
+        return str(exc)
+    return None
+
+
+def _cross_entry_problems(entries: list[Entry]) -> list[str]:
+    problems = []
+    first_by_id: dict[str, Entry] = {}
+    first_by_question: dict[str, tuple[Entry, str]] = {}
+    for entry in entries:
+        if entry.id in first_by_id:
+            problems.append(f"{entry.source}: duplicate id {entry.id!r} "
+                            f"(first used at {first_by_id[entry.id].source})")
+        else:
+            first_by_id[entry.id] = entry
+        for question in entry.questions:
+            key = normalize(question)
+            seen = first_by_question.get(key)
+            if seen and seen[0].id != entry.id:
+                problems.append(f"{entry.source}: question {question!r} is also in entry "
+                                f"{seen[0].id!r} ({seen[0].source}); keep it in one entry")
+            elif not seen:
+                first_by_question[key] = (entry, question)
+    return problems
