@@ -66,3 +66,24 @@ def time_greeting(moment: datetime, lang: str) -> str:
         if moment.hour >= hour:
             greeting = text
     return greeting
+
+
+def describe_hours(config: BusinessConfig, lang: str) -> str:
+    """'周一至周五 09:00-18:00，周六 10:00-16:00' / 'Monday to Friday 09:00-18:00; ...'."""
+    names = _WEEKDAY_NAMES.get(lang, _WEEKDAY_NAMES["en"])
+    groups: list[tuple[int, int, str]] = []  # first day, last day, ranges
+    for index, day in enumerate(WEEKDAYS):
+        ranges = config.hours.get(day, [])
+        if not ranges:
+            continue
+        text = ", ".join(f"{r.start:%H:%M}-{r.end:%H:%M}" for r in ranges)
+        if groups and groups[-1][1] == index - 1 and groups[-1][2] == text:
+            groups[-1] = (groups[-1][0], index, text)
+        else:
+            groups.append((index, index, text))
+    if not groups:
+        return "暂无人工服务时间" if lang == "zh" else "no staffed hours"
+    joiner, to = ("，", "至") if lang == "zh" else ("; ", " to ")
+    return joiner.join(
+        f"{names[a]}{to if b > a else ''}{names[b] if b > a else ''} {text}" for a, b, text in groups
+    )

@@ -41,6 +41,7 @@ class Kind(StrEnum):
 class InboundEvent(StrEnum):
     MESSAGE = "message"
     OPEN = "open"  # the customer opened the chat (widget `open`, WeChat `subscribe`, ...)
+    RATING = "rating"  # the customer rated the conversation
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,7 @@ class InboundMessage:
     received_at: float  # unix seconds, taken when the adapter first saw the payload
     event: InboundEvent = InboundEvent.MESSAGE
     lang: str | None = None  # a hint from the client, if it sent one
+    rating: int | None = None  # 1..5 with InboundEvent.RATING
     attachments: tuple[Attachment, ...] = ()
     raw: Any = field(default=None, compare=False, repr=False)
 

@@ -14,6 +14,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import groupby
 
 from rapidfuzz import fuzz
 
@@ -28,46 +29,30 @@ RESCORE_CANDIDATES = 30
 # Function words say little about which FAQ is meant; their grams count for a fifth.
 STOPWORD_FACTOR = 0.2
 STOPWORDS = frozenset(
-    "a an the i me my we our you your is are am was be do does did can could will would "
-    "to of for in on at by with and or it this that what how when where which why please "
-    "hi hello".split()
-) | frozenset("我 你 您 的 了 吗 呢 吧 啊 呀 么 是 在 有 要 想 请 能 可以 怎么 什么 怎样 如何 一下".split())
+    ["a", "an", "the", "i", "me", "my", "we", "our", "you", "your", "is", "are", "am", "was", "be", "do", "does", "did", "can", "could", "will", "would", "to", "of", "for", "in", "on", "at", "by", "with", "and", "or", "it", "this", "that", "what", "how", "when", "where", "which", "why", "please", "hi", "hello"]
+) | frozenset(["我", "你", "您", "的", "了", "吗", "呢", "吧", "啊", "呀", "么", "是", "在", "有", "要", "想", "请", "能", "可以", "怎么", "什么", "怎样", "如何", "一下"])
 
 
 def features(normalized: str) -> Counter[str]:
+    """Chinese runs give characters and character pairs; other words give the word itself
+    and its character trigrams. Function words get their own `s:` grams, weighted down."""
     grams: Counter[str] = Counter()
     for word in normalized.split(" "):
-        run: list[str] = []
-        latin: list[str] = []
-
-        def flush_cjk() -> None:
-            for i, char in enumerate(run):
-                grams[("s:" if char in STOPWORDS else "c:") + char] += 1
-                if i + 1 < len(run):
-                    grams["c:" + char + run[i + 1]] += 1
-            run.clear()
-
-        def flush_latin() -> None:
-            if latin:
-                token = "".join(latin)
-                grams["w:" + token] += 1
-                padded = f" {token} "
-                for i in range(len(padded) - 2):
-                    grams["t:" + padded[i : i + 3]] += 1
-                latin.clear()
-
         if word in STOPWORDS:
             grams["s:" + word] += 1
             continue
-        for char in word:
-            if is_cjk(char):
-                flush_latin()
-                run.append(char)
+        for cjk, chars in groupby(word, key=is_cjk):
+            run = "".join(chars)
+            if cjk:
+                for i, char in enumerate(run):
+                    grams[("s:" if char in STOPWORDS else "c:") + char] += 1
+                    if i + 1 < len(run):
+                        grams["c:" + run[i : i + 2]] += 1
             else:
-                flush_cjk()
-                latin.append(char)
-        flush_cjk()
-        flush_latin()
+                grams["w:" + run] += 1
+                padded = f" {run} "
+                for i in range(len(padded) - 2):
+                    grams["t:" + padded[i : i + 3]] += 1
     return grams
 
 
@@ -105,7 +90,9 @@ class Matcher:
         for grams in counts:
             document_frequency.update(grams.keys())
         total = len(counts)
-        self._idf = {g: math.log((total + 1) / (df + 1)) + 1.0 for g, df in document_frequency.items()}
+        self._idf = {
+            g: math.log((total + 1) / (df + 1)) + 1.0 for g, df in document_frequency.items()
+        }
         self._unseen_idf = math.log(total + 1) + 1.0
         self._postings: dict[str, list[tuple[int, float]]] = defaultdict(list)
         for index, grams in enumerate(counts):

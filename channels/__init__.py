@@ -1,0 +1,1 @@
+"""Channel adapters: each turns its platform's wire format into kefu's message types."""

@@ -1,0 +1,250 @@
+"""Web chat over WebSocket; the protocol is documented in docs/webchat-protocol.md."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from importlib.resources import files
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from bot.config import WebChatConfig
+from bot.messages import InboundEvent, InboundMessage, StoredMessage
+from bot.ratelimit import RateLimiter
+from bot.router import Accepted
+from bot.store import Conversation, Store
+
+log = logging.getLogger(__name__)
+
+NAME = "webchat"
+_VISITOR = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+_CLIENT_MSG_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+STATIC = files("channels.webchat") / "static"
+
+
+class FrameError(Exception):
+    """A client frame that kefu cannot accept; becomes an `error` frame, not a crash."""
+
+    def __init__(self, code: str, message: str, client_msg_id: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.client_msg_id = client_msg_id
+
+
+@dataclass(frozen=True, slots=True)
+class ClientFrame:
+    type: str
+    text: str = ""
+    client_msg_id: str | None = None
+    score: int | None = None
+    lang: str | None = None
+
+
+def parse_frame(data: str, max_text_chars: int) -> ClientFrame:
+    try:
+        frame = json.loads(data)
+    except json.JSONDecodeError:
+        raise FrameError("bad_json", "frames must be JSON objects") from None
+    if not isinstance(frame, dict):
+        raise FrameError("bad_json", "frames must be JSON objects")
+    kind = frame.get("type")
+    lang = frame.get("lang") if isinstance(frame.get("lang"), str) else None
+    if kind == "open":
+        return ClientFrame("open", lang=lang)
+    if kind == "rating":
+        score = frame.get("score")
+        if not isinstance(score, int) or isinstance(score, bool) or not 1 <= score <= 5:
+            raise FrameError("bad_rating", "score must be a whole number from 1 to 5")
+        return ClientFrame("rating", score=score)
+    if kind == "message":
+        msg_id = frame.get("client_msg_id")
+        if not isinstance(msg_id, str) or not _CLIENT_MSG_ID.match(msg_id):
+            raise FrameError("bad_client_msg_id",
+                             "client_msg_id must be 1-64 letters, digits or _.:-")
+        text = frame.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise FrameError("empty_text", "the message has no text", msg_id)
+        if len(text) > max_text_chars:
+            raise FrameError("text_too_long",
+                             f"messages are limited to {max_text_chars} characters", msg_id)
+        return ClientFrame("message", text=text.strip(), client_msg_id=msg_id, lang=lang)
+    raise FrameError("unknown_type", f"unknown frame type {kind!r}")
+
+
+def message_frame(message: StoredMessage) -> dict[str, Any]:
+    frame = {
+        "type": "message",
+        "id": message.id,
+        "conversation_id": message.conversation_id,
+        "seq": message.seq,
+        "role": message.role.value,
+        "kind": message.kind.value,
+        "text": message.text,
+        "ts": message.ts,
+        "quick_replies": list(message.quick_replies),
+    }
+    if message.platform_msg_id is not None:
+        frame["client_msg_id"] = message.platform_msg_id  # lets the sender match its own
+    return frame
+
+
+def state_frame(conversation: Conversation, position: int | None) -> dict[str, Any]:
+    return {
+        "type": "state",
+        "conversation_id": conversation.id,
+        "state": conversation.state.value,
+        "position": position,
+    }
+
+
+class WebChatChannel:
+    name = NAME
+
+    def __init__(
+        self,
+        config: WebChatConfig,
+        store: Store,
+        on_message: Callable[[InboundMessage], Awaitable[Accepted]],
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._on_message = on_message
+        self._sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
+        self._limiter = RateLimiter(config.rate_limit_messages, config.rate_limit_seconds)
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/chat/ws", self._websocket)
+        app.router.add_get("/widget.js", self._static("widget.js", "application/javascript"))
+        app.router.add_get("/", self._static("demo.html", "text/html"))
+
+    def _static(self, name: str, content_type: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+        body = (STATIC / name).read_bytes()
+
+        async def serve(request: web.Request) -> web.Response:
+            return web.Response(body=body, content_type=content_type, charset="utf-8")
+
+        return serve
+
+    # outbound
+
+    async def send(self, conversation: Conversation, message: StoredMessage) -> None:
+        await self._broadcast(conversation.user_id, message_frame(message))
+
+    async def send_state(self, conversation: Conversation, position: int | None) -> None:
+        await self._broadcast(conversation.user_id, state_frame(conversation, position))
+
+    async def _broadcast(self, visitor: str, frame: dict[str, Any]) -> None:
+        """Send to every open tab of the visitor; a closed one catches up on reconnect."""
+        for ws in list(self._sockets.get(visitor, ())):
+            try:
+                await ws.send_json(frame, dumps=_dumps)
+            except (ConnectionError, RuntimeError) as exc:
+                log.info("webchat %s: socket gone (%s); the message waits for reconnect",
+                         visitor, exc)
+
+    async def aclose(self) -> None:
+        for sockets in list(self._sockets.values()):
+            for ws in list(sockets):
+                await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+
+    # inbound
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        visitor = request.query.get("visitor", "")
+        if not _VISITOR.match(visitor):
+            raise web.HTTPBadRequest(text="visitor must be 8-64 letters, digits, _ or -")
+        origin = request.headers.get("Origin")
+        if self._config.allowed_origins and origin not in self._config.allowed_origins:
+            raise web.HTTPForbidden(text="this origin may not use the chat")
+        try:
+            after = int(request.query.get("after", "0"))
+        except ValueError:
+            raise web.HTTPBadRequest(text="after must be a whole number") from None
+        ws = web.WebSocketResponse(max_msg_size=self._config.max_frame_bytes, heartbeat=30.0)
+        await ws.prepare(request)
+        self._sockets[visitor].add(ws)
+        try:
+            await self._replay(ws, visitor, request.query.get("conversation"), after)
+            await self._receive(ws, visitor)
+        finally:
+            self._sockets[visitor].discard(ws)
+            if not self._sockets[visitor]:
+                del self._sockets[visitor]
+        return ws
+
+    async def _replay(
+        self, ws: web.WebSocketResponse, visitor: str, conversation_id: str | None, after: int
+    ) -> None:
+        """Send what the client has not seen of the visitor's current conversation."""
+        conversation = await self._store.current_conversation(NAME, visitor)
+        if conversation is None:
+            return
+        if conversation.id != conversation_id:
+            after = 0  # a different conversation from the one the client knows: send it all
+        position = await self._store.queue_position(conversation.id)
+        await ws.send_json(state_frame(conversation, position), dumps=_dumps)
+        for message in await self._store.messages(conversation.id, after):
+            await ws.send_json(message_frame(message), dumps=_dumps)
+
+    async def _receive(self, ws: web.WebSocketResponse, visitor: str) -> None:
+        strikes = 0
+        async for msg in ws:
+            if msg.type is WSMsgType.BINARY:
+                await self._error(ws, FrameError("binary", "send text frames with JSON"))
+                continue
+            if msg.type is not WSMsgType.TEXT:
+                break  # errors (oversized, invalid UTF-8) are closed by aiohttp with a code
+            received_at = time.time()
+            try:
+                frame = parse_frame(msg.data, self._config.max_text_chars)
+                if frame.type == "message" and not self._limiter.allow(visitor):
+                    strikes += 1
+                    if strikes >= self._config.rate_limit_strikes_before_close:
+                        log.warning("webchat %s: closed for flooding", visitor)
+                        await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"flooding")
+                        return
+                    wait = self._limiter.retry_after(visitor)
+                    raise FrameError("rate_limited",
+                                     f"too many messages; try again in {wait:.1f} s",
+                                     frame.client_msg_id)
+                await self._accept(ws, visitor, frame, received_at)
+            except FrameError as exc:
+                log.info("webchat %s: rejected frame: %s %s", visitor, exc.code, exc)
+                await self._error(ws, exc)
+
+    async def _accept(
+        self, ws: web.WebSocketResponse, visitor: str, frame: ClientFrame, received_at: float
+    ) -> None:
+        event = {"open": InboundEvent.OPEN, "message": InboundEvent.MESSAGE,
+                 "rating": InboundEvent.RATING}[frame.type]
+        inbound = InboundMessage(
+            channel=NAME, user_id=visitor, platform_msg_id=frame.client_msg_id,
+            text=frame.text, received_at=received_at, event=event, lang=frame.lang,
+            rating=frame.score,
+        )
+        try:
+            accepted = await self._on_message(inbound)
+        except RuntimeError as exc:
+            raise FrameError("not_stored", "the message could not be saved; send it again",
+                             frame.client_msg_id) from exc
+        if frame.type == "message":
+            await ws.send_json({"type": "ack", "client_msg_id": frame.client_msg_id,
+                                "conversation_id": accepted.conversation_id,
+                                "seq": accepted.seq, "duplicate": accepted.duplicate},
+                               dumps=_dumps)
+
+    async def _error(self, ws: web.WebSocketResponse, error: FrameError) -> None:
+        frame: dict[str, Any] = {"type": "error", "code": error.code, "message": str(error)}
+        if error.client_msg_id is not None:
+            frame["client_msg_id"] = error.client_msg_id
+        await ws.send_json(frame, dumps=_dumps)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
