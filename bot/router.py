@@ -54,7 +54,8 @@ class Accepted:
     """The inbound event is stored (or was already): the channel may acknowledge it."""
 
     conversation_id: str
-    duplicate: bool
+    state: ConversationState
+    duplicate: bool = False
     seq: int | None = None  # the stored message's place in the transcript
 
 
@@ -88,7 +89,6 @@ class Router:
         self.greeter = Greeter(config, self._hours)
         self.texts = Texts(config)
         self._lanes: dict[tuple[str, str], _Lane] = {}
-        self._last_holding: dict[str, float] = {}
 
     # entry point for adapters
 
@@ -133,12 +133,13 @@ class Router:
                 role=Role.CUSTOMER, kind=Kind.TEXT, text=inbound.text, ts=inbound.received_at,
                 platform_msg_id=inbound.platform_msg_id,
             ))
-            job.accepted.set_result(Accepted(conversation.id, duplicate=stored is None,
+            job.accepted.set_result(Accepted(conversation.id, conversation.state,
+                                             duplicate=stored is None,
                                              seq=stored.seq if stored else None))
             if stored is None:
                 return
         else:
-            job.accepted.set_result(Accepted(conversation.id, duplicate=False))
+            job.accepted.set_result(Accepted(conversation.id, conversation.state))
         if is_new:
             phases = {
                 "waiting behind earlier events of this customer": started - inbound.received_at,
@@ -215,8 +216,7 @@ class Router:
 
     async def _respond(self, conversation: Conversation, inbound: InboundMessage) -> Conversation:
         if conversation.state is ConversationState.QUEUED:
-            await self._remind_queued(conversation, inbound.received_at)
-            return conversation
+            return await self._remind_queued(conversation, inbound.received_at)
         if conversation.state is not ConversationState.BOT:
             return conversation  # an agent holds the conversation
         trigger = detect_handoff(inbound.text, self._config.handoff)
@@ -285,6 +285,7 @@ class Router:
             handoff_reason=reason or trigger.value, consecutive_misses=0,
         )
         await self._store.save_conversation(conversation)
+        await self._send_state(conversation)  # before the message: clients show both
         moment = self._hours.local(now)
         text = self.texts.get(conversation.lang, text_key) if text_key else ""
         if not self._hours.is_open(moment):
@@ -293,19 +294,20 @@ class Router:
         if text:
             await self.say(conversation, OutboundReply(
                 text, Kind.HANDOFF, meta={"reason": conversation.handoff_reason}))
-        self._last_holding[conversation.id] = now
-        await self._send_state(conversation)
         return conversation
 
-    async def _remind_queued(self, conversation: Conversation, now: float) -> None:
-        last = self._last_holding.get(conversation.id, 0.0)
+    async def _remind_queued(self, conversation: Conversation, now: float) -> Conversation:
+        """Answer a waiting customer with their place in the queue, at most once a
+        `queued_reminder_seconds`; in between they still get the position as state."""
         position = await self._store.queue_position(conversation.id)
-        if now - last >= self._config.conversation.queued_reminder_seconds:
-            self._last_holding[conversation.id] = now
-            ahead = max((position or 1) - 1, 0)
-            await self.say(conversation, OutboundReply(
-                self.texts.get(conversation.lang, "holding", ahead=ahead), Kind.HOLDING))
         await self._send_state(conversation, position)
+        last = conversation.last_holding_at or 0.0
+        if now - last < self._config.conversation.queued_reminder_seconds:
+            return conversation
+        ahead = max((position or 1) - 1, 0)
+        await self.say(conversation, OutboundReply(
+            self.texts.get(conversation.lang, "holding", ahead=ahead), Kind.HOLDING))
+        return replace(conversation, last_holding_at=now)
 
     # sending
 

@@ -28,6 +28,7 @@ class Conversation:
     rating: int | None = None
     greeting_latency_ms: float | None = None
     greeting_breach: str | None = None  # why the greeting was late, when it was
+    last_holding_at: float | None = None  # when a queued customer was last told to wait
 
 
 @dataclass(frozen=True, slots=True)

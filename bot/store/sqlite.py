@@ -27,7 +27,7 @@ CREATE TABLE IF NOT EXISTS conversations (
     id TEXT PRIMARY KEY, channel TEXT NOT NULL, user_id TEXT NOT NULL, state TEXT NOT NULL,
     lang TEXT NOT NULL, created_at REAL NOT NULL, last_activity_at REAL NOT NULL,
     consecutive_misses INTEGER NOT NULL, handoff_reason TEXT, queued_at REAL, closed_at REAL,
-    rating INTEGER, greeting_latency_ms REAL, greeting_breach TEXT
+    rating INTEGER, greeting_latency_ms REAL, greeting_breach TEXT, last_holding_at REAL
 );
 CREATE INDEX IF NOT EXISTS conversations_by_customer
     ON conversations (channel, user_id, created_at);

@@ -233,7 +233,12 @@ class WebChatChannel:
         except RuntimeError as exc:
             raise FrameError("not_stored", "the message could not be saved; send it again",
                              frame.client_msg_id) from exc
-        if frame.type == "message":
+        if frame.type == "open":  # tells the client its conversation before anything else
+            position = await self._store.queue_position(accepted.conversation_id)
+            await ws.send_json({"type": "state", "conversation_id": accepted.conversation_id,
+                                "state": accepted.state.value, "position": position},
+                               dumps=_dumps)
+        elif frame.type == "message":
             await ws.send_json({"type": "ack", "client_msg_id": frame.client_msg_id,
                                 "conversation_id": accepted.conversation_id,
                                 "seq": accepted.seq, "duplicate": accepted.duplicate},

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.config import Config
+from tests.harness import Kefu, write_kb
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+# A small knowledge base whose scores are easy to reason about, so router tests do not
+# depend on how the shipped sample is tuned.
+TEST_KB = {
+    "returns.yaml": """\
+lang: zh
+entries:
+  - id: return-policy
+    questions: [退货怎么办, 可以退货吗, 退货政策是什么]
+    answer: 签收后 7 天内可以无理由退货。
+  - id: refund-time
+    questions: [退款多久到账, 什么时候退款]
+    answer: 退款 1-3 个工作日到账。
+  - id: parcel-lost
+    questions: [包裹丢了怎么办, 快递显示签收但我没收到]
+    answer: 非常抱歉，我们马上联系快递核实。
+    handoff: true
+""",
+    "contact.yaml": """\
+entries:
+  - id: contact-phone
+    lang: zh
+    questions: [客服电话是多少, 怎么联系你们]
+    answer: 客服热线 400-800-1234。
+  - id: opening-hours-en
+    lang: en
+    questions: [what are your opening hours, when are you open]
+    answer: "We work {{ hours }}."
+""",
+}
+
+ALWAYS_OPEN = {day: "00:00-24:00" for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+
+
+@pytest.fixture
+def make_config(tmp_path: Path) -> Callable[..., Config]:
+    """A config on a fresh store and a copy of the test knowledge base; overrides by section."""
+    kb = write_kb(tmp_path / "kb", TEST_KB)
+
+    def make(**sections: dict[str, Any]) -> Config:
+        raw: dict[str, Any] = {
+            "business": {"name": "测试店", "hours": ALWAYS_OPEN},
+            "knowledge_base": {"path": str(kb), "reload_interval_seconds": 60},
+            "store": {"path": str(tmp_path / "data" / "kefu.sqlite3")},
+        }
+        for section, values in sections.items():
+            raw[section] = {**raw.get(section, {}), **values}
+        return Config.model_validate(raw)
+
+    return make
+
+
+@pytest.fixture
+def sample_kb(tmp_path: Path) -> Path:
+    """A copy of the shipped knowledge base that a test may edit."""
+    return Path(shutil.copytree(PROJECT / "kb", tmp_path / "sample-kb"))
+
+
+@pytest.fixture
+async def kefu(make_config: Callable[..., Config]) -> AsyncIterator[Kefu]:
+    running = await Kefu(make_config()).start()
+    yield running
+    await running.stop()

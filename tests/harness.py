@@ -1,0 +1,162 @@
+"""Test harness: a real kefu app on 127.0.0.1 and visitors talking to it over WebSocket.
+
+Tests read like a conversation:
+
+    visitor = await kefu.visitor()
+    replies = await visitor.say("退货怎么办")
+    assert replies[0]["kind"] == "greeting"
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import ClientWebSocketResponse, WSMsgType
+from aiohttp.test_utils import TestClient, TestServer
+
+from bot.app import ROUTER, STORE, create_app
+from bot.config import Config
+from bot.store import Store
+
+FRAME_TIMEOUT = 10.0
+
+
+@dataclass
+class Visitor:
+    client: TestClient
+    store: Store
+    kefu: Kefu
+    id: str
+    ws: ClientWebSocketResponse | None = None
+    frames: list[dict[str, Any]] = field(default_factory=list)  # everything received
+    seen: dict[str, set[int]] = field(default_factory=dict)  # conversation -> message seqs
+
+    async def connect(self, **params: str) -> Visitor:
+        self.ws = await self.client.ws_connect("/chat/ws", params={"visitor": self.id, **params})
+        return self
+
+    async def disconnect(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+            self.ws = None
+
+    async def send(self, frame: dict[str, Any] | str) -> None:
+        assert self.ws is not None, "connect first"
+        await self.ws.send_str(frame if isinstance(frame, str) else json.dumps(frame))
+
+    async def receive(self, timeout: float = FRAME_TIMEOUT) -> dict[str, Any]:
+        assert self.ws is not None, "connect first"
+        msg = await self.ws.receive(timeout=timeout)
+        if msg.type is not WSMsgType.TEXT:
+            raise ConnectionError(f"socket closed: {msg.type.name} {self.ws.close_code}")
+        frame: dict[str, Any] = json.loads(msg.data)
+        self.frames.append(frame)
+        if frame["type"] == "message":
+            self.seen.setdefault(frame["conversation_id"], set()).add(frame["seq"])
+        return frame
+
+    async def receive_until(self, frame_type: str) -> list[dict[str, Any]]:
+        frames = [await self.receive()]
+        while frames[-1]["type"] != frame_type:
+            frames.append(await self.receive())
+        return frames
+
+    async def open(self, lang: str | None = None) -> list[dict[str, Any]]:
+        """Open the chat (as the widget does) and return what the bot said."""
+        start = len(self.frames)
+        await self.send({"type": "open", **({"lang": lang} if lang else {})})
+        await self.receive_until("state")
+        await self.settle()
+        return _messages(self.frames[start:])
+
+    async def say(self, text: str, client_msg_id: str | None = None) -> list[dict[str, Any]]:
+        """Send a message and return the messages the bot sent because of it."""
+        start = len(self.frames)
+        await self.send({"type": "message", "text": text,
+                         "client_msg_id": client_msg_id or uuid.uuid4().hex})
+        await self.receive_until("ack")
+        await self.settle()
+        return _messages(self.frames[start:])
+
+    async def settle(self) -> None:
+        """Wait until kefu has finished, then until every message it stored has arrived."""
+        await self.kefu.router.idle()
+        conversation = await self.store.latest_conversation("webchat", self.id)
+        if conversation is None:
+            return
+        stored = await self.store.messages(conversation.id)
+        expected = {m.seq for m in stored if m.role.value != "customer"}
+        while not expected <= self.seen.get(conversation.id, set()):
+            await self.receive()
+
+    @property
+    def states(self) -> list[dict[str, Any]]:
+        return [f for f in self.frames if f["type"] == "state"]
+
+
+def _messages(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [f for f in frames if f["type"] == "message" and f["role"] != "customer"]
+
+
+class Kefu:
+    """One running kefu: app, server on 127.0.0.1, and a client for visitors."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.client: TestClient | None = None
+
+    async def start(self) -> Kefu:
+        app = await create_app(self.config)
+        self.client = TestClient(TestServer(app, host="127.0.0.1"))
+        await self.client.start_server()
+        return self
+
+    async def stop(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+            self.client = None
+
+    @property
+    def app(self) -> Any:
+        assert self.client is not None
+        return self.client.app
+
+    @property
+    def router(self) -> Any:
+        return self.app[ROUTER]
+
+    @property
+    def store(self) -> Store:
+        return self.app[STORE]  # type: ignore[no-any-return]
+
+    async def visitor(self, visitor_id: str | None = None, **params: str) -> Visitor:
+        assert self.client is not None
+        visitor = Visitor(self.client, self.store, self, visitor_id or "v" + uuid.uuid4().hex)
+        return await visitor.connect(**params)
+
+
+def write_kb(folder: Path, files: dict[str, str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+async def wait_for(predicate: Any, timeout: float = 5.0) -> None:
+    """Poll `predicate` (sync or async) until true; for effects with no event to await."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if loop.time() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.02)
