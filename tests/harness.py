@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import ClientWebSocketResponse, WSMsgType
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.app import ROUTER, STORE, create_app
+from bot.app import KNOWLEDGE_BASE, ROUTER, STORE, create_app
 from bot.config import Config
 from bot.store import Store
 
@@ -129,6 +129,10 @@ class Kefu:
     @property
     def router(self) -> Any:
         return self.app[ROUTER]
+
+    @property
+    def knowledge_base(self) -> Any:
+        return self.app[KNOWLEDGE_BASE]
 
     @property
     def store(self) -> Store:

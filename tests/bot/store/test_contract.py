@@ -1,0 +1,118 @@
+"""The store contract: every backend runs these same tests (the Redis backend joins later)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from bot.messages import ConversationState, Kind, Role
+from bot.store import Conversation, NewMessage, Store, UnansweredQuestion
+from bot.store.sqlite import SqliteStore
+
+
+@pytest.fixture(params=["sqlite"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await SqliteStore.open(tmp_path / "store.sqlite3")
+    yield opened
+    await opened.close()
+
+
+def conversation(cid: str = "c1", user: str = "u1", created: float = 100.0, **changes: object
+                 ) -> Conversation:
+    base = Conversation(id=cid, channel="webchat", user_id=user, state=ConversationState.BOT,
+                        lang="zh", created_at=created, last_activity_at=created)
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def said(text: str, ts: float = 101.0, msg_id: str | None = None) -> NewMessage:
+    return NewMessage(role=Role.CUSTOMER, kind=Kind.TEXT, text=text, ts=ts, platform_msg_id=msg_id)
+
+
+async def test_saved_conversation_reads_back_equal(store: Store) -> None:
+    original = conversation(greeting_latency_ms=12.5, handoff_reason="complaint",
+                            state=ConversationState.QUEUED, queued_at=105.0, rating=4)
+    await store.save_conversation(original)
+    assert await store.get_conversation("c1") == original
+    assert await store.get_conversation("missing") is None
+
+
+async def test_current_conversation_skips_closed_ones(store: Store) -> None:
+    await store.save_conversation(conversation("old", created=1.0, state=ConversationState.CLOSED))
+    assert await store.current_conversation("webchat", "u1") is None
+    latest = await store.latest_conversation("webchat", "u1")
+    assert latest is not None and latest.id == "old"
+    await store.save_conversation(conversation("new", created=2.0))
+    current = await store.current_conversation("webchat", "u1")
+    assert current is not None and current.id == "new"
+    assert [c.id for c in await store.conversations_of("webchat", "u1")] == ["new", "old"]
+    assert await store.current_conversation("telegram", "u1") is None
+
+
+async def test_transcript_keeps_order_and_every_field(store: Store) -> None:
+    c = conversation()
+    await store.save_conversation(c)
+    first = await store.append_message(c, said("退货怎么办", msg_id="m1"))
+    reply = await store.append_message(c, NewMessage(
+        role=Role.BOT, kind=Kind.CLARIFY, text="您是想问？", ts=102.0,
+        quick_replies=("可以退货吗", "人工客服"), meta={"scores": [{"entry": "a", "score": 50}]}))
+    assert first is not None and reply is not None
+    assert (first.seq, reply.seq) == (1, 2)
+    transcript = await store.messages("c1")
+    assert transcript == [first, reply]
+    assert transcript[1].quick_replies == ("可以退货吗", "人工客服")
+    assert transcript[1].meta == {"scores": [{"entry": "a", "score": 50}]}
+    assert await store.messages("c1", after_seq=1) == [reply]
+
+
+async def test_same_platform_message_id_is_stored_once_per_customer(store: Store) -> None:
+    c, other = conversation(), conversation("c2", user="u2")
+    await store.save_conversation(c)
+    await store.save_conversation(other)
+    assert await store.append_message(c, said("hi", msg_id="m1")) is not None
+    assert await store.append_message(c, said("hi again", msg_id="m1")) is None
+    assert await store.append_message(other, said("hi", msg_id="m1")) is not None  # other user
+    assert [m.text for m in await store.messages("c1")] == ["hi"]
+
+
+async def test_concurrent_appends_get_distinct_ordered_seqs(store: Store) -> None:
+    c = conversation()
+    await store.save_conversation(c)
+    stored = await asyncio.gather(*(store.append_message(c, said(f"m{i}")) for i in range(50)))
+    seqs = sorted(m.seq for m in stored if m is not None)
+    assert seqs == list(range(1, 51))
+
+
+async def test_queue_positions_follow_queue_time(store: Store) -> None:
+    for cid, queued_at in [("late", 30.0), ("early", 10.0), ("middle", 20.0)]:
+        await store.save_conversation(conversation(cid, user=cid, state=ConversationState.QUEUED,
+                                                   queued_at=queued_at))
+    await store.save_conversation(conversation("bot", user="bot"))
+    assert [await store.queue_position(c) for c in ("early", "middle", "late", "bot")] == [
+        1, 2, 3, None]
+
+
+async def test_unanswered_questions_are_kept_for_staff(store: Store) -> None:
+    await store.record_unanswered(UnansweredQuestion("c1", "能便宜点吗", "price", 20.5, 100.0))
+    await store.record_unanswered(UnansweredQuestion("c1", "天气", None, None, 200.0))
+    assert [u.text for u in await store.unanswered()] == ["能便宜点吗", "天气"]
+    assert [u.text for u in await store.unanswered(since=150.0)] == ["天气"]
+
+
+async def test_data_survives_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "durable.sqlite3"
+    first = await SqliteStore.open(path)
+    c = conversation()
+    await first.save_conversation(c)
+    await first.append_message(c, said("退货怎么办", msg_id="m1"))
+    await first.close()
+    second = await SqliteStore.open(path)
+    try:
+        assert await second.get_conversation("c1") == c
+        assert [m.text for m in await second.messages("c1")] == ["退货怎么办"]
+        assert await second.append_message(c, said("dup", msg_id="m1")) is None
+    finally:
+        await second.close()

@@ -1,0 +1,60 @@
+"""Hot reload: staff edit a file, the running bot picks it up; a broken edit changes nothing."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bot.config import Config
+from tests.conftest import TEST_KB
+from tests.harness import Kefu, wait_for
+
+NEW_ENTRY = """
+  - id: gift-wrap
+    questions: [可以包装成礼物吗, 有礼品包装吗]
+    answer: 可以，下单时勾选“礼品包装”。
+"""
+
+
+async def test_edit_is_served_and_a_broken_edit_keeps_the_last_good_one(
+    kefu: Kefu, caplog: pytest.LogCaptureFixture
+) -> None:
+    live = kefu.knowledge_base
+    folder: Path = kefu.config.knowledge_base.path
+    visitor = await kefu.visitor()
+    await visitor.open()
+    assert (await visitor.say("有礼品包装吗"))[0]["kind"] != "answer"
+
+    (folder / "returns.yaml").write_text(TEST_KB["returns.yaml"] + NEW_ENTRY, encoding="utf-8")
+    assert await live.reload_if_changed()
+    assert (await visitor.say("有礼品包装吗"))[0]["text"] == "可以，下单时勾选“礼品包装”。"
+
+    (folder / "returns.yaml").write_text("entries:\n  - id: [broken\n", encoding="utf-8")
+    with caplog.at_level(logging.ERROR):
+        assert not await live.reload_if_changed()
+    assert "knowledge base edit rejected" in caplog.text
+    assert live.last_problems and "returns.yaml" in live.last_problems[0]
+    assert (await visitor.say("有礼品包装吗"))[0]["text"] == "可以，下单时勾选“礼品包装”。"
+    assert kefu.client is not None
+    health = await (await kefu.client.get("/healthz")).json()
+    assert health["knowledge_base_problems"] == live.last_problems
+
+
+async def test_the_running_bot_notices_edits_by_itself(
+    make_config: Callable[..., Config],
+) -> None:
+    kefu = await Kefu(make_config(knowledge_base={"reload_interval_seconds": 0.05})).start()
+    try:
+        folder: Path = kefu.config.knowledge_base.path
+        (folder / "gifts.yaml").write_text("entries:" + NEW_ENTRY, encoding="utf-8")
+
+        async def served() -> bool:
+            entries = kefu.knowledge_base.current.entries
+            return any(e.id == "gift-wrap" for e in entries)
+
+        await wait_for(served)
+    finally:
+        await kefu.stop()
