@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
@@ -54,7 +55,7 @@ async def create_app(config: Config) -> web.Application:
         channel.add_routes(app)
     app.router.add_get("/healthz", _health)
 
-    async def watch_knowledge_base(app: web.Application) -> object:
+    async def watch_knowledge_base(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(live_kb.watch(config.knowledge_base.reload_interval_seconds))
         yield
         task.cancel()

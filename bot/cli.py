@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     ask.add_argument("--kb", type=Path, help="FAQ folder (default: from config)")
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "serve":
             return _serve(load_config(args.config), args.host, args.port)

@@ -67,7 +67,8 @@ class BusinessConfig(_Model):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r} (use a name like Asia/Shanghai)") from exc
+            raise ValueError(
+                f"unknown time zone {value!r} (use a name like Asia/Shanghai)") from exc
         return value
 
     @field_validator("hours", mode="before")

@@ -43,7 +43,8 @@ class Greeter:
         }
 
     def render(self, lang: str, now: float) -> str:
-        template = self._templates.get(lang) or self._templates[self._config.business.default_language]
+        default = self._config.business.default_language
+        template = self._templates.get(lang) or self._templates[default]
         return template.render(**self.context(lang, now)).strip()
 
 

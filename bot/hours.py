@@ -39,7 +39,8 @@ class BusinessHours:
             day = (moment + timedelta(days=offset)).date()
             if day in self._config.holidays:
                 continue
-            for r in sorted(self._config.hours.get(WEEKDAYS[day.weekday()], []), key=lambda r: r.start):
+            ranges = self._config.hours.get(WEEKDAYS[day.weekday()], [])
+            for r in sorted(ranges, key=lambda r: r.start):
                 start = datetime.combine(day, r.start, tzinfo=self.zone)
                 if start > moment:
                     return start
@@ -85,5 +86,5 @@ def describe_hours(config: BusinessConfig, lang: str) -> str:
         return "暂无人工服务时间" if lang == "zh" else "no staffed hours"
     joiner, to = ("，", "至") if lang == "zh" else ("; ", " to ")
     return joiner.join(
-        f"{names[a]}{to if b > a else ''}{names[b] if b > a else ''} {text}" for a, b, text in groups
+        f"{names[a]}{to + names[b] if b > a else ''} {text}" for a, b, text in groups
     )

@@ -8,11 +8,13 @@ from bot.errors import ConfigError
 DEFAULT_TEXTS: dict[str, dict[str, str]] = {
     "zh": {
         "clarify": "您是想问下面哪一个问题？请点选，或换个说法告诉我。",
-        "fallback": "抱歉，这个问题我暂时回答不了。您可以换个说法，或回复“人工”联系人工客服。",
+        "fallback": "抱歉，这个问题我暂时回答不了。"
+        "您可以换个说法，或回复“人工”联系人工客服。",
         "handoff_request": "好的，正在为您转接人工客服，请稍候。",
         "handoff_complaint": "非常抱歉给您带来不好的体验，正在为您转接人工客服专门处理。",
         "handoff_misses": "抱歉没能帮到您，正在为您转接人工客服。",
-        "handoff_closed": "现在是非工作时间，人工客服{back_at}上班，您的消息都会保留，上班后第一时间回复您。",
+        "handoff_closed": "现在是非工作时间，人工客服{back_at}上班，"
+        "您的消息都会保留，上班后第一时间回复您。",
         "holding": "您的消息已收到，人工客服接入后会第一时间回复您。您前面还有 {ahead} 位。",
         "rating_thanks": "感谢您的评价！",
         "human_option": "人工客服",

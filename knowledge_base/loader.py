@@ -55,20 +55,24 @@ def load_entries(folder: Path) -> list[Entry]:
         raise KnowledgeBaseError([f"{folder}: knowledge-base folder not found"])
     problems: list[str] = []
     entries: list[Entry] = []
+    ids: list[tuple[str, str]] = []  # every id seen, valid entry or not, with where it is
     files = faq_files(folder)
     for path in files:
-        entries.extend(_load_file(path, folder, problems))
+        entries.extend(_load_file(path, folder, problems, ids))
     if not files:
         problems.append(f"{folder}: no .yaml files found")
     elif not entries and not problems:
         problems.append(f"{folder}: the files hold no entries")
-    problems.extend(_cross_entry_problems(entries))
+    problems.extend(_duplicate_ids(ids))
+    problems.extend(_shared_questions(entries))
     if problems:
         raise KnowledgeBaseError(problems)
     return entries
 
 
-def _load_file(path: Path, folder: Path, problems: list[str]) -> Iterator[Entry]:
+def _load_file(
+    path: Path, folder: Path, problems: list[str], ids: list[tuple[str, str]]
+) -> Iterator[Entry]:
     name = str(path.relative_to(folder.parent)) if folder.parent != path else str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -110,7 +114,7 @@ def _load_file(path: Path, folder: Path, problems: list[str]) -> Iterator[Entry]
         problems.append(f"{name}:{_line(root)}: expected a list of entries (lines starting with -)")
         return
     for node in root.value:
-        entry = _entry(node, name, default_lang, problems)
+        entry = _entry(node, name, default_lang, problems, ids)
         if entry is not None:
             yield entry
 
@@ -120,10 +124,16 @@ def _line(node: yaml.Node) -> int:
 
 
 def _scalar(node: yaml.Node) -> Any:
-    return yaml.SafeLoader("").construct_object(node, deep=True)  # type: ignore[no-untyped-call]
+    return yaml.SafeLoader("").construct_object(node, deep=True)
 
 
-def _entry(node: yaml.Node, name: str, default_lang: str | None, problems: list[str]) -> Entry | None:
+def _entry(
+    node: yaml.Node,
+    name: str,
+    default_lang: str | None,
+    problems: list[str],
+    ids: list[tuple[str, str]],
+) -> Entry | None:
     where = f"{name}:{_line(node)}"
     if not isinstance(node, yaml.MappingNode):
         problems.append(f"{where}: an entry must be a mapping with id, questions and answer")
@@ -141,6 +151,8 @@ def _entry(node: yaml.Node, name: str, default_lang: str | None, problems: list[
             problems.append(f"{name}:{_line(key_node)}: unknown key {key!r}{suggestion}")
             ok = False
         fields[key] = value_node
+    if "id" in fields and isinstance(fields["id"], yaml.ScalarNode):
+        ids.append((str(fields["id"].value), where))
     for required in ("id", "questions", "answer"):
         if required not in fields:
             problems.append(f"{where}: entry is missing {required!r}")
@@ -213,22 +225,24 @@ def _template_problem(answer: str) -> str | None:
     return None
 
 
-def _cross_entry_problems(entries: list[Entry]) -> list[str]:
+def _duplicate_ids(ids: list[tuple[str, str]]) -> list[str]:
+    first: dict[str, str] = {}
     problems = []
-    first_by_id: dict[str, Entry] = {}
-    first_by_question: dict[str, tuple[Entry, str]] = {}
-    for entry in entries:
-        if entry.id in first_by_id:
-            problems.append(f"{entry.source}: duplicate id {entry.id!r} "
-                            f"(first used at {first_by_id[entry.id].source})")
+    for entry_id, where in ids:
+        if entry_id in first:
+            problems.append(f"{where}: duplicate id {entry_id!r} (first used at {first[entry_id]})")
         else:
-            first_by_id[entry.id] = entry
+            first[entry_id] = where
+    return problems
+
+
+def _shared_questions(entries: list[Entry]) -> list[str]:
+    problems = []
+    first: dict[str, Entry] = {}
+    for entry in entries:
         for question in entry.questions:
-            key = normalize(question)
-            seen = first_by_question.get(key)
-            if seen and seen[0].id != entry.id:
+            seen = first.setdefault(normalize(question), entry)
+            if seen.id != entry.id:
                 problems.append(f"{entry.source}: question {question!r} is also in entry "
-                                f"{seen[0].id!r} ({seen[0].source}); keep it in one entry")
-            elif not seen:
-                first_by_question[key] = (entry, question)
+                                f"{seen.id!r} ({seen.source}); keep it in one entry")
     return problems

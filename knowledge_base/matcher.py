@@ -28,9 +28,14 @@ EDIT_WEIGHT = 0.30
 RESCORE_CANDIDATES = 30
 # Function words say little about which FAQ is meant; their grams count for a fifth.
 STOPWORD_FACTOR = 0.2
-STOPWORDS = frozenset(
-    ["a", "an", "the", "i", "me", "my", "we", "our", "you", "your", "is", "are", "am", "was", "be", "do", "does", "did", "can", "could", "will", "would", "to", "of", "for", "in", "on", "at", "by", "with", "and", "or", "it", "this", "that", "what", "how", "when", "where", "which", "why", "please", "hi", "hello"]
-) | frozenset(["我", "你", "您", "的", "了", "吗", "呢", "吧", "啊", "呀", "么", "是", "在", "有", "要", "想", "请", "能", "可以", "怎么", "什么", "怎样", "如何", "一下"])
+STOPWORDS = frozenset((
+    "a", "an", "the", "i", "me", "my", "we", "our", "you", "your", "is", "are", "am", "was",
+    "be", "do", "does", "did", "can", "could", "will", "would", "to", "of", "for", "in", "on",
+    "at", "by", "with", "and", "or", "it", "this", "that", "what", "how", "when", "where",
+    "which", "why", "please", "hi", "hello",
+    "我", "你", "您", "的", "了", "吗", "呢", "吧", "啊", "呀", "么", "是", "在", "有", "要",
+    "想", "请", "能", "可以", "怎么", "什么", "怎样", "如何", "一下",
+))
 
 
 def features(normalized: str) -> Counter[str]:

@@ -49,9 +49,9 @@ class Visitor:
         assert self.ws is not None, "connect first"
         await self.ws.send_str(frame if isinstance(frame, str) else json.dumps(frame))
 
-    async def receive(self, timeout: float = FRAME_TIMEOUT) -> dict[str, Any]:
+    async def receive(self) -> dict[str, Any]:
         assert self.ws is not None, "connect first"
-        msg = await self.ws.receive(timeout=timeout)
+        msg = await self.ws.receive(timeout=FRAME_TIMEOUT)
         if msg.type is not WSMsgType.TEXT:
             raise ConnectionError(f"socket closed: {msg.type.name} {self.ws.close_code}")
         frame: dict[str, Any] = json.loads(msg.data)
@@ -151,10 +151,10 @@ def write_kb(folder: Path, files: dict[str, str]) -> Path:
     return folder
 
 
-async def wait_for(predicate: Any, timeout: float = 5.0) -> None:
+async def wait_for(predicate: Any, within: float = 5.0) -> None:
     """Poll `predicate` (sync or async) until true; for effects with no event to await."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while True:
         result = predicate()
         if asyncio.iscoroutine(result):

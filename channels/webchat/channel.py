@@ -123,7 +123,9 @@ class WebChatChannel:
         app.router.add_get("/widget.js", self._static("widget.js", "application/javascript"))
         app.router.add_get("/", self._static("demo.html", "text/html"))
 
-    def _static(self, name: str, content_type: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    def _static(
+        self, name: str, content_type: str
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
         body = (STATIC / name).read_bytes()
 
         async def serve(request: web.Request) -> web.Response:

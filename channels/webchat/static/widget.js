@@ -43,7 +43,7 @@
     ".kefu-head{background:#1677ff;color:#fff;padding:12px 16px;font-weight:600}",
     ".kefu-status{font-size:12px;padding:4px 16px;background:#f0f5ff;color:#1d39c4;display:none}",
     ".kefu-log{flex:1;overflow-y:auto;padding:12px;background:#f7f8fa}",
-    ".kefu-msg{max-width:80%;margin:6px 0;padding:8px 12px;border-radius:10px;white-space:pre-wrap;word-wrap:break-word}",
+    ".kefu-msg{width:fit-content;max-width:80%;margin:6px 0;padding:8px 12px;border-radius:10px;white-space:pre-wrap;word-wrap:break-word}",
     ".kefu-customer{margin-left:auto;background:#1677ff;color:#fff}",
     ".kefu-bot,.kefu-agent,.kefu-system{background:#fff;border:1px solid #e5e6eb}",
     ".kefu-agent{border-color:#b7eb8f}",

@@ -1,0 +1,96 @@
+"""The widget in a real browser: Playwright driving Debian's chromium against a real kefu."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.harness import Kefu
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium")
+if CHROMIUM is None and os.environ.get("CI") != "true":
+    pytest.skip("Debian's chromium is not installed (apt-get install chromium); "
+                "browser tests run in CI", allow_module_level=True)
+
+from playwright.async_api import Browser, Page, async_playwright, expect  # noqa: E402
+
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", "--no-first-run",
+               "--disable-quic"]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    assert CHROMIUM is not None, "CI must install chromium (see .ci/run)"
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+        yield launched
+        await launched.close()
+
+
+def url(kefu: Kefu, path: str = "/") -> str:
+    assert kefu.client is not None
+    return str(kefu.client.make_url(path))
+
+
+async def ask(page: Page, text: str) -> None:
+    await page.get_by_role("textbox").fill(text)
+    await page.get_by_role("textbox").press("Enter")
+
+
+async def test_customer_opens_the_widget_is_greeted_and_answered(
+    kefu: Kefu, browser: Browser
+) -> None:
+    page = await browser.new_page()
+    await page.goto(url(kefu))
+    await page.get_by_role("button", name="客服").click()
+    greeting = page.locator(".kefu-kind-greeting")
+    await expect(greeting).to_contain_text("欢迎光临测试店")
+    await ask(page, "退货怎么办")
+    await expect(page.locator(".kefu-kind-answer")).to_have_text("签收后 7 天内可以无理由退货。")
+    await expect(page.locator(".kefu-customer")).to_have_text("退货怎么办")
+    await expect(page.locator(".kefu-pending")).to_have_count(0)  # acknowledged
+    await expect(greeting).to_have_count(1)
+
+
+async def test_quick_replies_are_buttons_and_history_survives_a_reload(
+    kefu: Kefu, browser: Browser
+) -> None:
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(url(kefu))
+    await page.get_by_role("button", name="客服").click()
+    await ask(page, "退货")
+    option = page.locator(".kefu-quick button").first
+    await expect(page.locator(".kefu-quick button").last).to_have_text("人工客服")
+    chosen = await option.text_content()
+    assert chosen in ("退货怎么办", "可以退货吗", "退货政策是什么")
+    await option.click()
+    await expect(page.locator(".kefu-kind-answer")).to_have_text("签收后 7 天内可以无理由退货。")
+
+    await page.reload()  # same visitor id from localStorage: the conversation resumes
+    await page.get_by_role("button", name="客服").click()
+    await expect(page.locator(".kefu-kind-answer")).to_have_count(1)
+    await expect(page.locator(".kefu-kind-greeting")).to_have_count(1)
+    await expect(page.locator(".kefu-customer")).to_have_text(["退货", chosen])
+    await context.close()
+
+
+async def test_customer_text_is_shown_as_text_never_as_html(kefu: Kefu, browser: Browser) -> None:
+    page = await browser.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: dialogs.append(dialog.message))
+    await page.goto(url(kefu))
+    await page.get_by_role("button", name="客服").click()
+    payload = '<img src=x onerror="alert(1)">'
+    await ask(page, payload)
+    await expect(page.locator(".kefu-customer")).to_have_text(payload)
+    await expect(page.locator(".kefu-kind-fallback")).to_have_count(1)
+    assert await page.locator(".kefu-log img").count() == 0
+    assert dialogs == []
