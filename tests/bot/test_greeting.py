@@ -58,7 +58,7 @@ def test_outside_hours_says_when_people_are_back(
 
 def test_broken_greeting_template_stops_start_up(make_config: Callable[..., Config]) -> None:
     config = make_config(greeting={"templates": {"zh": "{{ no_such_variable }}"}})
-    with pytest.raises(ConfigError, match="greeting.templates.zh"):
+    with pytest.raises(ConfigError, match=r"greeting\.templates\.zh"):
         Greeter(config, BusinessHours(config.business))
 
 
