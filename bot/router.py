@@ -114,12 +114,27 @@ class Router:
             try:
                 await self._process(job)
             except Exception:
-                # The boundary: log with the conversation key, keep the lane alive.
+                # The boundary: log with the conversation key, keep the lane alive, and
+                # never leave the customer without a word.
                 log.exception("failed to handle %s event from %s/%s",
                               job.inbound.event, *key)
                 if not job.accepted.done():
                     job.accepted.set_exception(RuntimeError("message could not be stored"))
+                else:
+                    await self._apologise(job.inbound)
         del self._lanes[key]
+
+    async def _apologise(self, inbound: InboundMessage) -> None:
+        try:
+            conversation = await self._store.current_conversation(inbound.channel,
+                                                                  inbound.user_id)
+            if conversation is not None:
+                await self.say(conversation, OutboundReply(
+                    self.texts.get(conversation.lang, "error"), Kind.FALLBACK,
+                    quick_replies=(self.texts.get(conversation.lang, "human_option"),)))
+        except Exception:
+            log.exception("could not apologise to %s/%s either", inbound.channel,
+                          inbound.user_id)
 
     # one event
 

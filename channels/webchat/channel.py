@@ -205,7 +205,7 @@ class WebChatChannel:
             received_at = time.time()
             try:
                 frame = parse_frame(msg.data, self._config.max_text_chars)
-                if frame.type == "message" and not self._limiter.allow(visitor):
+                if not self._limiter.allow(visitor):
                     strikes += 1
                     if strikes >= self._config.rate_limit_strikes_before_close:
                         log.warning("webchat %s: closed for flooding", visitor)

@@ -216,3 +216,21 @@ async def test_many_customers_at_once_each_get_greeting_and_answer(kefu: Kefu) -
     results = await asyncio.gather(*(v.say("退货怎么办") for v in visitors))
     for replies in results:
         assert [r["kind"] for r in replies] == ["greeting", "answer"]
+
+
+async def test_a_failure_inside_kefu_still_answers_the_customer(
+    kefu: Kefu, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken_match(self: Matcher, text: str, limit: int = 3) -> object:
+        raise ValueError("index corrupted")
+
+    monkeypatch.setattr(Matcher, "match", broken_match)
+    visitor = await kefu.visitor()
+    await visitor.open()
+    with caplog.at_level(logging.ERROR):
+        (reply,) = await visitor.say("退货怎么办")
+    assert reply["kind"] == "fallback"
+    assert "您的消息已保存" in reply["text"]
+    assert "index corrupted" in caplog.text and visitor.id in caplog.text
+    monkeypatch.undo()
+    assert (await visitor.say("退货怎么办"))[0]["kind"] == "answer"  # the lane lives on
