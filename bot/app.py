@@ -5,22 +5,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
 
 from aiohttp import web
 
+from bot.channel import Channel
 from bot.config import Config
 from bot.errors import ConfigError, KnowledgeBaseError
+from bot.lanes import Lanes
 from bot.router import Router
+from bot.speaker import Speaker
 from bot.store import Store
 from bot.store.sqlite import SqliteStore
 from channels.webchat import WebChatChannel
+from handoff.auth import Sessions
+from handoff.board import Board
+from handoff.console import Console
+from handoff.desk import Desk
 from knowledge_base.base import KnowledgeBase, LiveKnowledgeBase
 
 log = logging.getLogger(__name__)
 
 STORE = web.AppKey("store", Store)
 ROUTER = web.AppKey("router", Router)
+DESK = web.AppKey("desk", Desk)
 KNOWLEDGE_BASE = web.AppKey("knowledge_base", LiveKnowledgeBase)
 CHANNELS = web.AppKey("channels", dict)
 SHUTDOWN_GRACE_SECONDS = 10.0
@@ -30,7 +40,7 @@ async def open_store(config: Config) -> Store:
     return await SqliteStore.open(config.store.path, synchronous=config.store.synchronous)
 
 
-async def create_app(config: Config) -> web.Application:
+async def create_app(config: Config, clock: Callable[[], float] = time.time) -> web.Application:
     """Build the whole bot; raises ConfigError or KnowledgeBaseError with clear messages."""
     try:
         knowledge_base = await asyncio.to_thread(KnowledgeBase.load, config.knowledge_base.path)
@@ -38,31 +48,44 @@ async def create_app(config: Config) -> web.Application:
         raise KnowledgeBaseError([f"cannot start: {p}" for p in exc.problems]) from None
     live_kb = LiveKnowledgeBase(config.knowledge_base.path, knowledge_base)
     store = await open_store(config)
-    channels: dict[str, WebChatChannel] = {}
-    router = Router(config, store, live_kb, channels)
+    channels: dict[str, Channel] = {}
+    lanes = Lanes()
+    speaker = Speaker(store, channels, clock)
+    desk = Desk(config, store, lanes, speaker, clock)
+    router = Router(config, store, live_kb, lanes, speaker, desk, clock)
     if config.channels.webchat.enabled:
         channels["webchat"] = WebChatChannel(config.channels.webchat, store, router.submit)
     if not channels:
         await store.close()
         raise ConfigError("channels: every channel is disabled; enable at least one")
+    console = Console(config.desk, store, desk, Board(store, desk, clock),
+                      Sessions(store, config.desk, clock), speaker, config.business.timezone,
+                      clock)
 
     app = web.Application()
     app[STORE] = store
     app[ROUTER] = router
+    app[DESK] = desk
     app[KNOWLEDGE_BASE] = live_kb
     app[CHANNELS] = channels
     for channel in channels.values():
         channel.add_routes(app)
+    app.add_subapp("/agent", console.app())
     app.router.add_get("/healthz", _health)
 
-    async def watch_knowledge_base(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(live_kb.watch(config.knowledge_base.reload_interval_seconds))
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    def background(work: Callable[[], Coroutine[Any, Any, None]]
+                   ) -> Callable[[web.Application], AsyncIterator[None]]:
+        async def run(app: web.Application) -> AsyncIterator[None]:
+            task = asyncio.create_task(work())
+            yield
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        return run
 
     async def shut_down(app: web.Application) -> None:
+        await console.aclose()
         for channel in channels.values():
             await channel.aclose()
         try:
@@ -71,7 +94,9 @@ async def create_app(config: Config) -> web.Application:
             log.warning("shutdown: some conversations were still being handled")
         await store.close()
 
-    app.cleanup_ctx.append(watch_knowledge_base)
+    app.cleanup_ctx.append(background(
+        lambda: live_kb.watch(config.knowledge_base.reload_interval_seconds)))
+    app.cleanup_ctx.append(background(desk.run))
     app.on_shutdown.append(shut_down)
     log.info("kefu ready: %d FAQ entries, channels: %s", len(knowledge_base.entries),
              ", ".join(channels))

@@ -132,6 +132,32 @@ class HandoffConfig(_Model):
     )
 
 
+class TicketConfig(_Model):
+    due_within_seconds: Seconds = 3600.0  # a message left while the desk is open
+    overnight_due: time = time(10, 0)  # left outside hours: due then on the next working day
+
+
+class DeskConfig(_Model):
+    """The service-desk rules: queue, agents, the 1-minute rule, offline messages."""
+
+    agent_reply_seconds: Seconds = 60.0  # no agent reply in this long: a holding message
+    auto_assign: bool = True  # give queued chats to the least busy online agent
+    default_max_chats: Annotated[int, Field(ge=1)] = 5
+    priorities: dict[str, int] = Field(default_factory=lambda: {"complaint": 1})
+    abandon_after_seconds: Seconds = 60.0  # a queued web customer gone this long has left
+    presence_timeout_seconds: Seconds = 90.0  # an online agent silent this long is offline
+    session_hours: Seconds = 12.0
+    login_attempts_per_minute: Annotated[int, Field(ge=1)] = 5
+    tick_seconds: Seconds = 1.0  # how often timers are checked
+    rating_window_seconds: Seconds = 1800.0  # a rating typed later than this is a new message
+    max_reply_chars: Annotated[int, Field(ge=1)] = 4000
+    banned_phrases: list[str] = Field(default_factory=lambda: ["差不多", "不清楚", "不知道"])
+    curt_replies: list[str] = Field(  # banned as the whole reply
+        default_factory=lambda: ["哦", "噢", "好吧", "嗯", "嗯嗯", "ok", "k"])
+    quick_replies_path: Path = Path("quick_replies.yaml")
+    tickets: TicketConfig = TicketConfig()
+
+
 class KnowledgeBaseConfig(_Model):
     path: Path = Path("kb")
     reload_interval_seconds: Seconds = 2.0
@@ -172,6 +198,7 @@ class Config(_Model):
     texts: dict[str, dict[str, str]] = Field(default_factory=dict)
     knowledge_base: KnowledgeBaseConfig = KnowledgeBaseConfig()
     store: StoreConfig = StoreConfig()
+    desk: DeskConfig = DeskConfig()
     channels: ChannelsConfig = ChannelsConfig()
 
     @model_validator(mode="after")
@@ -187,7 +214,9 @@ class Config(_Model):
         """Make relative paths relative to `base` (the config file's folder)."""
         kb = self.knowledge_base.model_copy(update={"path": base / self.knowledge_base.path})
         store = self.store.model_copy(update={"path": base / self.store.path})
-        return self.model_copy(update={"knowledge_base": kb, "store": store})
+        desk = self.desk.model_copy(
+            update={"quick_replies_path": base / self.desk.quick_replies_path})
+        return self.model_copy(update={"knowledge_base": kb, "store": store, "desk": desk})
 
 
 def _describe(error: Any) -> str:

@@ -51,13 +51,18 @@ class BusinessHours:
         opening = self.next_opening(moment)
         if opening is None:
             return "稍后" if lang == "zh" else "later"
-        days = (opening.date() - moment.date()).days
-        clock = opening.strftime("%H:%M")
-        if lang == "zh":
-            day = {0: "今天", 1: "明天"}.get(days, _WEEKDAY_NAMES["zh"][opening.weekday()])
-            return f"{day} {clock}"
-        day = {0: "today", 1: "tomorrow"}.get(days, _WEEKDAY_NAMES["en"][opening.weekday()])
-        return f"{day} at {clock}"
+        return describe_moment(opening, moment, lang)
+
+
+def describe_moment(target: datetime, now: datetime, lang: str) -> str:
+    """A time in the coming days as a customer says it: '明天 10:00', 'Monday at 09:00'."""
+    days = (target.date() - now.date()).days
+    clock = target.strftime("%H:%M")
+    if lang == "zh":
+        day = {0: "今天", 1: "明天"}.get(days, _WEEKDAY_NAMES["zh"][target.weekday()])
+        return f"{day} {clock}"
+    day = {0: "today", 1: "tomorrow"}.get(days, _WEEKDAY_NAMES["en"][target.weekday()])
+    return f"{day} at {clock}"
 
 
 def time_greeting(moment: datetime, lang: str) -> str:

@@ -34,7 +34,10 @@ class Kind(StrEnum):
     CLARIFY = "clarify"
     FALLBACK = "fallback"  # the bot says plainly it has no answer
     HANDOFF = "handoff"
-    HOLDING = "holding"
+    HOLDING = "holding"  # please wait: queue position, or an agent is checking
+    NOTICE = "notice"  # an agent joined, a transfer, back to the bot
+    OFFLINE = "offline"  # leaving a message (留言) while nobody is on duty
+    RATING_REQUEST = "rating_request"
     RATING_THANKS = "rating_thanks"
 
 

@@ -13,9 +13,22 @@ DEFAULT_TEXTS: dict[str, dict[str, str]] = {
         "handoff_request": "好的，正在为您转接人工客服，请稍候。",
         "handoff_complaint": "非常抱歉给您带来不好的体验，正在为您转接人工客服专门处理。",
         "handoff_misses": "抱歉没能帮到您，正在为您转接人工客服。",
-        "handoff_closed": "现在是非工作时间，人工客服{back_at}上班，"
-        "您的消息都会保留，上班后第一时间回复您。",
-        "holding": "您的消息已收到，人工客服接入后会第一时间回复您。您前面还有 {ahead} 位。",
+        "holding": "非常抱歉让您久等，您前面还有 {ahead} 位，人工客服接入后会第一时间回复您。",
+        "agent_joined": "客服{agent}已接入，正在查看您之前的消息，请稍候。",
+        "agent_holding": "正在为您查询，请稍候。",
+        "transferred": "正在为您转接客服{agent}，请稍候。",
+        "handed_back": "已为您转回智能客服，有问题随时问我；需要人工请回复“人工”。",
+        "rating_request": "本次服务已结束，感谢您的耐心。请为本次服务打分：",
+        "rating_options": "5 非常满意|4 满意|3 一般|2 不满意|1 非常不满意",
+        "offline_prompt": "{why}请留言：描述您的问题并留下手机号或邮箱，"
+        "我们会在{due}前回复您。",
+        "offline_closed": "现在是非工作时间（人工客服{back_at}上班）。",
+        "offline_nobody": "现在暂时没有客服在线。",
+        "offline_ask_contact": "收到。请再留下您的手机号或邮箱，方便我们联系您"
+        "（不方便留的话回复“跳过”，我们会在这里回复您）。",
+        "offline_received": "您的留言已收到（编号 {ticket}），我们会在{due}前回复您{how}。",
+        "offline_by_contact": "，联系方式：{contact}",
+        "offline_here": "，回复会发在这里",
         "rating_thanks": "感谢您的评价！",
         "human_option": "人工客服",
         "none_of_these": "都不是",
@@ -29,10 +42,25 @@ DEFAULT_TEXTS: dict[str, dict[str, str]] = {
         "handoff_complaint": "We're very sorry about this. I'm passing you to a colleague who "
         "will look into it.",
         "handoff_misses": "Sorry I couldn't help. I'm passing you to a colleague.",
-        "handoff_closed": "We're closed right now and back {back_at}. Your messages are kept "
-        "and we'll reply as soon as we're in.",
-        "holding": "Got your message; a colleague will reply as soon as they join. "
-        "{ahead} customer(s) ahead of you.",
+        "holding": "Sorry for the wait: {ahead} customer(s) ahead of you. A colleague will "
+        "reply as soon as they join.",
+        "agent_joined": "{agent} has joined and is reading your messages; one moment please.",
+        "agent_holding": "I'm checking this for you; one moment please.",
+        "transferred": "I'm passing you to my colleague {agent}; one moment please.",
+        "handed_back": "You're back with the virtual assistant; ask me anything, or type "
+        "\"agent\" for a person.",
+        "rating_request": "This chat has ended; thank you for your patience. How did we do?",
+        "rating_options": "5 Excellent|4 Good|3 OK|2 Poor|1 Very poor",
+        "offline_prompt": "{why}Please leave a message: describe your question and leave a "
+        "phone number or email, and we'll reply by {due}.",
+        "offline_closed": "We're closed right now (back {back_at}). ",
+        "offline_nobody": "No colleague is available right now. ",
+        "offline_ask_contact": "Thanks. Please also leave a phone number or email so we can "
+        "reach you (or reply \"skip\" and we'll answer here).",
+        "offline_received": "We've got your message (ref. {ticket}) and will reply by "
+        "{due}{how}.",
+        "offline_by_contact": " at {contact}",
+        "offline_here": " here",
         "rating_thanks": "Thank you for your rating!",
         "human_option": "Talk to a person",
         "none_of_these": "None of these",

@@ -55,6 +55,7 @@ def make_config(tmp_path: Path) -> Callable[..., Config]:
             "business": {"name": "测试店", "hours": ALWAYS_OPEN},
             "knowledge_base": {"path": str(kb), "reload_interval_seconds": 60},
             "store": {"path": str(tmp_path / "data" / "kefu.sqlite3")},
+            "desk": {"quick_replies_path": str(PROJECT / "quick_replies.yaml")},
         }
         for section, values in sections.items():
             raw[section] = {**raw.get(section, {}), **values}
@@ -71,6 +72,9 @@ def sample_kb(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def kefu(make_config: Callable[..., Config]) -> AsyncIterator[Kefu]:
-    running = await Kefu(make_config()).start()
+    """A running kefu with one agent on duty who picks chats by hand, so a handoff waits in
+    the queue (with nobody on duty it would become an offline message)."""
+    running = await Kefu(make_config(desk={"auto_assign": False})).start()
+    await running.add_agent("duty", online=True)
     yield running
     await running.stop()

@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from aiohttp import ClientWebSocketResponse, WSMsgType
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.app import KNOWLEDGE_BASE, ROUTER, STORE, create_app
+from bot.app import DESK, KNOWLEDGE_BASE, ROUTER, STORE, create_app
 from bot.config import Config
-from bot.store import Store
+from bot.store import Agent, AgentRole, Presence, Store
+from handoff.auth import new_agent
 
 FRAME_TIMEOUT = 10.0
 
@@ -138,10 +140,88 @@ class Kefu:
     def store(self) -> Store:
         return self.app[STORE]  # type: ignore[no-any-return]
 
+    @property
+    def desk(self) -> Any:
+        return self.app[DESK]
+
     async def visitor(self, visitor_id: str | None = None, **params: str) -> Visitor:
         assert self.client is not None
         visitor = Visitor(self.client, self.store, self, visitor_id or "v" + uuid.uuid4().hex)
         return await visitor.connect(**params)
+
+    async def add_agent(self, name: str, password: str = "correct horse", *,
+                        role: AgentRole = AgentRole.AGENT, max_chats: int = 5,
+                        online: bool = False) -> Agent:
+        """An account, as `kefu agent add` makes it; `online` as if their console were open."""
+        agent = new_agent(name, password, role, max_chats, time.time())
+        if online:
+            agent = replace(agent, presence=Presence.ONLINE, last_seen_at=time.time())
+        await self.store.save_agent(agent)
+        return agent
+
+    async def agent(self, name: str, password: str = "correct horse") -> AgentClient:
+        """An agent logged in through the API (bearer token), with a live socket."""
+        assert self.client is not None
+        agent = AgentClient(self.client, self, name)
+        await agent.login(password)
+        return agent
+
+
+@dataclass
+class AgentClient:
+    """An agent using the console's API, as docs/agent-api.md describes it."""
+
+    client: TestClient
+    kefu: Kefu
+    name: str
+    token: str = ""
+    ws: ClientWebSocketResponse | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    async def login(self, password: str) -> None:
+        response = await self.client.post("/agent/api/login",
+                                          json={"name": self.name, "password": password})
+        assert response.status == 200, await response.text()
+        self.token = (await response.json())["token"]
+        self.client.session.cookie_jar.clear()  # this agent speaks with its bearer token
+        self.ws = await self.client.ws_connect("/agent/ws", headers=self.headers)
+        assert (await self.next_event())["type"] == "hello"
+
+    async def get(self, path: str) -> Any:
+        response = await self.client.get(f"/agent/api{path}", headers=self.headers)
+        assert response.status == 200, f"{path}: {response.status} {await response.text()}"
+        return await response.json()
+
+    async def post(self, path: str, body: dict[str, Any] | None = None,
+                   status: int = 200) -> Any:
+        response = await self.client.post(f"/agent/api{path}", json=body or {},
+                                          headers=self.headers)
+        assert response.status == status, f"{path}: {response.status} {await response.text()}"
+        await self.kefu.router.idle()
+        return await response.json()
+
+    async def act(self, conversation_id: str, action: str, status: int = 200,
+                  **body: Any) -> Any:
+        return await self.post(f"/conversations/{conversation_id}/{action}", body, status)
+
+    async def next_event(self, frame_type: str | None = None,
+                         conversation_id: str | None = None) -> dict[str, Any]:
+        """The next live frame (of `frame_type`, about `conversation_id`, if given)."""
+        assert self.ws is not None
+        while True:
+            msg = await self.ws.receive(timeout=FRAME_TIMEOUT)
+            if msg.type is not WSMsgType.TEXT:
+                raise ConnectionError(f"console socket closed: {msg.type.name}")
+            frame: dict[str, Any] = json.loads(msg.data)
+            self.events.append(frame)
+            if ((frame_type is None or frame["type"] == frame_type)
+                    and (conversation_id is None
+                         or frame.get("conversation_id") == conversation_id)):
+                return frame
 
 
 def write_kb(folder: Path, files: dict[str, str]) -> Path:

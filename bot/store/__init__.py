@@ -1,4 +1,4 @@
-"""Conversation state and transcripts behind one interface.
+"""Conversation state, transcripts, agents and tickets behind one interface.
 
 `SqliteStore` is the embedded default; a Redis backend implements the same `Store` protocol
 and runs the same contract tests (tests/bot/store/test_contract.py).
@@ -7,6 +7,7 @@ and runs the same contract tests (tests/bot/store/test_contract.py).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
 
 from bot.messages import ConversationState, Kind, Role, StoredMessage
@@ -28,7 +29,16 @@ class Conversation:
     rating: int | None = None
     greeting_latency_ms: float | None = None
     greeting_breach: str | None = None  # why the greeting was late, when it was
-    last_holding_at: float | None = None  # when a queued customer was last told to wait
+    last_holding_at: float | None = None  # when the customer was last told to wait
+    agent_id: str | None = None  # who holds the conversation in state `agent`
+    priority: int = 0  # higher is served first in the queue (complaints)
+    assigned_at: float | None = None
+    awaiting_agent_since: float | None = None  # the customer's oldest message with no reply
+    agent_read_seq: int = 0  # the agent has seen the transcript up to here
+    close_reason: str | None = None  # resolved, abandoned, idle
+    rating_requested_at: float | None = None
+    offline_step: str | None = None  # leaving a message (留言): "question" or "contact"
+    ticket_id: str | None = None  # the offline message this conversation left
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +61,76 @@ class UnansweredQuestion:
     ts: float
 
 
+class AgentRole(StrEnum):
+    AGENT = "agent"
+    SUPERVISOR = "supervisor"  # may also act on other agents' chats
+
+
+class Presence(StrEnum):
+    ONLINE = "online"  # takes chats
+    AWAY = "away"  # keeps their chats, gets no new ones
+    OFFLINE = "offline"
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    id: str
+    name: str
+    role: AgentRole
+    max_chats: int
+    password_hash: str
+    created_at: float
+    presence: Presence = Presence.OFFLINE
+    last_seen_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSession:
+    token_hash: str  # sha256 of the cookie or bearer token; the token itself is not kept
+    agent_id: str
+    csrf_token: str
+    created_at: float
+    expires_at: float
+
+
+class TicketStatus(StrEnum):
+    OPEN = "open"
+    DONE = "done"
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """An offline message (留言): left when nobody was on duty, answered by its due time."""
+
+    id: str
+    conversation_id: str
+    channel: str
+    user_id: str
+    lang: str
+    question: str
+    contact: str
+    created_at: float
+    due_at: float
+    status: TicketStatus = TicketStatus.OPEN
+    done_at: float | None = None
+    done_by: str | None = None  # agent id
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationEvent:
+    """What happened to a conversation and when: the record reports are made from."""
+
+    conversation_id: str
+    ts: float
+    type: str  # queued, assigned, transferred, handed_back, closed, abandoned, reply_breach...
+    agent_id: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
 class Store(Protocol):
+    # conversations
+
     async def current_conversation(self, channel: str, user_id: str) -> Conversation | None:
         """The customer's newest conversation that is not closed."""
 
@@ -66,6 +145,15 @@ class Store(Protocol):
     async def save_conversation(self, conversation: Conversation) -> None:
         """Insert or replace the conversation."""
 
+    async def conversations_in_state(self, state: ConversationState) -> list[Conversation]:
+        """Queued ones in queue order (priority, then time queued); others oldest first.
+        Not for `closed`, which grows without bound."""
+
+    async def queue_position(self, conversation_id: str) -> int | None:
+        """1 for the first in the queue; None when the conversation is not queued."""
+
+    # transcript
+
     async def append_message(
         self, conversation: Conversation, message: NewMessage
     ) -> StoredMessage | None:
@@ -79,7 +167,42 @@ class Store(Protocol):
 
     async def unanswered(self, since: float = 0.0) -> list[UnansweredQuestion]: ...
 
-    async def queue_position(self, conversation_id: str) -> int | None:
-        """1 for the first in the queue; None when the conversation is not queued."""
+    # agents and their sessions
+
+    async def save_agent(self, agent: Agent) -> None:
+        """Insert or replace; names are unique (ValueError for a name taken by another id)."""
+
+    async def update_agent(self, agent_id: str, *, presence: Presence | None = None,
+                           last_seen_at: float | None = None) -> None:
+        """Change only these fields, so a presence change and activity never undo each
+        other; nothing happens for an unknown id."""
+
+    async def get_agent(self, agent_id: str) -> Agent | None: ...
+
+    async def agent_by_name(self, name: str) -> Agent | None: ...
+
+    async def agents(self) -> list[Agent]:
+        """Every agent, by name."""
+
+    async def save_session(self, session: AgentSession) -> None: ...
+
+    async def get_session(self, token_hash: str) -> AgentSession | None: ...
+
+    async def delete_session(self, token_hash: str) -> None: ...
+
+    # offline messages and the event record
+
+    async def save_ticket(self, ticket: Ticket) -> None: ...
+
+    async def get_ticket(self, ticket_id: str) -> Ticket | None: ...
+
+    async def tickets(self, status: TicketStatus | None = None) -> list[Ticket]:
+        """Tickets by due time, soonest first; only those of `status` when given."""
+
+    async def record_event(self, event: ConversationEvent) -> None: ...
+
+    async def events(self, conversation_id: str | None = None, since: float = 0.0
+                     ) -> list[ConversationEvent]:
+        """Events in time order, of one conversation or of all."""
 
     async def close(self) -> None: ...

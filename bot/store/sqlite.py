@@ -3,6 +3,10 @@
 All SQL runs on a single dedicated thread, so the event loop never blocks on disk and writes
 are serialised without locks. With `synchronous=FULL` (the default) a message acknowledged to
 a customer survives a power cut, not only a crash.
+
+Tables of plain records (conversations, agents, tickets...) are laid out from their
+dataclasses: a field added to a record becomes a column, and an older database file gains
+the column when it is opened, so an upgrade keeps every conversation.
 """
 
 from __future__ import annotations
@@ -13,22 +17,128 @@ import sqlite3
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import astuple, fields, replace
+from dataclasses import MISSING, fields
+from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar
+from types import UnionType
+from typing import Any, Generic, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from bot.messages import ConversationState, Kind, Role, StoredMessage
-from bot.store import Conversation, NewMessage, UnansweredQuestion
+from bot.store import (
+    Agent,
+    AgentSession,
+    Conversation,
+    ConversationEvent,
+    NewMessage,
+    Presence,
+    Ticket,
+    TicketStatus,
+    UnansweredQuestion,
+)
 
 T = TypeVar("T")
+R = TypeVar("R")
+
+_SQL_TYPES = {str: "TEXT", float: "REAL", int: "INTEGER", bool: "INTEGER"}
+
+
+class _Table(Generic[R]):
+    """A table whose columns are the fields of a frozen dataclass."""
+
+    def __init__(self, name: str, record: type[R], key: str | None) -> None:
+        self.name = name
+        self.record = record
+        self.key = key
+        hints = get_type_hints(record)
+        self.columns = [f.name for f in fields(record)]  # type: ignore[arg-type]
+        self._types = {c: _base_type(hints[c]) for c in self.columns}
+        self.select = f"SELECT {', '.join(self.columns)} FROM {name}"
+
+    def create(self) -> str:
+        def column(name: str) -> str:
+            sql_type = _SQL_TYPES.get(self._types[name], "TEXT")
+            return f"{name} {sql_type}" + (" PRIMARY KEY" if name == self.key else "")
+
+        return f"CREATE TABLE IF NOT EXISTS {self.name} ({', '.join(map(column, self.columns))})"
+
+    def add_missing_columns(self, db: sqlite3.Connection) -> None:
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({self.name})")}
+        for name in self.columns:
+            if name not in present:
+                sql_type = _SQL_TYPES.get(self._types[name], "TEXT")
+                default = self._default_sql(name)
+                db.execute(f"ALTER TABLE {self.name} ADD COLUMN {name} {sql_type}{default}")
+
+    def _default_sql(self, name: str) -> str:
+        default = next(f.default for f in fields(self.record)  # type: ignore[arg-type]
+                       if f.name == name)
+        if default is MISSING or default is None:
+            return ""
+        return f" DEFAULT {_literal(default)}"
+
+    def upsert(self) -> str:
+        placeholders = ", ".join("?" for _ in self.columns)
+        return f"INSERT OR REPLACE INTO {self.name} ({', '.join(self.columns)}) " \
+               f"VALUES ({placeholders})"
+
+    def values(self, record: R) -> tuple[Any, ...]:
+        return tuple(_to_sql(getattr(record, c)) for c in self.columns)
+
+    def decode(self, row: tuple[Any, ...]) -> R:
+        return self.record(**{
+            c: _from_sql(self._types[c], v) for c, v in zip(self.columns, row, strict=True)
+        })
+
+
+def _base_type(hint: Any) -> type:
+    """`str | None` -> str; `dict[str, Any]` -> dict; a class stays itself."""
+    origin = get_origin(hint)
+    if origin is dict:
+        return dict
+    if origin in (Union, UnionType):
+        (inner,) = [a for a in get_args(hint) if a is not type(None)]
+        return _base_type(inner)
+    return hint if isinstance(hint, type) else object
+
+
+def _literal(value: Any) -> str:
+    """A default value as SQL, for columns added to an older database."""
+    if isinstance(value, Enum):
+        value = value.value
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return repr(value)
+
+
+def _to_sql(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+def _from_sql(kind: type, value: Any) -> Any:
+    if value is None:
+        return None
+    if kind is dict:
+        return json.loads(value)
+    if issubclass(kind, Enum):
+        return kind(value)
+    if kind is bool:
+        return bool(value)
+    return value
+
+
+CONVERSATIONS = _Table("conversations", Conversation, key="id")
+UNANSWERED = _Table("unanswered", UnansweredQuestion, key=None)
+AGENTS = _Table("agents", Agent, key="id")
+SESSIONS = _Table("agent_sessions", AgentSession, key="token_hash")
+TICKETS = _Table("tickets", Ticket, key="id")
+EVENTS = _Table("events", ConversationEvent, key=None)
+_TABLES: tuple[_Table[Any], ...] = (CONVERSATIONS, UNANSWERED, AGENTS, SESSIONS, TICKETS, EVENTS)
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS conversations (
-    id TEXT PRIMARY KEY, channel TEXT NOT NULL, user_id TEXT NOT NULL, state TEXT NOT NULL,
-    lang TEXT NOT NULL, created_at REAL NOT NULL, last_activity_at REAL NOT NULL,
-    consecutive_misses INTEGER NOT NULL, handoff_reason TEXT, queued_at REAL, closed_at REAL,
-    rating INTEGER, greeting_latency_ms REAL, greeting_breach TEXT, last_holding_at REAL
-);
 CREATE INDEX IF NOT EXISTS conversations_by_customer
     ON conversations (channel, user_id, created_at);
 CREATE INDEX IF NOT EXISTS conversations_by_state ON conversations (state, queued_at);
@@ -42,14 +152,15 @@ CREATE TABLE IF NOT EXISTS seen_inbound (
     channel TEXT NOT NULL, user_id TEXT NOT NULL, platform_msg_id TEXT NOT NULL,
     message_id TEXT NOT NULL, PRIMARY KEY (channel, user_id, platform_msg_id)
 );
-CREATE TABLE IF NOT EXISTS unanswered (
-    conversation_id TEXT NOT NULL, text TEXT NOT NULL, best_entry_id TEXT, best_score REAL,
-    ts REAL NOT NULL
-);
 CREATE INDEX IF NOT EXISTS unanswered_by_time ON unanswered (ts);
+CREATE UNIQUE INDEX IF NOT EXISTS agents_by_name ON agents (name);
+CREATE INDEX IF NOT EXISTS tickets_by_due ON tickets (status, due_at);
+CREATE INDEX IF NOT EXISTS events_by_conversation ON events (conversation_id, ts);
+CREATE INDEX IF NOT EXISTS events_by_time ON events (ts);
 """
 
-_CONVERSATION_COLUMNS = ", ".join(f.name for f in fields(Conversation))
+# Queue order: higher priority first, then first come first served.
+_QUEUE_ORDER = "priority DESC, queued_at, id"
 
 
 class SqliteStore:
@@ -70,6 +181,9 @@ class SqliteStore:
         db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
+        for table in _TABLES:
+            db.execute(table.create())
+            table.add_missing_columns(db)
         db.executescript(_SCHEMA)
         self._db = db
 
@@ -91,63 +205,69 @@ class SqliteStore:
         await self._run(_close)
         self._executor.shutdown(wait=True)
 
+    # records
+
+    async def _select(self, table: _Table[R], where: str, *args: Any) -> list[R]:
+        def select() -> list[R]:
+            rows = self.db.execute(f"{table.select} WHERE {where}", args).fetchall()
+            return [table.decode(row) for row in rows]
+
+        return await self._run(select)
+
+    async def _first(self, table: _Table[R], where: str, *args: Any) -> R | None:
+        found = await self._select(table, f"{where} LIMIT 1", *args)
+        return found[0] if found else None
+
+    async def _upsert(self, table: _Table[R], record: R) -> None:
+        await self._run(self.db.execute, table.upsert(), table.values(record))
+
     # conversations
 
-    def _conversations(self, where: str, *args: Any) -> list[Conversation]:
-        rows = self.db.execute(
-            f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE {where}", args
-        ).fetchall()
-        return [_conversation(row) for row in rows]
-
     async def current_conversation(self, channel: str, user_id: str) -> Conversation | None:
-        found = await self._run(
-            self._conversations,
-            "channel = ? AND user_id = ? AND state != 'closed' ORDER BY created_at DESC LIMIT 1",
+        return await self._first(
+            CONVERSATIONS,
+            "channel = ? AND user_id = ? AND state != 'closed' ORDER BY created_at DESC",
             channel, user_id,
         )
-        return found[0] if found else None
 
     async def latest_conversation(self, channel: str, user_id: str) -> Conversation | None:
-        found = await self._run(
-            self._conversations,
-            "channel = ? AND user_id = ? ORDER BY created_at DESC LIMIT 1", channel, user_id,
+        return await self._first(
+            CONVERSATIONS, "channel = ? AND user_id = ? ORDER BY created_at DESC",
+            channel, user_id,
         )
-        return found[0] if found else None
 
     async def conversations_of(self, channel: str, user_id: str) -> list[Conversation]:
-        return await self._run(
-            self._conversations, "channel = ? AND user_id = ? ORDER BY created_at DESC",
+        return await self._select(
+            CONVERSATIONS, "channel = ? AND user_id = ? ORDER BY created_at DESC",
             channel, user_id,
         )
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
-        found = await self._run(self._conversations, "id = ?", conversation_id)
-        return found[0] if found else None
+        return await self._first(CONVERSATIONS, "id = ?", conversation_id)
 
     async def save_conversation(self, conversation: Conversation) -> None:
-        placeholders = ", ".join("?" for _ in fields(Conversation))
-        values = tuple(
-            v.value if isinstance(v, ConversationState) else v for v in astuple(conversation)
-        )
-        await self._run(
-            self.db.execute,
-            f"INSERT OR REPLACE INTO conversations ({_CONVERSATION_COLUMNS}) "
-            f"VALUES ({placeholders})",
-            values,
-        )
+        await self._upsert(CONVERSATIONS, conversation)
+
+    async def conversations_in_state(self, state: ConversationState) -> list[Conversation]:
+        if state is ConversationState.CLOSED:
+            raise ValueError("closed conversations are not listed by state")
+        order = _QUEUE_ORDER if state is ConversationState.QUEUED else "created_at, id"
+        return await self._select(CONVERSATIONS, f"state = ? ORDER BY {order}", state.value)
 
     async def queue_position(self, conversation_id: str) -> int | None:
         def position() -> int | None:
             row = self.db.execute(
-                "SELECT queued_at FROM conversations WHERE id = ? AND state = 'queued'",
+                "SELECT priority, queued_at FROM conversations WHERE id = ? AND state = 'queued'",
                 (conversation_id,),
             ).fetchone()
             if row is None:
                 return None
+            priority, queued_at = row
             (ahead,) = self.db.execute(
                 "SELECT COUNT(*) FROM conversations WHERE state = 'queued' AND "
-                "(queued_at < ? OR (queued_at = ? AND id < ?))",
-                (row[0], row[0], conversation_id),
+                "(priority > ? OR (priority = ? AND (queued_at < ? OR "
+                "(queued_at = ? AND id < ?))))",
+                (priority, priority, queued_at, queued_at, conversation_id),
             ).fetchone()
             return int(ahead) + 1
 
@@ -219,20 +339,78 @@ class SqliteStore:
     # questions the bot could not answer
 
     async def record_unanswered(self, question: UnansweredQuestion) -> None:
-        await self._run(
-            self.db.execute, "INSERT INTO unanswered VALUES (?, ?, ?, ?, ?)", astuple(question)
-        )
+        await self._upsert(UNANSWERED, question)
 
     async def unanswered(self, since: float = 0.0) -> list[UnansweredQuestion]:
-        def select() -> list[UnansweredQuestion]:
-            rows = self.db.execute(
-                "SELECT * FROM unanswered WHERE ts >= ? ORDER BY ts", (since,)
-            ).fetchall()
-            return [UnansweredQuestion(*row) for row in rows]
+        return await self._select(UNANSWERED, "ts >= ? ORDER BY ts, rowid", since)
 
-        return await self._run(select)
+    # agents and sessions
 
+    async def save_agent(self, agent: Agent) -> None:
+        def save() -> None:
+            db = self.db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute("SELECT id FROM agents WHERE name = ?", (agent.name,)).fetchone()
+                if row is not None and row[0] != agent.id:
+                    raise ValueError(f"an agent named {agent.name!r} already exists")
+                db.execute(AGENTS.upsert(), AGENTS.values(agent))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
 
-def _conversation(row: tuple[Any, ...]) -> Conversation:
-    conversation = Conversation(*row)
-    return replace(conversation, state=ConversationState(conversation.state))
+        await self._run(save)
+
+    async def update_agent(self, agent_id: str, *, presence: Presence | None = None,
+                           last_seen_at: float | None = None) -> None:
+        changes = {"presence": presence.value if presence else None,
+                   "last_seen_at": last_seen_at}
+        columns = [c for c, v in changes.items() if v is not None]
+        if not columns:
+            return
+        await self._run(self.db.execute,
+                        f"UPDATE agents SET {', '.join(f'{c} = ?' for c in columns)} "
+                        "WHERE id = ?", (*(changes[c] for c in columns), agent_id))
+
+    async def get_agent(self, agent_id: str) -> Agent | None:
+        return await self._first(AGENTS, "id = ?", agent_id)
+
+    async def agent_by_name(self, name: str) -> Agent | None:
+        return await self._first(AGENTS, "name = ?", name)
+
+    async def agents(self) -> list[Agent]:
+        return await self._select(AGENTS, "1 ORDER BY name")
+
+    async def save_session(self, session: AgentSession) -> None:
+        await self._upsert(SESSIONS, session)
+
+    async def get_session(self, token_hash: str) -> AgentSession | None:
+        return await self._first(SESSIONS, "token_hash = ?", token_hash)
+
+    async def delete_session(self, token_hash: str) -> None:
+        await self._run(self.db.execute, "DELETE FROM agent_sessions WHERE token_hash = ?",
+                        (token_hash,))
+
+    # tickets and events
+
+    async def save_ticket(self, ticket: Ticket) -> None:
+        await self._upsert(TICKETS, ticket)
+
+    async def get_ticket(self, ticket_id: str) -> Ticket | None:
+        return await self._first(TICKETS, "id = ?", ticket_id)
+
+    async def tickets(self, status: TicketStatus | None = None) -> list[Ticket]:
+        if status is None:
+            return await self._select(TICKETS, "1 ORDER BY due_at, id")
+        return await self._select(TICKETS, "status = ? ORDER BY due_at, id", status.value)
+
+    async def record_event(self, event: ConversationEvent) -> None:
+        await self._upsert(EVENTS, event)
+
+    async def events(self, conversation_id: str | None = None, since: float = 0.0
+                     ) -> list[ConversationEvent]:
+        if conversation_id is None:
+            return await self._select(EVENTS, "ts >= ? ORDER BY ts, rowid", since)
+        return await self._select(EVENTS, "conversation_id = ? AND ts >= ? ORDER BY ts, rowid",
+                                  conversation_id, since)

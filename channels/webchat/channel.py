@@ -26,6 +26,9 @@ NAME = "webchat"
 _VISITOR = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _CLIENT_MSG_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 STATIC = files("channels.webchat") / "static"
+# Who left is remembered for the queue's abandonment rule, which needs minutes, not days.
+FORGET_LEAVERS_AFTER_COUNT = 10_000
+FORGET_LEAVERS_AFTER_SECONDS = 3600.0
 
 
 class FrameError(Exception):
@@ -91,6 +94,8 @@ def message_frame(message: StoredMessage) -> dict[str, Any]:
     }
     if message.platform_msg_id is not None:
         frame["client_msg_id"] = message.platform_msg_id  # lets the sender match its own
+    if "agent_name" in message.meta:
+        frame["name"] = message.meta["agent_name"]  # the customer sees who is answering
     return frame
 
 
@@ -116,6 +121,7 @@ class WebChatChannel:
         self._store = store
         self._on_message = on_message
         self._sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
+        self._left_at: dict[str, float] = {}  # visitor -> when their last tab closed
         self._limiter = RateLimiter(config.rate_limit_messages, config.rate_limit_seconds)
 
     def add_routes(self, app: web.Application) -> None:
@@ -171,6 +177,7 @@ class WebChatChannel:
         ws = web.WebSocketResponse(max_msg_size=self._config.max_frame_bytes, heartbeat=30.0)
         await ws.prepare(request)
         self._sockets[visitor].add(ws)
+        self._left_at.pop(visitor, None)
         try:
             await self._replay(ws, visitor, request.query.get("conversation"), after)
             await self._receive(ws, visitor)
@@ -178,7 +185,19 @@ class WebChatChannel:
             self._sockets[visitor].discard(ws)
             if not self._sockets[visitor]:
                 del self._sockets[visitor]
+                self._remember_leaving(visitor)
         return ws
+
+    def _remember_leaving(self, visitor: str) -> None:
+        now = time.time()
+        self._left_at[visitor] = now
+        if len(self._left_at) > FORGET_LEAVERS_AFTER_COUNT:  # memory stays bounded
+            self._left_at = {v: t for v, t in self._left_at.items()
+                             if now - t < FORGET_LEAVERS_AFTER_SECONDS}
+
+    def absent_since(self, user_id: str) -> float | None:
+        """When the visitor's last tab closed; None while one is open or since a restart."""
+        return self._left_at.get(user_id)
 
     async def _replay(
         self, ws: web.WebSocketResponse, visitor: str, conversation_id: str | None, after: int

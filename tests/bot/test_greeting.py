@@ -69,8 +69,8 @@ async def test_handoff_outside_hours_says_when_people_are_back(
     try:
         visitor = await kefu.visitor()
         replies = await visitor.say("转人工")
-        assert [r["kind"] for r in replies] == ["greeting", "handoff"]
+        assert [r["kind"] for r in replies] == ["greeting", "offline"]
         assert "现在是非工作时间" in replies[1]["text"]
-        assert "消息都会保留" in replies[1]["text"]
+        assert "请留言" in replies[1]["text"]
     finally:
         await kefu.stop()

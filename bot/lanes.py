@@ -1,0 +1,74 @@
+"""One lane per customer: every change to a conversation runs in its lane, in order.
+
+The router's handling of an inbound message, an agent's reply, a timer's holding message:
+each is a job on the lane of the conversation's customer (channel, user id). Jobs of one
+lane run strictly one after another, so no two of them load, change and save the same
+conversation at once; different lanes run concurrently. An idle lane disappears, so memory
+follows the number of active customers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+LaneKey = tuple[str, str]  # (channel, user id)
+Job = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class _Lane:
+    queue: asyncio.Queue[Job] = field(default_factory=asyncio.Queue)
+    task: asyncio.Task[None] | None = None
+
+
+class Lanes:
+    def __init__(self) -> None:
+        self._lanes: dict[LaneKey, _Lane] = {}
+
+    def submit(self, key: LaneKey, job: Job) -> None:
+        """Queue `job` on the lane; a job's failure is logged and the lane goes on."""
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = _Lane()
+            lane.task = asyncio.create_task(self._drain(key, lane), name=f"lane {key}")
+        lane.queue.put_nowait(job)
+
+    async def run(self, key: LaneKey, action: Callable[[], Awaitable[T]]) -> T:
+        """Run `action` in the lane and return its result (or raise its error).
+
+        Never call this from a job of the same lane: it would wait for itself."""
+        done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+
+        async def job() -> None:
+            try:
+                result = await action()
+            except Exception as exc:
+                if not done.cancelled():
+                    done.set_exception(exc)
+                return
+            if not done.cancelled():
+                done.set_result(result)
+
+        self.submit(key, job)
+        return await done
+
+    async def idle(self) -> None:
+        """Wait until every lane has finished its work (tests and shutdown)."""
+        while self._lanes:
+            await asyncio.gather(*(lane.task for lane in list(self._lanes.values()) if lane.task))
+
+    async def _drain(self, key: LaneKey, lane: _Lane) -> None:
+        while not lane.queue.empty():
+            job = lane.queue.get_nowait()
+            try:
+                await job()
+            except Exception:
+                log.exception("job failed in the lane of %s/%s", *key)
+        del self._lanes[key]

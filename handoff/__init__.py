@@ -1,0 +1,1 @@
+"""The human side of kefu: agents, the queue, the console, offline messages, transcripts."""

@@ -1,0 +1,421 @@
+"""The agent console at /agent: pages, the JSON API and live updates over a WebSocket.
+
+The API is documented in docs/agent-api.md. Every route but the login ones needs a session:
+a cookie (the console page) or `Authorization: Bearer <token>` (other tools). Requests that
+change something must come from kefu's own origin and, with a cookie, carry the session's
+CSRF token in `X-CSRF-Token`. Customer text reaches the page as JSON and is shown with
+`textContent`, never as HTML.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from importlib.resources import files
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from aiohttp import WSMsgType, web
+
+from bot.config import DeskConfig
+from bot.errors import KnowledgeBaseError
+from bot.messages import ConversationState, StoredMessage
+from bot.speaker import Speaker
+from bot.store import Agent, AgentRole, AgentSession, Conversation, Presence, Store
+from handoff.auth import Sessions
+from handoff.board import Board
+from handoff.desk import Desk, DeskError
+from handoff.replies import load_canned_replies
+from handoff.transcript import agent_json, message_json, transcript_json, transcript_text
+
+log = logging.getLogger(__name__)
+
+STATIC = files("handoff") / "static"
+COOKIE = "kefu_agent"
+AGENT = web.RequestKey("agent", Agent)
+SESSION = web.RequestKey("session", AgentSession)
+PUBLIC = {("GET", "/agent/login"), ("POST", "/agent/login"), ("POST", "/agent/api/login")}
+MAX_BODY_BYTES = 64 * 1024
+WS_SESSION_EXPIRED = 4401
+SOCKET_QUEUE_FRAMES = 1000  # a console that falls this far behind is closed and reloads
+
+_ERROR_STATUS = {"not_found": 404, "empty_text": 400, "text_too_long": 400, "bad_request": 400,
+                 "vague_reply": 422, "not_yours": 403}
+
+
+@dataclass(eq=False)
+class _Socket:
+    agent: Agent
+    ws: web.WebSocketResponse
+    frames: asyncio.Queue[dict[str, Any]] = field(
+        default_factory=lambda: asyncio.Queue(SOCKET_QUEUE_FRAMES))
+
+
+class Console:
+    def __init__(self, config: DeskConfig, store: Store, desk: Desk, board: Board,
+                 sessions: Sessions, speaker: Speaker, zone_name: str,
+                 clock: Callable[[], float]) -> None:
+        self._config = config
+        self._store = store
+        self._desk = desk
+        self._board = board
+        self._sessions = sessions
+        self._zone_name = zone_name
+        self._clock = clock
+        self._open: set[_Socket] = set()
+        speaker.listen(self._on_conversation)
+        desk.listen(lambda what: self._push_all({"type": "changed", "what": what}))
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._guard], client_max_size=MAX_BODY_BYTES)
+        r = app.router
+        r.add_get("/login", self._login_page)
+        r.add_post("/login", self._login_form)
+        r.add_get("", self._console_page)
+        r.add_get("/", self._console_page)
+        r.add_get("/static/{name}", self._static)
+        r.add_post("/api/login", self._api_login)
+        r.add_post("/api/logout", self._logout)
+        r.add_get("/api/me", self._me)
+        r.add_post("/api/presence", self._presence)
+        r.add_get("/api/agents", self._json(self._board.agents))
+        r.add_get("/api/queue", self._json(self._board.queue))
+        r.add_get("/api/chats", self._chats)
+        r.add_get("/api/tickets", self._json(self._board.tickets))
+        r.add_post("/api/tickets/{id}/done", self._ticket_done)
+        r.add_get("/api/handover", self._json(self._board.handover))
+        r.add_get("/api/quick-replies", self._quick_replies)
+        r.add_get("/api/conversations/{id}", self._conversation)
+        r.add_get("/api/conversations/{id}/transcript", self._transcript)
+        for action in ("take", "reply", "hold", "transfer", "handback", "close", "read"):
+            r.add_post(f"/api/conversations/{{id}}/{action}", self._act)
+        r.add_get("/ws", self._websocket)
+        return app
+
+    # authentication, CSRF and origin checks for every route
+
+    @web.middleware
+    async def _guard(self, request: web.Request,
+                     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                     ) -> web.StreamResponse:
+        path = request.path
+        changes = request.method not in ("GET", "HEAD", "OPTIONS")
+        if (changes or path == "/agent/ws") and not _same_origin(request):
+            return _error(403, "cross_origin", "requests must come from kefu's own pages")
+        if (request.method, path) in PUBLIC:
+            return await handler(request)
+        token, by_cookie = _token(request)
+        found = await self._sessions.authenticate(token) if token else None
+        if found is None:
+            if request.method == "GET" and path in ("/agent", "/agent/"):
+                raise web.HTTPSeeOther("/agent/login")
+            return _error(401, "login_required", "log in first")
+        agent, session = found
+        if changes and by_cookie and not hmac.compare_digest(
+                request.headers.get("X-CSRF-Token", ""), session.csrf_token):
+            return _error(403, "csrf", "missing or wrong X-CSRF-Token header")
+        request[AGENT] = agent
+        request[SESSION] = session
+        return await handler(request)
+
+    # pages
+
+    async def _login_page(self, request: web.Request, problem: str = "") -> web.Response:
+        html = (STATIC / "login.html").read_text(encoding="utf-8")
+        html = html.replace("{{problem}}", _escape(problem))
+        return web.Response(text=html, content_type="text/html",
+                            status=401 if problem else 200)
+
+    async def _login_form(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        name, password = str(form.get("name", "")), str(form.get("password", ""))
+        logged_in, problem = await self._try_login(request, name, password)
+        if logged_in is None:
+            return await self._login_page(request, problem)
+        response = web.HTTPSeeOther("/agent")
+        self._set_cookie(request, response, logged_in.token)
+        return response
+
+    async def _console_page(self, request: web.Request) -> web.Response:
+        return web.Response(body=(STATIC / "console.html").read_bytes(),
+                            content_type="text/html", charset="utf-8",
+                            headers={"Cache-Control": "no-store"})
+
+    async def _static(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        types = {"console.js": "application/javascript", "console.css": "text/css"}
+        if name not in types:
+            raise web.HTTPNotFound()
+        return web.Response(body=(STATIC / name).read_bytes(), content_type=types[name],
+                            charset="utf-8")
+
+    # sessions
+
+    async def _try_login(self, request: web.Request, name: str, password: str
+                         ) -> tuple[Any, str]:
+        client = request.remote or "?"
+        if not (self._sessions.login_allowed(f"name:{name}")
+                and self._sessions.login_allowed(f"ip:{client}")):
+            return None, "too many attempts; wait a minute"
+        logged_in = await self._sessions.login(name, password)
+        if logged_in is None:
+            log.info("console: failed login for %r from %s", name, client)
+            return None, "wrong name or password"
+        log.info("console: %s logged in from %s", name, client)
+        return logged_in, ""
+
+    def _set_cookie(self, request: web.Request, response: web.StreamResponse, token: str
+                    ) -> None:
+        response.set_cookie(COOKIE, token, path="/agent", httponly=True, samesite="Strict",
+                            secure=request.secure, max_age=int(self._config.session_hours * 3600))
+
+    async def _api_login(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        logged_in, problem = await self._try_login(request, str(body.get("name", "")),
+                                                   str(body.get("password", "")))
+        if logged_in is None:
+            return _error(429 if "attempts" in problem else 401, "login_failed", problem)
+        response = web.json_response({
+            "token": logged_in.token, "csrf_token": logged_in.session.csrf_token,
+            "expires_at": logged_in.session.expires_at, "agent": agent_json(logged_in.agent)})
+        self._set_cookie(request, response, logged_in.token)
+        return response
+
+    async def _logout(self, request: web.Request) -> web.Response:
+        await self._sessions.logout(request[SESSION])
+        response = web.json_response({"ok": True})
+        response.del_cookie(COOKIE, path="/agent")
+        return response
+
+    async def _me(self, request: web.Request) -> web.Response:
+        session = request[SESSION]
+        agent = await self._store.get_agent(request[AGENT].id) or request[AGENT]
+        return web.json_response({
+            "agent": {**agent_json(agent), "online": self._desk.is_online(agent, self._clock())},
+            "csrf_token": session.csrf_token, "expires_at": session.expires_at,
+            "time_zone": self._zone_name,
+            "agent_reply_seconds": self._config.agent_reply_seconds,
+            "banned_phrases": self._config.banned_phrases,
+            "curt_replies": self._config.curt_replies})
+
+    async def _presence(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        try:
+            presence = Presence(str(body.get("presence", "")))
+        except ValueError:
+            return _error(400, "bad_request", "presence must be online, away or offline")
+        await self._desk.set_presence(request[AGENT], presence)
+        return web.json_response({"presence": presence.value})
+
+    # reading
+
+    def _json(self, read: Callable[[], Awaitable[Any]]
+              ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handler(request: web.Request) -> web.Response:
+            return web.json_response(await read(), dumps=_dumps)
+
+        return handler
+
+    async def _chats(self, request: web.Request) -> web.Response:
+        return web.json_response(await self._board.chats(request[AGENT]), dumps=_dumps)
+
+    async def _conversation(self, request: web.Request) -> web.Response:
+        detail = await self._board.detail(request.match_info["id"])
+        if detail is None:
+            return _error(404, "not_found", "no such conversation")
+        return web.json_response(detail, dumps=_dumps)
+
+    async def _transcript(self, request: web.Request) -> web.Response:
+        conversation_id = request.match_info["id"]
+        conversation = await self._store.get_conversation(conversation_id)
+        if conversation is None:
+            return _error(404, "not_found", "no such conversation")
+        messages = await self._store.messages(conversation_id)
+        events = await self._store.events(conversation_id)
+        disposition = f'attachment; filename="conversation-{conversation_id}'
+        if request.query.get("format", "text") == "json":
+            return web.json_response(transcript_json(conversation, messages, events),
+                                     dumps=_dumps,
+                                     headers={"Content-Disposition": disposition + '.json"'})
+        names = {a.id: a.name for a in await self._store.agents()}
+        text = transcript_text(conversation, messages, events, ZoneInfo(self._zone_name), names)
+        return web.Response(text=text, content_type="text/plain",
+                            headers={"Content-Disposition": disposition + '.txt"'})
+
+    async def _quick_replies(self, request: web.Request) -> web.Response:
+        try:
+            replies = load_canned_replies(self._config.quick_replies_path)
+        except KnowledgeBaseError as exc:
+            return web.json_response({"replies": [], "problems": exc.problems}, dumps=_dumps)
+        return web.json_response({"replies": [{"shortcut": r.shortcut, "text": r.text}
+                                              for r in replies], "problems": []}, dumps=_dumps)
+
+    # acting
+
+    async def _act(self, request: web.Request) -> web.Response:
+        agent = request[AGENT]
+        conversation_id = request.match_info["id"]
+        action = request.path.rsplit("/", 1)[1]
+        body = await _body(request)
+        try:
+            result: Any
+            if action == "take":
+                result = await self._desk.take(agent, conversation_id)
+            elif action == "reply":
+                result = await self._desk.reply(agent, conversation_id,
+                                                _text_field(body, "text"),
+                                                confirmed=body.get("confirm") is True)
+            elif action == "hold":
+                result = await self._desk.hold(agent, conversation_id)
+            elif action == "transfer":
+                result = await self._desk.transfer(agent, conversation_id,
+                                                   _text_field(body, "to"))
+            elif action == "handback":
+                result = await self._desk.hand_back(agent, conversation_id)
+            elif action == "close":
+                result = await self._desk.close(agent, conversation_id)
+            else:
+                seq = body.get("seq")
+                if not isinstance(seq, int) or isinstance(seq, bool):
+                    raise DeskError("bad_request", "seq must be a whole number")
+                await self._desk.mark_read(agent, conversation_id, seq)
+                result = None
+        except DeskError as exc:
+            return _error(_ERROR_STATUS.get(exc.code, 409), exc.code, str(exc), **exc.detail)
+        if isinstance(result, StoredMessage):
+            return web.json_response({"message": message_json(result)}, dumps=_dumps)
+        if isinstance(result, Conversation):
+            return web.json_response({"conversation": {"id": result.id,
+                                                       "state": result.state.value,
+                                                       "agent_id": result.agent_id}})
+        return web.json_response({"ok": True})
+
+    async def _ticket_done(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        note = body.get("note", "")
+        if not isinstance(note, str):
+            return _error(400, "bad_request", "note must be text")
+        try:
+            ticket = await self._desk.resolve_ticket(request[AGENT], request.match_info["id"],
+                                                     note)
+        except DeskError as exc:
+            return _error(_ERROR_STATUS.get(exc.code, 409), exc.code, str(exc))
+        return web.json_response({"id": ticket.id, "status": ticket.status.value})
+
+    # live updates
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=4096)
+        await ws.prepare(request)
+        socket = _Socket(request[AGENT], ws)
+        self._open.add(socket)
+        sender = asyncio.create_task(self._send_frames(socket))
+        try:
+            await ws.send_json({"type": "hello", "agent": request[AGENT].name})
+            async for msg in ws:
+                if msg.type is not WSMsgType.TEXT:
+                    break
+                # A ping keeps the agent's last-seen time fresh, and ends an expired session.
+                if await self._sessions.authenticate(_token(request)[0] or "") is None:
+                    await ws.close(code=WS_SESSION_EXPIRED, message=b"session expired")
+                    break
+                await ws.send_json({"type": "pong"})
+        finally:
+            self._open.discard(socket)
+            sender.cancel()
+        return ws
+
+    async def _send_frames(self, socket: _Socket) -> None:
+        while True:
+            frame = await socket.frames.get()
+            try:
+                await socket.ws.send_json(frame, dumps=_dumps)
+            except (ConnectionError, RuntimeError):
+                return
+
+    def _push(self, socket: _Socket, frame: dict[str, Any]) -> None:
+        try:
+            socket.frames.put_nowait(frame)
+        except asyncio.QueueFull:
+            log.warning("console of %s is not keeping up; closing it", socket.agent.name)
+            self._open.discard(socket)
+            asyncio.get_running_loop().create_task(socket.ws.close(message=b"too slow"))
+
+    def _push_all(self, frame: dict[str, Any]) -> None:
+        for socket in list(self._open):
+            self._push(socket, frame)
+
+    def _on_conversation(self, conversation: Conversation, message: StoredMessage | None
+                         ) -> None:
+        """Every message and state change: the agents who may see it get it live."""
+        for socket in list(self._open):
+            agent = socket.agent
+            visible = (conversation.state is ConversationState.QUEUED
+                       or conversation.agent_id == agent.id
+                       or agent.role is AgentRole.SUPERVISOR)
+            if message is not None and visible:
+                self._push(socket, {"type": "message", "conversation_id": conversation.id,
+                                    "message": message_json(message)})
+            self._push(socket, {"type": "conversation", "conversation_id": conversation.id,
+                                "state": conversation.state.value,
+                                "agent_id": conversation.agent_id})
+
+    async def aclose(self) -> None:
+        for socket in list(self._open):
+            await socket.ws.close(message=b"server shutting down")
+
+
+def _token(request: web.Request) -> tuple[str | None, bool]:
+    """The session token, and whether it came in a cookie (then CSRF checks apply)."""
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        return header[len("Bearer "):].strip() or None, False
+    return request.cookies.get(COOKIE), True
+
+
+def _same_origin(request: web.Request) -> bool:
+    """A browser names the page that sent a request in Origin; it must be kefu's own."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # not from a browser page (curl, other tools): the token is the guard
+    return urlsplit(origin).netloc == request.host
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise web.HTTPBadRequest(text='{"error":"bad_json","message":"send a JSON object"}',
+                                 content_type="application/json") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text='{"error":"bad_json","message":"send a JSON object"}',
+                                 content_type="application/json")
+    return body
+
+
+def _text_field(body: dict[str, Any], name: str) -> str:
+    value = body.get(name)
+    if not isinstance(value, str):
+        raise DeskError("bad_request", f"{name} must be text")
+    return value
+
+
+def _error(status: int, code: str, message: str, **detail: object) -> web.Response:
+    return web.json_response({"error": code, "message": message, **detail}, status=status,
+                             dumps=_dumps)
+
+
+def _escape(text: str) -> str:
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;"))
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)

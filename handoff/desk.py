@@ -1,0 +1,563 @@
+"""The service desk: queue, assignment, agents' actions and the rules a good desk keeps.
+
+Every change to a conversation runs in its customer's lane (bot/lanes.py), whether it comes
+from the router, an agent or a timer, so an agent's reply and the bot's holding message can
+never overwrite each other's changes. Timers are one loop (`run`) that looks at the queued
+and agent-held conversations every `desk.tick_seconds`:
+
+- queued customers get their position, with an apology, every `queued_reminder_seconds`;
+- a customer message with no agent reply for `agent_reply_seconds` gets a holding message
+  and is recorded as a breach (the 1-minute rule);
+- a web customer who left the queue is recorded as abandoned, with the time waited;
+- when nobody is on duty any more, a waiting customer is offered to leave a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import ParamSpec, TypeVar
+
+from bot.config import Config
+from bot.errors import KefuError
+from bot.hours import BusinessHours, describe_moment
+from bot.lanes import Lanes
+from bot.messages import ConversationState, Kind, OutboundReply, Role, StoredMessage
+from bot.rules import HandoffTrigger
+from bot.speaker import Speaker
+from bot.store import (
+    Agent,
+    AgentRole,
+    Conversation,
+    ConversationEvent,
+    Presence,
+    Store,
+    Ticket,
+    TicketStatus,
+)
+from bot.texts import Texts
+from handoff.offline import due_time, extract_contact, is_skip
+from handoff.replies import vague_phrases
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+P = ParamSpec("P")
+
+QUEUED, AGENT, BOT, CLOSED = (ConversationState.QUEUED, ConversationState.AGENT,
+                              ConversationState.BOT, ConversationState.CLOSED)
+
+
+class DeskError(KefuError):
+    """An agent action that cannot be done; `code` is for programs, the message for people."""
+
+    def __init__(self, code: str, message: str, **detail: object) -> None:
+        super().__init__(message)
+        self.code = code
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    agent: Agent
+    open_chats: int
+
+
+class Desk:
+    def __init__(self, config: Config, store: Store, lanes: Lanes, speaker: Speaker,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._config = config
+        self._desk = config.desk
+        self._store = store
+        self._lanes = lanes
+        self._speaker = speaker
+        self._clock = clock
+        self._hours = BusinessHours(config.business)
+        self.texts = Texts(config)
+        self._dispatching = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._listeners: list[Callable[[str], None]] = []
+
+    # notices for the console: "tickets" and "agents" changed
+
+    def listen(self, listener: Callable[[str], None]) -> None:
+        self._listeners.append(listener)
+
+    def _changed(self, what: str) -> None:
+        for listener in self._listeners:
+            listener(what)
+
+    def _in_background(self, work: Awaitable[None]) -> None:
+        async def guarded() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("desk background work failed")
+
+        task = asyncio.create_task(guarded())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _event(self, conversation: Conversation, type_: str, agent_id: str | None = None,
+                     **detail: object) -> None:
+        await self._store.record_event(ConversationEvent(
+            conversation.id, self._clock(), type_, agent_id, dict(detail)))
+
+    def _text(self, conversation: Conversation, key: str, **values: object) -> str:
+        return self.texts.get(conversation.lang, key, **values)
+
+    # who is on duty
+
+    def is_online(self, agent: Agent, now: float) -> bool:
+        return (agent.presence is Presence.ONLINE and agent.last_seen_at is not None
+                and now - agent.last_seen_at <= self._desk.presence_timeout_seconds)
+
+    async def loads(self) -> list[Load]:
+        """Every agent with the number of chats they hold."""
+        held = Counter(c.agent_id for c in await self._store.conversations_in_state(AGENT))
+        return [Load(a, held[a.id]) for a in await self._store.agents()]
+
+    async def _nobody_on_duty(self, now: float) -> bool:
+        if not self._hours.is_open(self._hours.local(now)):
+            return True
+        return not any(self.is_online(a, now) for a in await self._store.agents())
+
+    # from the router (in the conversation's lane)
+
+    async def hand_off(self, conversation: Conversation, trigger: HandoffTrigger,
+                       text_key: str | None, reason: str | None = None) -> Conversation:
+        now = self._clock()
+        reason = reason or trigger.value
+        if await self._nobody_on_duty(now):
+            return await self._offer_offline_message(conversation, reason)
+        conversation = replace(
+            conversation, state=QUEUED, queued_at=now, handoff_reason=reason,
+            consecutive_misses=0, priority=self._desk.priorities.get(trigger.value, 0),
+        )
+        await self._store.save_conversation(conversation)
+        await self._event(conversation, "queued", reason=reason, priority=conversation.priority)
+        await self._speaker.send_state(conversation)  # before the message: clients show both
+        if text_key:
+            await self._speaker.say(conversation, OutboundReply(
+                self._text(conversation, text_key), Kind.HANDOFF, meta={"reason": reason}))
+        self._in_background(self.dispatch())
+        return conversation
+
+    async def customer_wrote(self, conversation: Conversation, message: StoredMessage
+                             ) -> Conversation:
+        if conversation.offline_step:
+            return await self._take_offline_message(conversation, message)
+        if conversation.state is QUEUED:
+            await self._speaker.send_state(conversation)
+            return await self._queue_update(conversation, since=conversation.last_holding_at or 0)
+        if conversation.state is AGENT and conversation.awaiting_agent_since is None:
+            return replace(conversation, awaiting_agent_since=message.ts)
+        return conversation
+
+    # offline messages (留言)
+
+    def _due(self, now: float) -> datetime:
+        return due_time(self._hours.local(now), self._hours, self._desk.tickets)
+
+    def _describe(self, conversation: Conversation, moment: datetime) -> str:
+        return describe_moment(moment, self._hours.local(self._clock()), conversation.lang)
+
+    async def _offer_offline_message(self, conversation: Conversation, reason: str
+                                     ) -> Conversation:
+        now = self._clock()
+        moment = self._hours.local(now)
+        if self._hours.is_open(moment):
+            why = self._text(conversation, "offline_nobody")
+        else:
+            why = self._text(conversation, "offline_closed",
+                             back_at=self._hours.describe_opening(moment, conversation.lang))
+        conversation = replace(conversation, state=BOT, offline_step="question",
+                               handoff_reason=reason, consecutive_misses=0, queued_at=None)
+        await self._store.save_conversation(conversation)
+        await self._event(conversation, "offline_offered", reason=reason)
+        await self._speaker.send_state(conversation)
+        await self._speaker.say(conversation, OutboundReply(
+            self._text(conversation, "offline_prompt", why=why,
+                       due=self._describe(conversation, self._due(now))),
+            Kind.OFFLINE, meta={"reason": reason}))
+        return conversation
+
+    async def _take_offline_message(self, conversation: Conversation, message: StoredMessage
+                                    ) -> Conversation:
+        contact = extract_contact(message.text)
+        if conversation.offline_step == "question" or conversation.ticket_id is None:
+            now = self._clock()
+            ticket = Ticket(
+                id="T" + secrets.token_hex(4).upper(), conversation_id=conversation.id,
+                channel=conversation.channel, user_id=conversation.user_id,
+                lang=conversation.lang, question=message.text, contact=contact or "",
+                created_at=now, due_at=self._due(now).timestamp())
+            await self._event(conversation, "ticket_created", ticket=ticket.id,
+                              due_at=ticket.due_at)
+            conversation = replace(conversation, ticket_id=ticket.id)
+            if contact is None:
+                await self._store.save_ticket(ticket)
+                self._changed("tickets")
+                await self._speaker.say(conversation, OutboundReply(
+                    self._text(conversation, "offline_ask_contact"), Kind.OFFLINE,
+                    meta={"ticket": ticket.id}))
+                return replace(conversation, offline_step="contact")
+        else:
+            found = await self._store.get_ticket(conversation.ticket_id)
+            if found is None:
+                raise RuntimeError(f"ticket {conversation.ticket_id} is missing")
+            ticket = found
+            if contact is not None:
+                ticket = replace(ticket, contact=contact)
+            elif not is_skip(message.text):
+                ticket = replace(ticket, question=f"{ticket.question}\n{message.text}")
+        await self._store.save_ticket(ticket)
+        self._changed("tickets")
+        how = (self._text(conversation, "offline_by_contact", contact=ticket.contact)
+               if ticket.contact else self._text(conversation, "offline_here"))
+        due = self._hours.local(ticket.due_at)
+        await self._speaker.say(conversation, OutboundReply(
+            self._text(conversation, "offline_received", ticket=ticket.id,
+                       due=self._describe(conversation, due), how=how),
+            Kind.OFFLINE, meta={"ticket": ticket.id}))
+        return replace(conversation, offline_step=None)
+
+    async def resolve_ticket(self, agent: Agent, ticket_id: str, note: str) -> Ticket:
+        ticket = await self._store.get_ticket(ticket_id)
+        if ticket is None:
+            raise DeskError("not_found", f"no ticket {ticket_id}")
+        if ticket.status is TicketStatus.DONE:
+            raise DeskError("already_done", f"ticket {ticket_id} is already done")
+        now = self._clock()
+        ticket = replace(ticket, status=TicketStatus.DONE, done_at=now, done_by=agent.id,
+                         note=note.strip())
+        await self._store.save_ticket(ticket)
+        await self._store.record_event(ConversationEvent(
+            ticket.conversation_id, now, "ticket_done", agent.id,
+            {"ticket": ticket.id, "late_seconds": max(0.0, now - ticket.due_at)}))
+        self._changed("tickets")
+        return ticket
+
+    # the queue
+
+    async def dispatch(self) -> None:
+        """Give queued chats, in queue order, to the online agent with the fewest chats
+        under their limit (the one who has waited longest for a chat breaks a tie)."""
+        if not self._desk.auto_assign:
+            return
+        async with self._dispatching:
+            now = self._clock()
+            queue = await self._store.conversations_in_state(QUEUED)
+            if not queue:
+                return
+            loads = {ld.agent.id: ld for ld in await self.loads() if self.is_online(ld.agent, now)}
+            assigned = False
+            for conversation in queue:
+                free = [ld for ld in loads.values() if ld.open_chats < ld.agent.max_chats]
+                if not free:
+                    break
+                chosen = min(free, key=lambda ld: (ld.open_chats, ld.agent.name))
+                if await self._in_lane(conversation, self._assign, conversation.id, chosen.agent):
+                    assigned = True
+                    loads[chosen.agent.id] = Load(chosen.agent, chosen.open_chats + 1)
+            if assigned:
+                await self._tell_positions()
+
+    async def _tell_positions(self) -> None:
+        """The queue moved: every waiting customer sees their new place."""
+        for conversation in await self._store.conversations_in_state(QUEUED):
+            await self._speaker.send_state(conversation)
+
+    async def _in_lane(self, conversation: Conversation, action: Callable[P, Awaitable[T]],
+                       *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run `action(*args)` in the lane of the conversation's customer."""
+        return await self._lanes.run((conversation.channel, conversation.user_id),
+                                     lambda: action(*args, **kwargs))
+
+    async def _current(self, conversation_id: str) -> Conversation:
+        conversation = await self._store.get_conversation(conversation_id)
+        if conversation is None:
+            raise DeskError("not_found", f"no conversation {conversation_id}")
+        return conversation
+
+    async def _assign(self, conversation_id: str, agent: Agent) -> bool:
+        """In the lane: give a queued (or bot) conversation to `agent`."""
+        conversation = await self._current(conversation_id)
+        if conversation.state not in (QUEUED, BOT):
+            return False
+        now = self._clock()
+        waited = now - conversation.queued_at if conversation.queued_at else 0.0
+        conversation = replace(conversation, state=AGENT, agent_id=agent.id, assigned_at=now,
+                               awaiting_agent_since=now, agent_read_seq=0, offline_step=None,
+                               last_holding_at=None)
+        await self._store.save_conversation(conversation)
+        await self._event(conversation, "assigned", agent.id, waited_seconds=round(waited, 3))
+        await self._speaker.send_state(conversation)
+        await self._speaker.say(conversation, OutboundReply(
+            self._text(conversation, "agent_joined", agent=agent.name), Kind.NOTICE,
+            role=Role.SYSTEM, meta={"agent_id": agent.id, "agent_name": agent.name}))
+        return True
+
+    def _queue_update_due(self, conversation: Conversation, since: float) -> bool:
+        return self._clock() - since >= self._config.conversation.queued_reminder_seconds
+
+    @staticmethod
+    def _last_told(conversation: Conversation) -> float:
+        return conversation.last_holding_at or conversation.queued_at or 0.0
+
+    async def _queue_update(self, conversation: Conversation, since: float) -> Conversation:
+        """In the lane: tell a queued customer their position, with an apology for the wait,
+        unless they were told less than `queued_reminder_seconds` after `since`."""
+        now = self._clock()
+        if not self._queue_update_due(conversation, since):
+            return conversation
+        position = await self._store.queue_position(conversation.id) or 1
+        await self._speaker.say(conversation, OutboundReply(
+            self._text(conversation, "holding", ahead=position - 1), Kind.HOLDING,
+            meta={"position": position}))
+        return replace(conversation, last_holding_at=now)
+
+    # agents' actions (each checks, then changes the conversation in its lane)
+
+    async def take(self, agent: Agent, conversation_id: str) -> Conversation:
+        conversation = await self._current(conversation_id)
+        if conversation.state not in (QUEUED, BOT):
+            raise DeskError("not_available", "this chat is not waiting for a person")
+        held = sum(1 for c in await self._store.conversations_in_state(AGENT)
+                   if c.agent_id == agent.id)
+        if held >= agent.max_chats:
+            raise DeskError("at_limit", f"you already hold {held} chats (your limit)")
+        if not await self._in_lane(conversation, self._assign, conversation_id, agent):
+            raise DeskError("not_available", "someone else took this chat")
+        await self._tell_positions()
+        return await self._current(conversation_id)
+
+    def _check_holder(self, agent: Agent, conversation: Conversation) -> None:
+        if conversation.state is not AGENT:
+            raise DeskError("not_held", "this chat is not held by an agent")
+        if conversation.agent_id != agent.id and agent.role is not AgentRole.SUPERVISOR:
+            raise DeskError("not_yours", "this chat is held by another agent")
+
+    async def _held(self, agent: Agent, conversation_id: str) -> Conversation:
+        conversation = await self._current(conversation_id)
+        self._check_holder(agent, conversation)
+        return conversation
+
+    async def reply(self, agent: Agent, conversation_id: str, text: str,
+                    confirmed: bool = False) -> StoredMessage:
+        """Send the agent's reply; a vague or curt one is refused unless `confirmed`."""
+        text = text.strip()
+        if not text:
+            raise DeskError("empty_text", "the reply is empty")
+        if len(text) > self._desk.max_reply_chars:
+            raise DeskError("text_too_long",
+                            f"replies are limited to {self._desk.max_reply_chars} characters")
+        vague = vague_phrases(text, self._desk)
+        if vague and not confirmed:
+            raise DeskError("vague_reply", "this reply may read as vague or curt: "
+                            + ", ".join(vague), phrases=vague)
+        conversation = await self._held(agent, conversation_id)
+        reply = OutboundReply(text, Kind.TEXT, role=Role.AGENT)
+        return await self._in_lane(conversation, self._send_reply, conversation_id, agent, reply)
+
+    async def hold(self, agent: Agent, conversation_id: str) -> StoredMessage:
+        """One click: 'I'm checking, one moment' from the agent; counts as a reply."""
+        conversation = await self._held(agent, conversation_id)
+        reply = OutboundReply(self._text(conversation, "agent_holding"), Kind.HOLDING,
+                              role=Role.AGENT)
+        return await self._in_lane(conversation, self._send_reply, conversation_id, agent, reply)
+
+    async def _send_reply(self, conversation_id: str, agent: Agent, reply: OutboundReply
+                          ) -> StoredMessage:
+        conversation = await self._current(conversation_id)
+        self._check_holder(agent, conversation)  # again: it may have changed while queued
+        reply = replace(reply, meta={"agent_id": agent.id, "agent_name": agent.name})
+        stored = await self._speaker.say(conversation, reply)
+        first = await self._store.events(conversation.id)
+        if not any(e.type == "first_response" for e in first):
+            await self._event(conversation, "first_response", agent.id, seconds=round(
+                stored.ts - (conversation.assigned_at or stored.ts), 3))
+        await self._store.save_conversation(replace(
+            conversation, awaiting_agent_since=None, agent_read_seq=stored.seq,
+            last_activity_at=stored.ts))
+        return stored
+
+    async def mark_read(self, agent: Agent, conversation_id: str, seq: int) -> None:
+        conversation = await self._held(agent, conversation_id)
+
+        async def mark() -> None:
+            current = await self._current(conversation_id)
+            if seq > current.agent_read_seq:
+                await self._store.save_conversation(replace(current, agent_read_seq=seq))
+
+        await self._in_lane(conversation, mark)
+
+    async def transfer(self, agent: Agent, conversation_id: str, to_name: str) -> Conversation:
+        target = await self._store.agent_by_name(to_name)
+        if target is None:
+            raise DeskError("not_found", f"no agent named {to_name!r}")
+        conversation = await self._held(agent, conversation_id)
+        if target.id == conversation.agent_id:
+            raise DeskError("same_agent", f"{to_name} already holds this chat")
+        if not self.is_online(target, self._clock()):
+            raise DeskError("not_online", f"{to_name} is not online")
+        load = next(ld for ld in await self.loads() if ld.agent.id == target.id)
+        if load.open_chats >= target.max_chats:
+            raise DeskError("at_limit", f"{to_name} already holds {load.open_chats} chats")
+
+        async def move() -> Conversation:
+            current = await self._current(conversation_id)
+            self._check_holder(agent, current)
+            now = self._clock()
+            moved = replace(current, agent_id=target.id, assigned_at=now, agent_read_seq=0,
+                            awaiting_agent_since=current.awaiting_agent_since or now)
+            await self._store.save_conversation(moved)
+            await self._event(moved, "transferred", agent.id, to=target.id,
+                              from_agent=current.agent_id)
+            await self._speaker.say(moved, OutboundReply(
+                self._text(moved, "transferred", agent=target.name), Kind.NOTICE,
+                role=Role.SYSTEM, meta={"agent_id": target.id, "agent_name": target.name}))
+            return moved
+
+        return await self._in_lane(conversation, move)
+
+    async def hand_back(self, agent: Agent, conversation_id: str) -> Conversation:
+        conversation = await self._held(agent, conversation_id)
+
+        async def back() -> Conversation:
+            current = await self._current(conversation_id)
+            self._check_holder(agent, current)
+            bot = replace(current, state=BOT, agent_id=None, awaiting_agent_since=None,
+                          consecutive_misses=0, queued_at=None)
+            await self._store.save_conversation(bot)
+            await self._event(bot, "handed_back", agent.id)
+            await self._speaker.send_state(bot)
+            await self._speaker.say(bot, OutboundReply(
+                self._text(bot, "handed_back"), Kind.NOTICE, role=Role.SYSTEM))
+            return bot
+
+        return await self._in_lane(conversation, back)
+
+    async def close(self, agent: Agent, conversation_id: str) -> Conversation:
+        """End the chat and ask the customer for a 1-5 rating."""
+        conversation = await self._current(conversation_id)
+        if conversation.state is AGENT:
+            self._check_holder(agent, conversation)
+        elif agent.role is not AgentRole.SUPERVISOR:
+            raise DeskError("not_held", "only a supervisor may close a chat no agent holds")
+
+        async def end() -> Conversation:
+            current = await self._current(conversation_id)
+            if current.state is CLOSED:
+                raise DeskError("closed", "this chat is already closed")
+            now = self._clock()
+            closed = replace(current, state=CLOSED, closed_at=now, close_reason="resolved",
+                             rating_requested_at=now, awaiting_agent_since=None)
+            await self._store.save_conversation(closed)
+            await self._event(closed, "closed", agent.id, reason="resolved")
+            await self._speaker.say(closed, OutboundReply(
+                self._text(closed, "rating_request"), Kind.RATING_REQUEST, role=Role.SYSTEM,
+                quick_replies=tuple(self._text(closed, "rating_options").split("|"))))
+            await self._speaker.send_state(closed)
+            return closed
+
+        closed = await self._in_lane(conversation, end)
+        await self._tell_positions()
+        self._in_background(self.dispatch())  # a slot is free
+        return closed
+
+    async def set_presence(self, agent: Agent, presence: Presence) -> None:
+        await self._store.update_agent(agent.id, presence=presence, last_seen_at=self._clock())
+        self._changed("agents")
+        if presence is Presence.ONLINE:
+            self._in_background(self.dispatch())
+
+    # timers
+
+    async def run(self) -> None:
+        """Check the timers every `tick_seconds`, until cancelled."""
+        while True:
+            await asyncio.sleep(self._desk.tick_seconds)
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("desk timers failed; trying again next tick")
+
+    async def tick(self) -> None:
+        now = self._clock()
+        queued = await self._store.conversations_in_state(QUEUED)
+        nobody = bool(queued) and await self._nobody_on_duty(now)
+        left = False
+        for conversation in queued:
+            channel = self._speaker.channel(conversation.channel)
+            gone = channel.absent_since(conversation.user_id) if channel else None
+            cid = conversation.id
+            if gone is not None and now - gone >= self._desk.abandon_after_seconds:
+                left = await self._in_lane(conversation, self._abandon, cid) or left
+            elif nobody:
+                await self._in_lane(conversation, self._to_offline, cid)
+            elif self._queue_update_due(conversation, self._last_told(conversation)):
+                await self._in_lane(conversation, self._timed_queue_update, cid)
+        if left:
+            await self._tell_positions()
+        for conversation in await self._store.conversations_in_state(AGENT):
+            if self.reply_overdue(conversation, now):
+                await self._in_lane(conversation, self._hold_for_agent, conversation.id)
+        if queued and not nobody:
+            await self.dispatch()
+
+    def reply_overdue(self, conversation: Conversation, now: float) -> bool:
+        since = conversation.awaiting_agent_since
+        return (since is not None and now - since >= self._desk.agent_reply_seconds
+                and (conversation.last_holding_at is None
+                     or conversation.last_holding_at < since))
+
+    async def _timed_queue_update(self, conversation_id: str) -> None:
+        conversation = await self._current(conversation_id)
+        if conversation.state is QUEUED:
+            updated = await self._queue_update(conversation, self._last_told(conversation))
+            if updated is not conversation:
+                await self._store.save_conversation(updated)
+
+    async def _hold_for_agent(self, conversation_id: str) -> None:
+        """The 1-minute rule: the customer hears from us, and the breach is recorded."""
+        conversation = await self._current(conversation_id)
+        now = self._clock()
+        if conversation.state is not AGENT or not self.reply_overdue(conversation, now):
+            return
+        waited = now - (conversation.awaiting_agent_since or now)
+        await self._speaker.say(conversation, OutboundReply(
+            self._text(conversation, "agent_holding"), Kind.HOLDING,
+            meta={"reason": "agent_reply_timeout", "waited_seconds": round(waited, 1)}))
+        conversation = replace(conversation, last_holding_at=now)
+        await self._store.save_conversation(conversation)
+        await self._event(conversation, "reply_breach", conversation.agent_id,
+                          waited_seconds=round(waited, 3))
+        log.warning("1-minute rule: conversation %s waited %.0f s for agent %s",
+                    conversation.id, waited, conversation.agent_id)
+
+    async def _abandon(self, conversation_id: str) -> bool:
+        conversation = await self._current(conversation_id)
+        if conversation.state is not QUEUED:
+            return False
+        now = self._clock()
+        waited = now - (conversation.queued_at or now)
+        conversation = replace(conversation, state=CLOSED, closed_at=now,
+                               close_reason="abandoned")
+        await self._store.save_conversation(conversation)
+        await self._event(conversation, "abandoned", waited_seconds=round(waited, 3))
+        await self._speaker.send_state(conversation)
+        log.info("conversation %s left the queue after %.0f s", conversation.id, waited)
+        return True
+
+    async def _to_offline(self, conversation_id: str) -> None:
+        conversation = await self._current(conversation_id)
+        if conversation.state is QUEUED:
+            conversation = await self._offer_offline_message(
+                conversation, conversation.handoff_reason or "queued")
+            await self._store.save_conversation(conversation)
