@@ -58,7 +58,7 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
     if not channels:
         await store.close()
         raise ConfigError("channels: every channel is disabled; enable at least one")
-    console = Console(config.desk, store, desk, Board(store, desk, clock),
+    console = Console(config.desk, store, desk, Board(store, config.desk, clock),
                       Sessions(store, config.desk, clock), speaker, config.business.timezone,
                       clock)
 

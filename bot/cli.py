@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import getpass
+import json
 import logging
 import sys
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from bot.app import create_app
+from bot.app import create_app, open_store
 from bot.config import Config, load_config
 from bot.errors import ConfigError, KnowledgeBaseError
+from bot.store import AgentRole, Store
 from bot.text import detect_language
+from handoff.auth import new_agent, password_problem
+from handoff.board import Board
+from handoff.replies import load_canned_replies, vague_phrases
+from handoff.transcript import transcript_json, transcript_text
 from knowledge_base.base import KnowledgeBase
 from knowledge_base.decide import Action, decide
 from knowledge_base.matcher import MatchResult
@@ -35,6 +46,19 @@ def main(argv: list[str] | None = None) -> int:
     ask = kb.add_parser("ask", help="show how the bot would answer a question")
     ask.add_argument("question")
     ask.add_argument("--kb", type=Path, help="FAQ folder (default: from config)")
+    agent = commands.add_parser("agent", help="agent accounts").add_subparsers(
+        dest="agent_command", required=True)
+    add = agent.add_parser("add", help="create an agent account (asks for the password)")
+    add.add_argument("name")
+    add.add_argument("--role", choices=[r.value for r in AgentRole], default="agent")
+    add.add_argument("--max-chats", type=int, help="chats at once (default: from config)")
+    add.add_argument("--password-stdin", action="store_true",
+                     help="read the password from standard input (for scripts)")
+    agent.add_parser("list", help="list agent accounts")
+    transcript = commands.add_parser("transcript", help="export a conversation's transcript")
+    transcript.add_argument("conversation_id")
+    transcript.add_argument("--format", choices=["text", "json"], default="text")
+    commands.add_parser("handover", help="what is still open: queue, chats, overdue tickets")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO,
@@ -42,9 +66,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(load_config(args.config), args.host, args.port)
+        if args.command == "agent":
+            config = load_config(args.config)
+            if args.agent_command == "add":
+                return _with_store(config, lambda store: _agent_add(config, store, args))
+            return _with_store(config, _agent_list)
+        if args.command == "transcript":
+            config = load_config(args.config)
+            return _with_store(config, lambda store: _transcript(
+                config, store, args.conversation_id, args.format))
+        if args.command == "handover":
+            config = load_config(args.config)
+            return _with_store(config, lambda store: _handover(config, store))
+        config = _config_or_default(args.config)
         if args.kb_command == "check":
-            return _kb_check(args.path or _config_or_default(args.config).knowledge_base.path)
-        return _kb_ask(_config_or_default(args.config), args.kb, args.question)
+            return _kb_check(args.path or config.knowledge_base.path, config)
+        return _kb_ask(config, args.kb, args.question)
     except ConfigError as exc:
         print(f"kefu: {exc}", file=sys.stderr)
         return 2
@@ -72,10 +109,119 @@ def _print_ready(text: str) -> None:
     print(text.replace("Running on", "kefu is running on"), flush=True)
 
 
-def _kb_check(folder: Path) -> int:
-    knowledge_base = KnowledgeBase.load(folder)
+def _kb_check(folder: Path, config: Config) -> int:
+    """The FAQ and the canned replies: every problem, including vague or curt answers."""
+    problems: list[str] = []
+    try:
+        knowledge_base = KnowledgeBase.load(folder)
+    except KnowledgeBaseError as exc:
+        problems += exc.problems
+        knowledge_base = None
+    try:
+        replies = load_canned_replies(config.desk.quick_replies_path)
+    except KnowledgeBaseError as exc:
+        problems += exc.problems
+        replies = []
+    texts = [(e.source, "answer", e.answer) for e in knowledge_base.entries] \
+        if knowledge_base else []
+    texts += [(r.source, "quick reply", r.text) for r in replies]
+    for source, what, text in texts:
+        vague = vague_phrases(text, config.desk)
+        if vague:
+            problems.append(f"{source}: {what} is vague or curt ({', '.join(vague)}); "
+                            "say what will happen and when")
+    if problems or knowledge_base is None:
+        raise KnowledgeBaseError(problems)
     questions = sum(len(e.questions) for e in knowledge_base.entries)
-    print(f"{folder}: OK, {len(knowledge_base.entries)} entries, {questions} questions")
+    print(f"{folder}: OK, {len(knowledge_base.entries)} entries, {questions} questions; "
+          f"{len(replies)} quick replies")
+    return 0
+
+
+def _with_store(config: Config, work: Callable[[Store], Awaitable[int]]) -> int:
+    async def run() -> int:
+        store = await open_store(config)
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    password = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != password:
+        raise ConfigError("the two passwords differ; nothing was changed")
+    return password
+
+
+async def _agent_add(config: Config, store: Store, args: argparse.Namespace) -> int:
+    if await store.agent_by_name(args.name) is not None:
+        raise ConfigError(f"an agent named {args.name!r} already exists")
+    max_chats = args.max_chats or config.desk.default_max_chats
+    if max_chats < 1:
+        raise ConfigError("--max-chats must be at least 1")
+    password = _read_password(args.password_stdin)
+    problem = password_problem(password)
+    if problem:
+        raise ConfigError(problem)
+    agent = new_agent(args.name, password, AgentRole(args.role), max_chats, time.time())
+    await store.save_agent(agent)
+    print(f"agent {agent.name} added ({agent.role.value}, up to {max_chats} chats); "
+          f"log in at http://{config.server.host}:{config.server.port}/agent")
+    return 0
+
+
+async def _agent_list(store: Store) -> int:
+    for agent in await store.agents():
+        print(f"{agent.name:<20} {agent.role.value:<11} max {agent.max_chats} chats  "
+              f"{agent.presence.value}")
+    return 0
+
+
+async def _transcript(config: Config, store: Store, conversation_id: str, fmt: str) -> int:
+    conversation = await store.get_conversation(conversation_id)
+    if conversation is None:
+        raise ConfigError(f"no conversation {conversation_id}")
+    messages = await store.messages(conversation_id)
+    events = await store.events(conversation_id)
+    if fmt == "json":
+        print(json.dumps(transcript_json(conversation, messages, events), ensure_ascii=False,
+                         indent=2))
+    else:
+        names = {a.id: a.name for a in await store.agents()}
+        print(transcript_text(conversation, messages, events,
+                              ZoneInfo(config.business.timezone), names), end="")
+    return 0
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes = int(seconds // 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
+
+
+async def _handover(config: Config, store: Store) -> int:
+    now = time.time()
+    view = await Board(store, config.desk, time.time).handover()
+    print(f"Queued ({len(view['queued'])}):")
+    for c in view["queued"]:
+        print(f"  #{c['position']} {c['id']}  {c['channel']}/{c['user_id']}  waiting "
+              f"{_age(c['waited_seconds'])}  ({c['handoff_reason']})  {c['preview']}")
+    print(f"In progress ({len(view['in_progress'])}):")
+    for c in view["in_progress"]:
+        flag = "  NO REPLY " + _age(c["awaiting_seconds"]) if c["flagged"] else ""
+        print(f"  {c['id']}  {c['channel']}/{c['user_id']}  with {c['agent_name']}  "
+              f"for {_age(now - c['assigned_at'] if c['assigned_at'] else None)}{flag}")
+    overdue = view["overdue_tickets"]
+    print(f"Overdue offline messages ({len(overdue)} of {view['open_tickets']} open):")
+    for t in overdue:
+        print(f"  {t['id']}  overdue {_age(now - t['due_at'])}  {t['contact'] or '(no contact)'}"
+              f"  {t['question'][:60]}")
     return 0
 
 

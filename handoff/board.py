@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from bot.config import DeskConfig
 from bot.messages import ConversationState, Role, StoredMessage
 from bot.store import Agent, AgentRole, Conversation, Store, TicketStatus
-from handoff.desk import Desk
+from handoff.desk import is_online, loads, reply_overdue
 from handoff.transcript import (
     agent_json,
     conversation_json,
@@ -30,9 +31,9 @@ def _preview(messages: list[StoredMessage]) -> str:
 
 
 class Board:
-    def __init__(self, store: Store, desk: Desk, clock: Callable[[], float]) -> None:
+    def __init__(self, store: Store, config: DeskConfig, clock: Callable[[], float]) -> None:
         self._store = store
-        self._desk = desk
+        self._config = config
         self._clock = clock
 
     async def _summary(self, conversation: Conversation, names: dict[str, str]
@@ -51,7 +52,7 @@ class Board:
             "waited_seconds": round(now - conversation.queued_at, 1)
             if conversation.queued_at else None,
             "awaiting_seconds": round(now - waiting, 1) if waiting else None,
-            "flagged": self._desk.reply_overdue(conversation, now),
+            "flagged": reply_overdue(conversation, now, self._config),
         }
 
     async def _names(self) -> dict[str, str]:
@@ -100,8 +101,8 @@ class Board:
 
     async def agents(self) -> list[dict[str, Any]]:
         now = self._clock()
-        return [{**agent_json(ld.agent), "online": self._desk.is_online(ld.agent, now),
-                 "open_chats": ld.open_chats} for ld in await self._desk.loads()]
+        return [{**agent_json(ld.agent), "online": is_online(ld.agent, now, self._config),
+                 "open_chats": ld.open_chats} for ld in await loads(self._store)]
 
     async def handover(self) -> dict[str, Any]:
         """What the next shift inherits: the queue, chats in progress, overdue tickets."""

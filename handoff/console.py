@@ -29,7 +29,7 @@ from bot.speaker import Speaker
 from bot.store import Agent, AgentRole, AgentSession, Conversation, Presence, Store
 from handoff.auth import Sessions
 from handoff.board import Board
-from handoff.desk import Desk, DeskError
+from handoff.desk import Desk, DeskError, is_online
 from handoff.replies import load_canned_replies
 from handoff.transcript import agent_json, message_json, transcript_json, transcript_text
 
@@ -196,7 +196,7 @@ class Console:
         session = request[SESSION]
         agent = await self._store.get_agent(request[AGENT].id) or request[AGENT]
         return web.json_response({
-            "agent": {**agent_json(agent), "online": self._desk.is_online(agent, self._clock())},
+            "agent": {**agent_json(agent), "online": is_online(agent, self._clock(), self._config)},
             "csrf_token": session.csrf_token, "expires_at": session.expires_at,
             "time_zone": self._zone_name,
             "agent_reply_seconds": self._config.agent_reply_seconds,

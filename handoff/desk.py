@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import ParamSpec, TypeVar
 
-from bot.config import Config
+from bot.config import Config, DeskConfig
 from bot.errors import KefuError
 from bot.hours import BusinessHours, describe_moment
 from bot.lanes import Lanes
@@ -66,6 +66,26 @@ class DeskError(KefuError):
 class Load:
     agent: Agent
     open_chats: int
+
+
+def is_online(agent: Agent, now: float, config: DeskConfig) -> bool:
+    """Online and heard from lately: a closed laptop stops getting chats."""
+    return (agent.presence is Presence.ONLINE and agent.last_seen_at is not None
+            and now - agent.last_seen_at <= config.presence_timeout_seconds)
+
+
+def reply_overdue(conversation: Conversation, now: float, config: DeskConfig) -> bool:
+    """The customer has waited `agent_reply_seconds` for an agent and not yet been told
+    to hold on (the 1-minute rule)."""
+    since = conversation.awaiting_agent_since
+    return (since is not None and now - since >= config.agent_reply_seconds
+            and (conversation.last_holding_at is None or conversation.last_holding_at < since))
+
+
+async def loads(store: Store) -> list[Load]:
+    """Every agent with the number of chats they hold."""
+    held = Counter(c.agent_id for c in await store.conversations_in_state(AGENT))
+    return [Load(a, held[a.id]) for a in await store.agents()]
 
 
 class Desk:
@@ -113,19 +133,10 @@ class Desk:
 
     # who is on duty
 
-    def is_online(self, agent: Agent, now: float) -> bool:
-        return (agent.presence is Presence.ONLINE and agent.last_seen_at is not None
-                and now - agent.last_seen_at <= self._desk.presence_timeout_seconds)
-
-    async def loads(self) -> list[Load]:
-        """Every agent with the number of chats they hold."""
-        held = Counter(c.agent_id for c in await self._store.conversations_in_state(AGENT))
-        return [Load(a, held[a.id]) for a in await self._store.agents()]
-
     async def _nobody_on_duty(self, now: float) -> bool:
         if not self._hours.is_open(self._hours.local(now)):
             return True
-        return not any(self.is_online(a, now) for a in await self._store.agents())
+        return not any(is_online(a, now, self._desk) for a in await self._store.agents())
 
     # from the router (in the conversation's lane)
 
@@ -255,16 +266,17 @@ class Desk:
             queue = await self._store.conversations_in_state(QUEUED)
             if not queue:
                 return
-            loads = {ld.agent.id: ld for ld in await self.loads() if self.is_online(ld.agent, now)}
+            load_of = {ld.agent.id: ld for ld in await loads(self._store)
+                       if is_online(ld.agent, now, self._desk)}
             assigned = False
             for conversation in queue:
-                free = [ld for ld in loads.values() if ld.open_chats < ld.agent.max_chats]
+                free = [ld for ld in load_of.values() if ld.open_chats < ld.agent.max_chats]
                 if not free:
                     break
                 chosen = min(free, key=lambda ld: (ld.open_chats, ld.agent.name))
                 if await self._in_lane(conversation, self._assign, conversation.id, chosen.agent):
                     assigned = True
-                    loads[chosen.agent.id] = Load(chosen.agent, chosen.open_chats + 1)
+                    load_of[chosen.agent.id] = Load(chosen.agent, chosen.open_chats + 1)
             if assigned:
                 await self._tell_positions()
 
@@ -404,9 +416,9 @@ class Desk:
         conversation = await self._held(agent, conversation_id)
         if target.id == conversation.agent_id:
             raise DeskError("same_agent", f"{to_name} already holds this chat")
-        if not self.is_online(target, self._clock()):
+        if not is_online(target, self._clock(), self._desk):
             raise DeskError("not_online", f"{to_name} is not online")
-        load = next(ld for ld in await self.loads() if ld.agent.id == target.id)
+        load = next(ld for ld in await loads(self._store) if ld.agent.id == target.id)
         if load.open_chats >= target.max_chats:
             raise DeskError("at_limit", f"{to_name} already holds {load.open_chats} chats")
 
@@ -506,16 +518,10 @@ class Desk:
         if left:
             await self._tell_positions()
         for conversation in await self._store.conversations_in_state(AGENT):
-            if self.reply_overdue(conversation, now):
+            if reply_overdue(conversation, now, self._desk):
                 await self._in_lane(conversation, self._hold_for_agent, conversation.id)
         if queued and not nobody:
             await self.dispatch()
-
-    def reply_overdue(self, conversation: Conversation, now: float) -> bool:
-        since = conversation.awaiting_agent_since
-        return (since is not None and now - since >= self._desk.agent_reply_seconds
-                and (conversation.last_holding_at is None
-                     or conversation.last_holding_at < since))
 
     async def _timed_queue_update(self, conversation_id: str) -> None:
         conversation = await self._current(conversation_id)
@@ -528,7 +534,7 @@ class Desk:
         """The 1-minute rule: the customer hears from us, and the breach is recorded."""
         conversation = await self._current(conversation_id)
         now = self._clock()
-        if conversation.state is not AGENT or not self.reply_overdue(conversation, now):
+        if conversation.state is not AGENT or not reply_overdue(conversation, now, self._desk):
             return
         waited = now - (conversation.awaiting_agent_since or now)
         await self._speaker.say(conversation, OutboundReply(

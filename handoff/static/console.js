@@ -1,0 +1,303 @@
+/* kefu agent console: plain JS, no build step. API: docs/agent-api.md.
+ * Every text from customers (and everyone else) is put on the page with textContent. */
+(function () {
+  "use strict";
+  var $ = function (id) { return document.getElementById(id); };
+  var state = { me: null, csrf: "", selected: null, detail: null, quick: [], agents: [],
+                lastSeq: 0, pendingReply: null };
+
+  function el(tag, cls, text) {
+    var node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text != null) node.textContent = text;
+    return node;
+  }
+  function clock(ts) { return new Date(ts * 1000).toLocaleString(); }
+  function age(seconds) {
+    if (seconds == null) return "";
+    var m = Math.floor(seconds / 60);
+    return m >= 60 ? Math.floor(m / 60) + "h" + (m % 60) + "m" : m + "m" + Math.floor(seconds % 60) + "s";
+  }
+
+  async function api(method, path, body) {
+    var options = { method: method, credentials: "same-origin", headers: {} };
+    if (method !== "GET") {
+      options.headers["X-CSRF-Token"] = state.csrf;
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body || {});
+    }
+    var response = await fetch("/agent/api" + path, options);
+    if (response.status === 401) { location.href = "/agent/login"; throw new Error("login"); }
+    var data = await response.json();
+    if (!response.ok) { var error = new Error(data.message || response.status); error.data = data; throw error; }
+    return data;
+  }
+
+  // lists on the left
+
+  function item(list, c, label, detail) {
+    var li = el("li", c.flagged ? "flagged" : "");
+    if (state.selected === c.id) li.classList.add("selected");
+    var title = el("div", null, label);
+    if (c.unread) title.appendChild(el("span", "badge", String(c.unread)));
+    li.appendChild(title);
+    li.appendChild(el("div", "preview", c.preview || ""));
+    if (detail) li.appendChild(el("div", "muted", detail));
+    li.dataset.id = c.id;
+    li.onclick = function () { select(c.id); };
+    list.appendChild(li);
+  }
+
+  async function refreshLists() {
+    var results = await Promise.all([api("GET", "/queue"), api("GET", "/chats"), api("GET", "/tickets")]);
+    var queue = $("queue"), chats = $("chats"), tickets = $("tickets");
+    queue.textContent = ""; chats.textContent = ""; tickets.textContent = "";
+    $("queue-count").textContent = "(" + results[0].length + ")";
+    results[0].forEach(function (c) {
+      item(queue, c, "#" + c.position + " " + c.channel + " · " + c.user_id,
+           "等待 waiting " + age(c.waited_seconds) + " · " + (c.handoff_reason || ""));
+    });
+    results[1].forEach(function (c) {
+      var who = c.agent_id === state.me.id ? "" : " (" + (c.agent_name || "?") + ")";
+      item(chats, c, c.channel + " · " + c.user_id + who,
+           c.flagged ? "⏰ 超过 " + age(c.awaiting_seconds) + " 未回复 no reply" : "");
+    });
+    results[2].forEach(function (t) {
+      var li = el("li", t.overdue ? "overdue" : "");
+      li.appendChild(el("div", null, t.id + " · 截止 due " + clock(t.due_at) + (t.overdue ? " · 已超时 OVERDUE" : "")));
+      li.appendChild(el("div", "preview", t.question));
+      li.appendChild(el("div", "muted", t.contact || "(no contact: reply in the chat)"));
+      var open = el("button", null, "查看 Open"); open.type = "button";
+      open.onclick = function (event) { event.stopPropagation(); select(t.conversation_id); };
+      var done = el("button", null, "已处理 Done"); done.type = "button";
+      done.onclick = async function (event) {
+        event.stopPropagation();
+        var note = prompt("处理说明 What was done?", "");
+        if (note === null) return;
+        await api("POST", "/tickets/" + encodeURIComponent(t.id) + "/done", { note: note });
+        refreshLists();
+      };
+      li.appendChild(open); li.appendChild(done);
+      tickets.appendChild(li);
+    });
+  }
+  var refreshTimer = null;
+  function refreshSoon() {
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(function () { refreshLists().catch(console.error); }, 150);
+  }
+
+  // the selected conversation
+
+  function whyText(m) {
+    var meta = m.meta || {}, parts = [];
+    if (meta.scores && meta.scores.length) {
+      parts.push((meta.decision || "") + ": " + meta.scores.map(function (s) { return s.entry + " " + s.score; }).join(", "));
+    }
+    if (meta.why) parts.push(meta.why);
+    if (meta.reason) parts.push("reason: " + meta.reason);
+    return parts.join(" · ");
+  }
+
+  function messageNode(m) {
+    var node = el("div", "msg " + m.role);
+    node.dataset.seq = m.seq;
+    var who = m.role === "agent" ? "客服 " + (m.meta.agent_name || "") : m.role + (m.kind !== "text" ? " · " + m.kind : "");
+    node.appendChild(el("span", "who", who + " · " + clock(m.ts)));
+    node.appendChild(el("span", "text", m.text));
+    var why = whyText(m);
+    if (why) node.appendChild(el("span", "why", why));
+    if (m.quick_replies && m.quick_replies.length) node.appendChild(el("span", "why", "options: " + m.quick_replies.join(" | ")));
+    return node;
+  }
+
+  function appendMessage(m) {
+    var transcript = $("transcript");
+    if (transcript.querySelector('[data-seq="' + m.seq + '"]')) return;
+    transcript.appendChild(messageNode(m));
+    transcript.scrollTop = transcript.scrollHeight;
+    state.lastSeq = Math.max(state.lastSeq, m.seq);
+  }
+
+  function renderHead(c) {
+    $("chat-title").textContent = c.channel + " · " + c.user_id;
+    $("chat-info").textContent = "状态 " + c.state + (c.agent_name ? " · " + c.agent_name : "") +
+      (c.handoff_reason ? " · 转人工原因 handoff: " + c.handoff_reason : "") + " · 语言 " + c.lang +
+      " · 开始 " + clock(c.created_at);
+    var mine = c.state === "agent" && (c.agent_id === state.me.id || state.me.role === "supervisor");
+    $("take").hidden = !(c.state === "queued" || c.state === "bot");
+    ["hold", "transfer", "transfer-to", "handback"].forEach(function (id) { $(id).hidden = !mine; });
+    $("close").hidden = !(mine || (state.me.role === "supervisor" && c.state !== "closed"));
+    $("reply-form").hidden = !mine;
+    $("chat-flag").hidden = !c.flagged;
+    $("chat-flag").textContent = c.flagged ? "⏰ 客户已等待 " + age(c.awaiting_seconds) + "，请尽快回复 (1-minute rule)" : "";
+    $("export-text").href = "/agent/api/conversations/" + c.id + "/transcript?format=text";
+    $("export-json").href = "/agent/api/conversations/" + c.id + "/transcript?format=json";
+  }
+
+  async function select(id) {
+    state.selected = id;
+    var detail = await api("GET", "/conversations/" + encodeURIComponent(id));
+    if (state.selected !== id) return;
+    state.detail = detail; state.lastSeq = 0;
+    $("handover").hidden = true; $("chat").hidden = false; $("empty").hidden = true;
+    renderHead(detail.conversation);
+    var transcript = $("transcript"); transcript.textContent = "";
+    var events = detail.events.slice();
+    detail.messages.forEach(function (m) {
+      while (events.length && events[0].ts <= m.ts) transcript.appendChild(eventNode(events.shift()));
+      appendMessage(m);
+    });
+    events.forEach(function (e) { transcript.appendChild(eventNode(e)); });
+    var earlier = $("earlier-list"); earlier.textContent = "";
+    $("earlier-count").textContent = detail.earlier.length;
+    detail.earlier.forEach(function (c) {
+      var box = el("div", "earlier");
+      box.appendChild(el("h3", null, clock(c.created_at) + " · " + c.state + (c.rating ? " · ★" + c.rating : "")));
+      c.messages.forEach(function (m) { box.appendChild(messageNode(m)); });
+      earlier.appendChild(box);
+    });
+    markRead();
+    refreshSoon();
+  }
+
+  function eventNode(e) {
+    var detail = Object.keys(e.detail || {}).map(function (k) { return k + "=" + e.detail[k]; }).join(", ");
+    return el("div", "event", "— " + e.type + (detail ? " (" + detail + ")" : "") + " · " + clock(e.ts) + " —");
+  }
+
+  async function markRead() {
+    var c = state.detail && state.detail.conversation;
+    if (!c || c.state !== "agent" || c.agent_id !== state.me.id || !state.lastSeq) return;
+    await api("POST", "/conversations/" + c.id + "/read", { seq: state.lastSeq }).catch(console.error);
+  }
+
+  async function act(action, body) {
+    var c = state.detail.conversation;
+    try {
+      var result = await api("POST", "/conversations/" + c.id + "/" + action, body);
+      await select(c.id);
+      return result;
+    } catch (error) {
+      if (error.message !== "login") alert(error.message);
+    }
+  }
+
+  // replying, with quick replies and the vague-reply warning
+
+  function showWarning(text, onConfirm) {
+    var box = $("warning"); box.textContent = text; box.hidden = !text;
+    if (onConfirm) {
+      var again = el("button", null, "仍然发送 Send anyway"); again.type = "button";
+      again.onclick = onConfirm; box.appendChild(document.createTextNode(" ")); box.appendChild(again);
+    }
+  }
+
+  async function sendReply(confirmed) {
+    var text = $("reply").value.trim();
+    if (!text) return;
+    var c = state.detail.conversation;
+    try {
+      var result = await api("POST", "/conversations/" + c.id + "/reply", { text: text, confirm: !!confirmed });
+      appendMessage(result.message);
+      $("reply").value = ""; showWarning("");
+      $("chat-flag").hidden = true;
+    } catch (error) {
+      if (error.data && error.data.error === "vague_reply") {
+        showWarning("这条回复可能显得含糊或生硬：" + error.data.phrases.join("、") +
+                    "。请说明会怎么处理、何时答复。 This reply may read as vague or curt.",
+                    function () { sendReply(true); });
+      } else if (error.message !== "login") {
+        showWarning(error.message);
+      }
+    }
+  }
+
+  function showShortcuts() {
+    var box = $("shortcuts"); box.textContent = "";
+    var match = /^\/(\S*)$/.exec($("reply").value);
+    if (!match) return [];
+    var found = state.quick.filter(function (q) { return q.shortcut.indexOf(match[1]) === 0; });
+    found.forEach(function (q) {
+      var b = el("button", null, "/" + q.shortcut + " " + q.text); b.type = "button";
+      b.onclick = function () { insert(q); };
+      box.appendChild(b);
+    });
+    return found;
+  }
+  function insert(q) { $("reply").value = q.text; $("shortcuts").textContent = ""; $("reply").focus(); }
+
+  // live updates
+
+  function connect() {
+    var ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/agent/ws");
+    var ping = null;
+    ws.onopen = function () {
+      $("live").textContent = "● live";
+      ping = setInterval(function () { ws.send(JSON.stringify({ type: "ping" })); }, 20000);
+      refreshSoon();
+    };
+    ws.onmessage = function (event) {
+      var frame = JSON.parse(event.data);
+      if (frame.type === "message" && frame.conversation_id === state.selected) {
+        appendMessage(frame.message); markRead();
+      }
+      if (frame.type === "conversation" && frame.conversation_id === state.selected) select(state.selected);
+      if (frame.type === "message" || frame.type === "conversation" || frame.type === "changed") refreshSoon();
+    };
+    ws.onclose = function (event) {
+      clearInterval(ping);
+      $("live").textContent = "○ reconnecting";
+      if (event.code === 4401) { location.href = "/agent/login"; return; }
+      setTimeout(connect, 2000);
+    };
+  }
+
+  async function showHandover() {
+    var view = await api("GET", "/handover");
+    var body = $("handover-body"); body.textContent = "";
+    function section(title, rows) {
+      body.appendChild(el("h3", null, title + " (" + rows.length + ")"));
+      var ul = el("ul"); rows.forEach(function (r) { ul.appendChild(el("li", null, r)); }); body.appendChild(ul);
+    }
+    section("排队中 Queued", view.queued.map(function (c) { return "#" + c.position + " " + c.channel + "/" + c.user_id + " · waiting " + age(c.waited_seconds) + " · " + (c.preview || ""); }));
+    section("进行中 In progress", view.in_progress.map(function (c) { return c.channel + "/" + c.user_id + " · " + (c.agent_name || "") + (c.flagged ? " · NO REPLY " + age(c.awaiting_seconds) : ""); }));
+    section("超时留言 Overdue offline messages", view.overdue_tickets.map(function (t) { return t.id + " · due " + clock(t.due_at) + " · " + (t.contact || "-") + " · " + t.question; }));
+    $("chat").hidden = true; $("empty").hidden = true; $("handover").hidden = false;
+  }
+
+  async function start() {
+    var me = await api("GET", "/me");
+    state.me = me.agent; state.csrf = me.csrf_token;
+    $("me").textContent = me.agent.name + " (" + me.agent.role + ")";
+    $("presence").value = me.agent.presence;
+    var quick = await api("GET", "/quick-replies"); state.quick = quick.replies;
+    state.agents = await api("GET", "/agents");
+    var to = $("transfer-to");
+    state.agents.forEach(function (a) {
+      if (a.id === state.me.id) return;
+      var o = el("option", null, a.name + (a.online ? " · online" : " · " + a.presence)); o.value = a.name; to.appendChild(o);
+    });
+    $("presence").onchange = function () { api("POST", "/presence", { presence: $("presence").value }); };
+    $("logout").onclick = async function () { await api("POST", "/logout"); location.href = "/agent/login"; };
+    $("take").onclick = function () { act("take"); };
+    $("hold").onclick = function () { act("hold"); };
+    $("handback").onclick = function () { act("handback"); };
+    $("close").onclick = function () { if (confirm("结束会话并邀请客户评分？ Close and ask for a rating?")) act("close"); };
+    $("transfer").onclick = function () { if ($("transfer-to").value) act("transfer", { to: $("transfer-to").value }); };
+    $("show-handover").onclick = showHandover;
+    $("hide-handover").onclick = function () { $("handover").hidden = true; $("empty").hidden = !!state.selected; $("chat").hidden = !state.selected; };
+    $("reply").oninput = function () { showShortcuts(); showWarning(""); };
+    $("reply").onkeydown = function (event) {
+      if (event.key === "Enter" && !event.shiftKey) {
+        event.preventDefault();
+        var found = showShortcuts();
+        if (found.length === 1) insert(found[0]); else if (!found.length) sendReply(false);
+      }
+    };
+    $("reply-form").onsubmit = function (event) { event.preventDefault(); sendReply(false); };
+    await refreshLists();
+    connect();
+  }
+  start().catch(function (error) { console.error(error); });
+})();
