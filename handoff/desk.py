@@ -75,11 +75,17 @@ def is_online(agent: Agent, now: float, config: DeskConfig) -> bool:
 
 
 def reply_overdue(conversation: Conversation, now: float, config: DeskConfig) -> bool:
-    """The customer has waited `agent_reply_seconds` for an agent and not yet been told
-    to hold on (the 1-minute rule)."""
+    """The customer has waited `agent_reply_seconds` or more for an agent's reply: the
+    console flags the chat until the agent answers."""
     since = conversation.awaiting_agent_since
-    return (since is not None and now - since >= config.agent_reply_seconds
-            and (conversation.last_holding_at is None or conversation.last_holding_at < since))
+    return since is not None and now - since >= config.agent_reply_seconds
+
+
+def holding_due(conversation: Conversation, now: float, config: DeskConfig) -> bool:
+    """The 1-minute rule: overdue, and not yet told to hold on during this wait."""
+    return reply_overdue(conversation, now, config) and (
+        conversation.last_holding_at is None
+        or conversation.last_holding_at < (conversation.awaiting_agent_since or 0.0))
 
 
 async def loads(store: Store) -> list[Load]:
@@ -472,10 +478,10 @@ class Desk:
                              rating_requested_at=now, awaiting_agent_since=None)
             await self._store.save_conversation(closed)
             await self._event(closed, "closed", agent.id, reason="resolved")
+            await self._speaker.send_state(closed)
             await self._speaker.say(closed, OutboundReply(
                 self._text(closed, "rating_request"), Kind.RATING_REQUEST, role=Role.SYSTEM,
                 quick_replies=tuple(self._text(closed, "rating_options").split("|"))))
-            await self._speaker.send_state(closed)
             return closed
 
         closed = await self._in_lane(conversation, end)
@@ -518,7 +524,7 @@ class Desk:
         if left:
             await self._tell_positions()
         for conversation in await self._store.conversations_in_state(AGENT):
-            if reply_overdue(conversation, now, self._desk):
+            if holding_due(conversation, now, self._desk):
                 await self._in_lane(conversation, self._hold_for_agent, conversation.id)
         if queued and not nobody:
             await self.dispatch()
@@ -534,17 +540,17 @@ class Desk:
         """The 1-minute rule: the customer hears from us, and the breach is recorded."""
         conversation = await self._current(conversation_id)
         now = self._clock()
-        if conversation.state is not AGENT or not reply_overdue(conversation, now, self._desk):
+        if conversation.state is not AGENT or not holding_due(conversation, now, self._desk):
             return
         waited = now - (conversation.awaiting_agent_since or now)
-        await self._speaker.say(conversation, OutboundReply(
-            self._text(conversation, "agent_holding"), Kind.HOLDING,
-            meta={"reason": "agent_reply_timeout", "waited_seconds": round(waited, 1)}))
         conversation = replace(conversation, last_holding_at=now)
         await self._store.save_conversation(conversation)
         await self._event(conversation, "reply_breach", conversation.agent_id,
                           waited_seconds=round(waited, 3))
-        log.warning("1-minute rule: conversation %s waited %.0f s for agent %s",
+        await self._speaker.say(conversation, OutboundReply(
+            self._text(conversation, "agent_holding"), Kind.HOLDING,
+            meta={"reason": "agent_reply_timeout", "waited_seconds": round(waited, 1)}))
+        log.warning("1-minute rule: conversation %s waited %.1f s for agent %s",
                     conversation.id, waited, conversation.agent_id)
 
     async def _abandon(self, conversation_id: str) -> bool:

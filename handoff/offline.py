@@ -9,9 +9,10 @@ from bot.config import TicketConfig
 from bot.hours import BusinessHours
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-# Mainland mobile numbers first (with or without +86), then any phone-like run of digits.
+# Mainland mobile numbers (with or without +86), then landlines with an area code (0...) and
+# international numbers (+...). Other runs of digits are order numbers and dates, not phones.
 _MOBILE = re.compile(r"(?<!\d)(?:\+?86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}(?!\d)")
-_PHONE = re.compile(r"(?<![\d.])\+?\d[\d -]{5,18}\d(?![\d.])")
+_PHONE = re.compile(r"(?<![\d.])(?:\+|0)\d[\d -]{5,18}\d(?![\d.])")
 SKIP_WORDS = frozenset(("跳过", "不用", "不用了", "没有", "skip", "no", "none", "no thanks"))
 
 

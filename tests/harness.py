@@ -96,6 +96,13 @@ class Visitor:
         while not expected <= self.seen.get(conversation.id, set()):
             await self.receive()
 
+    async def state_becomes(self, **expected: Any) -> dict[str, Any]:
+        """Read frames until a `state` frame has the expected fields (e.g. position=1)."""
+        while True:
+            frame = await self.receive()
+            if frame["type"] == "state" and all(frame.get(k) == v for k, v in expected.items()):
+                return frame
+
     @property
     def states(self) -> list[dict[str, Any]]:
         return [f for f in self.frames if f["type"] == "state"]
