@@ -137,7 +137,7 @@ class Console:
         logged_in, problem = await self._try_login(request, name, password)
         if logged_in is None:
             return await self._login_page(request, problem)
-        response = web.HTTPSeeOther("/agent")
+        response = web.Response(status=303, headers={"Location": "/agent"})
         self._set_cookie(request, response, logged_in.token)
         return response
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -10,7 +11,19 @@ from pathlib import Path
 import pytest
 
 from bot.messages import ConversationState, Kind, Role
-from bot.store import Conversation, NewMessage, Store, UnansweredQuestion
+from bot.store import (
+    Agent,
+    AgentRole,
+    AgentSession,
+    Conversation,
+    ConversationEvent,
+    NewMessage,
+    Presence,
+    Store,
+    Ticket,
+    TicketStatus,
+    UnansweredQuestion,
+)
 from bot.store.sqlite import SqliteStore
 
 
@@ -116,3 +129,98 @@ async def test_data_survives_reopening(tmp_path: Path) -> None:
         assert await second.append_message(c, said("dup", msg_id="m1")) is None
     finally:
         await second.close()
+
+
+async def test_queue_order_puts_higher_priority_first_then_first_come(store: Store) -> None:
+    for cid, queued_at, priority in [("a", 10.0, 0), ("b", 20.0, 1), ("c", 5.0, 0),
+                                     ("d", 30.0, 1)]:
+        await store.save_conversation(conversation(cid, user=cid, state=ConversationState.QUEUED,
+                                                   queued_at=queued_at, priority=priority))
+    await store.save_conversation(conversation("held", user="h", state=ConversationState.AGENT,
+                                               agent_id="x"))
+    queued = await store.conversations_in_state(ConversationState.QUEUED)
+    assert [c.id for c in queued] == ["b", "d", "c", "a"]
+    assert [await store.queue_position(c) for c in ("b", "d", "c", "a")] == [1, 2, 3, 4]
+    held = await store.conversations_in_state(ConversationState.AGENT)
+    assert [c.id for c in held] == ["held"]
+
+
+async def test_agents_have_unique_names_and_narrow_updates(store: Store) -> None:
+    mei = Agent(id="a1", name="mei", role=AgentRole.SUPERVISOR, max_chats=3,
+                password_hash="scrypt$x", created_at=1.0)
+    await store.save_agent(mei)
+    assert await store.get_agent("a1") == mei
+    assert await store.agent_by_name("mei") == mei
+    with pytest.raises(ValueError, match="already exists"):
+        await store.save_agent(replace(mei, id="a2"))
+    await store.save_agent(replace(mei, id="a0", name="ann"))
+    assert [a.name for a in await store.agents()] == ["ann", "mei"]
+    await store.update_agent("a1", presence=Presence.ONLINE)
+    await store.update_agent("a1", last_seen_at=50.0)
+    updated = await store.get_agent("a1")
+    assert updated is not None
+    assert (updated.presence, updated.last_seen_at, updated.max_chats) == (
+        Presence.ONLINE, 50.0, 3)
+    await store.update_agent("ghost", presence=Presence.AWAY)  # nothing to change
+    assert await store.get_agent("ghost") is None
+
+
+async def test_sessions_are_found_by_token_hash_and_deleted(store: Store) -> None:
+    session = AgentSession(token_hash="h1", agent_id="a1", csrf_token="c",
+                           created_at=1.0, expires_at=2.0)
+    await store.save_session(session)
+    assert await store.get_session("h1") == session
+    await store.delete_session("h1")
+    assert await store.get_session("h1") is None
+
+
+async def test_tickets_come_soonest_due_first_and_filter_by_status(store: Store) -> None:
+    def ticket(tid: str, due: float, **changes: object) -> Ticket:
+        base = Ticket(id=tid, conversation_id="c1", channel="webchat", user_id="u1", lang="zh",
+                      question="发票开错了", contact="", created_at=1.0, due_at=due)
+        return replace(base, **changes)  # type: ignore[arg-type]
+
+    await store.save_ticket(ticket("late", 300.0))
+    await store.save_ticket(ticket("soon", 100.0, contact="13812345678"))
+    await store.save_ticket(ticket("done", 50.0, status=TicketStatus.DONE, done_at=60.0,
+                                   done_by="a1", note="已回电"))
+    assert [t.id for t in await store.tickets()] == ["done", "soon", "late"]
+    assert [t.id for t in await store.tickets(TicketStatus.OPEN)] == ["soon", "late"]
+    assert await store.get_ticket("done") == ticket(
+        "done", 50.0, status=TicketStatus.DONE, done_at=60.0, done_by="a1", note="已回电")
+
+
+async def test_events_keep_their_order_and_detail(store: Store) -> None:
+    await store.record_event(ConversationEvent("c1", 10.0, "queued", None, {"priority": 1}))
+    await store.record_event(ConversationEvent("c2", 11.0, "queued"))
+    await store.record_event(ConversationEvent("c1", 12.0, "assigned", "a1",
+                                               {"waited_seconds": 2.0}))
+    assert [e.type for e in await store.events("c1")] == ["queued", "assigned"]
+    assert (await store.events("c1"))[1].detail == {"waited_seconds": 2.0}
+    assert [e.conversation_id for e in await store.events(since=11.0)] == ["c2", "c1"]
+
+
+async def test_an_older_database_gains_new_columns_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE conversations (
+            id TEXT PRIMARY KEY, channel TEXT NOT NULL, user_id TEXT NOT NULL,
+            state TEXT NOT NULL, lang TEXT NOT NULL, created_at REAL NOT NULL,
+            last_activity_at REAL NOT NULL, consecutive_misses INTEGER NOT NULL,
+            handoff_reason TEXT, queued_at REAL, closed_at REAL, rating INTEGER,
+            greeting_latency_ms REAL, greeting_breach TEXT, last_holding_at REAL);
+        INSERT INTO conversations VALUES ('c1', 'webchat', 'u1', 'queued', 'zh', 1.0, 2.0, 0,
+            'request', 3.0, NULL, NULL, 12.5, NULL, NULL);
+    """)
+    db.close()
+    store = await SqliteStore.open(path)
+    try:
+        upgraded = await store.get_conversation("c1")
+        assert upgraded is not None
+        assert (upgraded.state, upgraded.handoff_reason, upgraded.priority,
+                upgraded.agent_read_seq, upgraded.agent_id) == (
+            ConversationState.QUEUED, "request", 0, 0, None)
+        assert await store.queue_position("c1") == 1
+    finally:
+        await store.close()
