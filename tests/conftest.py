@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from bot.config import Config
+from tests.browser import CHROMIUM, LAUNCH_ARGS
 from tests.harness import Kefu, write_kb
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -62,6 +63,19 @@ def make_config(tmp_path: Path) -> Callable[..., Config]:
         return Config.model_validate(raw)
 
     return make
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    """Headless chromium (see tests/browser.py); modules using it skip without chromium."""
+    from playwright.async_api import async_playwright
+
+    assert CHROMIUM is not None, "CI must install chromium (see .ci/run)"
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+        yield launched
+        await launched.close()
 
 
 @pytest.fixture

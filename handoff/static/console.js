@@ -291,8 +291,11 @@
     $("reply").onkeydown = function (event) {
       if (event.key === "Enter" && !event.shiftKey) {
         event.preventDefault();
-        var found = showShortcuts();
-        if (found.length === 1) insert(found[0]); else if (!found.length) sendReply(false);
+        var found = showShortcuts(), typed = $("reply").value.slice(1);
+        var exact = found.filter(function (q) { return q.shortcut === typed; });
+        if (exact.length) insert(exact[0]);
+        else if (found.length === 1) insert(found[0]);
+        else if (!found.length) sendReply(false);
       }
     };
     $("reply-form").onsubmit = function (event) { event.preventDefault(); sendReply(false); };

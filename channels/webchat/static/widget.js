@@ -8,11 +8,11 @@
   var lang = script.dataset.lang || ((navigator.language || "zh").slice(0, 2) === "zh" ? "zh" : "en");
   var L = {
     zh: { title: "在线客服", placeholder: "请输入您的问题…", send: "发送", queued: "排队中，您是第 {n} 位",
-          agent: "人工客服已接入", closed: "会话已结束，请为本次服务评分：", reconnecting: "连接中断，正在重连…",
+          agent: "人工客服已接入", agentName: "客服 ", reconnecting: "连接中断，正在重连…",
           failed: "未发送：", retry: "重试", open: "客服" },
     en: { title: "Customer service", placeholder: "Type your question…", send: "Send",
           queued: "In the queue: you are number {n}", agent: "A colleague has joined",
-          closed: "This chat has ended. Please rate it:", reconnecting: "Connection lost, reconnecting…",
+          agentName: "", reconnecting: "Connection lost, reconnecting…",
           failed: "Not sent: ", retry: "Retry", open: "Chat" }
   }[lang === "zh" ? "zh" : "en"];
 
@@ -47,9 +47,11 @@
     ".kefu-customer{margin-left:auto;background:#1677ff;color:#fff}",
     ".kefu-bot,.kefu-agent,.kefu-system{background:#fff;border:1px solid #e5e6eb}",
     ".kefu-agent{border-color:#b7eb8f}",
+    ".kefu-name{display:block;font-size:12px;color:#389e0d}",
+    ".kefu-system{font-size:13px;color:#555;background:#f0f5ff}",
     ".kefu-pending{opacity:.6}.kefu-failed{background:#fff1f0;color:#a8071a;border:1px solid #ffa39e}",
     ".kefu-quick{display:flex;flex-wrap:wrap;gap:6px;padding:0 12px 8px;background:#f7f8fa}",
-    ".kefu-quick button,.kefu-rate button{border:1px solid #1677ff;background:#fff;color:#1677ff;border-radius:14px;padding:4px 10px;cursor:pointer;font:inherit}",
+    ".kefu-quick button{border:1px solid #1677ff;background:#fff;color:#1677ff;border-radius:14px;padding:4px 10px;cursor:pointer;font:inherit}",
     ".kefu-form{display:flex;border-top:1px solid #e5e6eb}",
     ".kefu-form input{flex:1;border:0;padding:12px;font:inherit;outline:none}",
     ".kefu-form button{border:0;background:#1677ff;color:#fff;padding:0 18px;font:inherit;cursor:pointer}"
@@ -116,6 +118,7 @@
     }
     var node = el("div", "kefu-msg kefu-" + frame.role + " kefu-kind-" + frame.kind, frame.text);
     node.dataset.seq = frame.seq;
+    if (frame.role === "agent" && frame.name) node.prepend(el("span", "kefu-name", L.agentName + frame.name));
     log.appendChild(node);
     if (frame.role !== "customer") showQuickReplies(frame.quick_replies);
     scroll();
@@ -127,17 +130,6 @@
     if (frame.state === "queued" && frame.position) setStatus(L.queued.replace("{n}", frame.position));
     else if (frame.state === "agent") setStatus(L.agent);
     else setStatus("");
-    if (frame.state === "closed") showRating();
-  }
-
-  function showRating() {
-    var box = el("div", "kefu-msg kefu-system kefu-rate", L.closed);
-    [1, 2, 3, 4, 5].forEach(function (score) {
-      var b = el("button", null, "★".repeat(score)); b.type = "button";
-      b.onclick = function () { send({ type: "rating", score: score }); box.remove(); };
-      box.appendChild(document.createElement("br")); box.appendChild(b);
-    });
-    log.appendChild(box); scroll();
   }
 
   function send(frame) {

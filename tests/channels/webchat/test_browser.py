@@ -2,41 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import AsyncIterator
-
 import pytest
 
+from tests.browser import skip_without_chromium, url
 from tests.harness import Kefu
 
 pytestmark = pytest.mark.browser
+skip_without_chromium()
 
-CHROMIUM = shutil.which("chromium")
-if CHROMIUM is None and os.environ.get("CI") != "true":
-    pytest.skip("Debian's chromium is not installed (apt-get install chromium); "
-                "browser tests run in CI", allow_module_level=True)
-
-from playwright.async_api import Browser, Page, async_playwright, expect  # noqa: E402
-
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--no-first-run",
-               "--disable-quic"]
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    assert CHROMIUM is not None, "CI must install chromium (see .ci/run)"
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
-        yield launched
-        await launched.close()
-
-
-def url(kefu: Kefu, path: str = "/") -> str:
-    assert kefu.client is not None
-    return str(kefu.client.make_url(path))
+from playwright.async_api import Browser, Page, expect  # noqa: E402
 
 
 async def ask(page: Page, text: str) -> None:

@@ -1,0 +1,27 @@
+"""Real-browser tests: Playwright driving Debian's chromium (never Playwright's download)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from tests.harness import Kefu
+
+CHROMIUM = shutil.which("chromium")
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", "--no-first-run",
+               "--disable-quic"]
+
+
+def skip_without_chromium() -> None:
+    """Skip the calling test module on a machine without chromium, except under CI."""
+    if CHROMIUM is None and os.environ.get("CI") != "true":
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium); "
+                    "browser tests run in CI", allow_module_level=True)
+
+
+def url(kefu: Kefu, path: str = "/") -> str:
+    assert kefu.client is not None
+    return str(kefu.client.make_url(path))
