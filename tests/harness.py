@@ -156,6 +156,22 @@ class Kefu:
         visitor = Visitor(self.client, self.store, self, visitor_id or "v" + uuid.uuid4().hex)
         return await visitor.connect(**params)
 
+    async def queued_customer(self, text: str = "转人工") -> tuple[Visitor, str]:
+        """A customer who asked for a person, and their conversation's id."""
+        visitor = await self.visitor()
+        await visitor.say(text)
+        conversation = await self.store.latest_conversation("webchat", visitor.id)
+        assert conversation is not None
+        return visitor, conversation.id
+
+    async def age_out(self, conversation_id: str) -> None:
+        """Make the conversation idle for longer than the idle timeout."""
+        conversation = await self.store.get_conversation(conversation_id)
+        assert conversation is not None
+        idle = self.config.conversation.idle_timeout_seconds
+        await self.store.save_conversation(
+            replace(conversation, last_activity_at=time.time() - idle - 1))
+
     async def add_agent(self, name: str, password: str = "correct horse", *,
                         role: AgentRole = AgentRole.AGENT, max_chats: int = 5,
                         online: bool = False) -> Agent:

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
 import pytest
 
@@ -191,8 +190,7 @@ async def test_customer_back_after_idle_timeout_starts_a_new_greeted_conversatio
     await visitor.say("退货怎么办")
     old = await kefu.store.latest_conversation("webchat", visitor.id)
     assert old is not None
-    idle = kefu.config.conversation.idle_timeout_seconds
-    await kefu.store.save_conversation(replace(old, last_activity_at=time.time() - idle - 1))
+    await kefu.age_out(old.id)
     replies = await visitor.say("什么时候退款")
     assert [r["kind"] for r in replies] == ["greeting", "answer"]
     new = await kefu.store.latest_conversation("webchat", visitor.id)

@@ -96,44 +96,35 @@ async def test_customer_is_queued_served_held_and_asked_for_a_rating(desk: Kefu)
 
 
 async def test_the_agent_sees_messages_live(desk: Kefu) -> None:
-    customer = await desk.visitor()
-    await customer.say("转人工")
-    conversation = await desk.store.latest_conversation("webchat", customer.id)
-    assert conversation is not None
+    customer, conversation_id = await desk.queued_customer()
     alice = await desk.agent("alice")
-    await alice.act(conversation.id, "take")
+    await alice.act(conversation_id, "take")
     await customer.say("我的订单号是 12345")
-    frame = await alice.next_event("message", conversation.id)
+    frame = await alice.next_event("message", conversation_id)
     while frame["message"]["role"] != "customer":
-        frame = await alice.next_event("message", conversation.id)
+        frame = await alice.next_event("message", conversation_id)
     assert frame["message"]["text"] == "我的订单号是 12345"
 
 
 async def test_typed_rating_after_close_and_a_new_question_starts_afresh(desk: Kefu) -> None:
-    customer = await desk.visitor()
-    await customer.say("转人工")
-    conversation = await desk.store.latest_conversation("webchat", customer.id)
-    assert conversation is not None
+    customer, conversation_id = await desk.queued_customer()
     alice = await desk.agent("alice")
-    await alice.act(conversation.id, "take")
-    await alice.act(conversation.id, "close")
+    await alice.act(conversation_id, "take")
+    await alice.act(conversation_id, "close")
     await customer.settle()
     assert [r["kind"] for r in await customer.say("4")] == ["rating_thanks"]
     replies = await customer.say("3个月前买的能退吗")  # not a rating: a new conversation
     assert replies[0]["kind"] == "greeting"
-    rated = await desk.store.get_conversation(conversation.id)
+    rated = await desk.store.get_conversation(conversation_id)
     assert rated is not None and rated.rating == 4
 
 
 async def test_agent_can_say_please_wait_with_one_click(desk: Kefu) -> None:
-    customer = await desk.visitor()
-    await customer.say("转人工")
-    conversation = await desk.store.latest_conversation("webchat", customer.id)
-    assert conversation is not None
+    customer, conversation_id = await desk.queued_customer()
     alice = await desk.agent("alice")
-    await alice.act(conversation.id, "take")
-    await alice.act(conversation.id, "hold")
+    await alice.act(conversation_id, "take")
+    await alice.act(conversation_id, "hold")
     await customer.settle()
     assert (customer.frames[-1]["role"], customer.frames[-1]["kind"]) == ("agent", "holding")
-    held = await desk.store.get_conversation(conversation.id)
+    held = await desk.store.get_conversation(conversation_id)
     assert held is not None and held.awaiting_agent_since is None  # it counts as a reply

@@ -6,21 +6,13 @@ from collections.abc import Callable
 
 from bot.config import Config
 from bot.messages import ConversationState
-from tests.harness import Kefu, Visitor, wait_for
-
-
-async def queued(kefu: Kefu, text: str = "转人工") -> tuple[Visitor, str]:
-    visitor = await kefu.visitor()
-    await visitor.say(text)
-    conversation = await kefu.store.latest_conversation("webchat", visitor.id)
-    assert conversation is not None
-    return visitor, conversation.id
+from tests.harness import Kefu, wait_for
 
 
 async def test_first_come_first_served_but_complaints_go_first(kefu: Kefu) -> None:
-    first, first_id = await queued(kefu)
-    second, second_id = await queued(kefu)
-    angry, angry_id = await queued(kefu, "我要投诉，快递员态度太差")
+    first, first_id = await kefu.queued_customer()
+    second, second_id = await kefu.queued_customer()
+    angry, angry_id = await kefu.queued_customer("我要投诉，快递员态度太差")
     assert [await kefu.store.queue_position(c) for c in (angry_id, first_id, second_id)] == [
         1, 2, 3]
     assert angry.states[-1]["position"] == 1
@@ -39,14 +31,14 @@ async def test_chats_go_to_the_least_busy_online_agent_under_their_limit(
     try:
         busy = await kefu.add_agent("busy", online=True, max_chats=1)
         await kefu.add_agent("away")  # not online: gets nothing
-        _, first = await queued(kefu)
+        _, first = await kefu.queued_customer()
         await wait_for(lambda: _held_by(kefu, first, busy.id))
         free = await kefu.add_agent("free", online=True, max_chats=2)
-        _, second = await queued(kefu)
-        _, third = await queued(kefu)
+        _, second = await kefu.queued_customer()
+        _, third = await kefu.queued_customer()
         await wait_for(lambda: _held_by(kefu, second, free.id))
         await wait_for(lambda: _held_by(kefu, third, free.id))
-        _, fourth = await queued(kefu)  # everyone is at their limit: it waits
+        _, fourth = await kefu.queued_customer()  # everyone is at their limit: it waits
         waiting = await kefu.store.get_conversation(fourth)
         assert waiting is not None and waiting.state is ConversationState.QUEUED
         agent = await kefu.agent("busy")
@@ -65,8 +57,8 @@ async def _held_by(kefu: Kefu, conversation_id: str, agent_id: str) -> bool:
 async def test_an_agent_at_their_limit_cannot_take_more(kefu: Kefu) -> None:
     await kefu.add_agent("solo", max_chats=1)
     solo = await kefu.agent("solo")
-    _, first = await queued(kefu)
-    _, second = await queued(kefu)
+    _, first = await kefu.queued_customer()
+    _, second = await kefu.queued_customer()
     await solo.act(first, "take")
     refused = await solo.act(second, "take", status=409)
     assert refused["error"] == "at_limit"
@@ -80,8 +72,8 @@ async def test_a_customer_who_leaves_the_queue_is_recorded_as_abandoned(
                                         "auto_assign": False})).start()
     try:
         await kefu.add_agent("duty", online=True)
-        leaver, leaver_id = await queued(kefu)
-        stayer, stayer_id = await queued(kefu)
+        leaver, leaver_id = await kefu.queued_customer()
+        stayer, stayer_id = await kefu.queued_customer()
         assert stayer.states[-1]["position"] == 2
         await leaver.disconnect()
 
@@ -104,7 +96,7 @@ async def test_a_customer_who_leaves_the_queue_is_recorded_as_abandoned(
 async def test_transfer_to_a_colleague(kefu: Kefu) -> None:
     await kefu.add_agent("alice")
     await kefu.add_agent("bob", online=True)
-    customer, conversation_id = await queued(kefu)
+    customer, conversation_id = await kefu.queued_customer()
     alice, bob = await kefu.agent("alice"), await kefu.agent("bob")
     await alice.act(conversation_id, "take")
     offline = await alice.act(conversation_id, "transfer", to="alice", status=409)
@@ -122,7 +114,7 @@ async def test_transfer_to_a_colleague(kefu: Kefu) -> None:
 
 
 async def test_hand_back_to_the_bot(kefu: Kefu) -> None:
-    customer, conversation_id = await queued(kefu)
+    customer, conversation_id = await kefu.queued_customer()
     duty = await kefu.agent("duty")
     await duty.act(conversation_id, "take")
     await duty.act(conversation_id, "handback")
@@ -134,7 +126,7 @@ async def test_hand_back_to_the_bot(kefu: Kefu) -> None:
 
 
 async def test_vague_or_curt_replies_are_held_back_until_confirmed(kefu: Kefu) -> None:
-    customer, conversation_id = await queued(kefu)
+    customer, conversation_id = await kefu.queued_customer()
     duty = await kefu.agent("duty")
     await duty.act(conversation_id, "take")
     for text in ("这个我也不清楚", "嗯", "OK!", "差不多吧"):
@@ -148,7 +140,7 @@ async def test_vague_or_curt_replies_are_held_back_until_confirmed(kefu: Kefu) -
 
 
 async def test_bad_agent_requests_get_clear_errors(kefu: Kefu) -> None:
-    _, conversation_id = await queued(kefu)
+    _, conversation_id = await kefu.queued_customer()
     duty = await kefu.agent("duty")
     assert (await duty.act("nope", "take", status=404))["error"] == "not_found"
     assert (await duty.act(conversation_id, "reply", text="hi", status=409))["error"] == "not_held"

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -22,8 +20,7 @@ async def escalate(kefu: Kefu) -> tuple[str, str]:
     await customer.say("退货怎么办")
     old = await kefu.store.latest_conversation("webchat", customer.id)
     assert old is not None
-    idle = kefu.config.conversation.idle_timeout_seconds
-    await kefu.store.save_conversation(replace(old, last_activity_at=time.time() - idle - 1))
+    await kefu.age_out(old.id)
     await customer.say("我要投诉 <b>快递</b>")
     conversation = await kefu.store.latest_conversation("webchat", customer.id)
     assert conversation is not None and conversation.id != old.id
