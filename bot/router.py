@@ -157,8 +157,6 @@ class Router:
         if rating is not None:
             await self._rate(conversation, rating)
             return
-        if inbound.event is InboundEvent.RATING:
-            return  # nothing to rate yet
         conversation = replace(conversation, last_activity_at=inbound.received_at)
         if stored is not None:
             if conversation.state is ConversationState.BOT and not conversation.offline_step:

@@ -41,6 +41,12 @@ AGENT = web.RequestKey("agent", Agent)
 SESSION = web.RequestKey("session", AgentSession)
 PUBLIC = {("GET", "/agent/login"), ("POST", "/agent/login"), ("POST", "/agent/api/login")}
 MAX_BODY_BYTES = 64 * 1024
+# The console runs only its own script: even text that slipped into the page as HTML could
+# not run, load or send anything, and no other site may frame the console.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+       "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+PAGE_HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY",
+                "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
 WS_SESSION_EXPIRED = 4401
 SOCKET_QUEUE_FRAMES = 1000  # a console that falls this far behind is closed and reloads
 
@@ -129,7 +135,10 @@ class Console:
         html = (STATIC / "login.html").read_text(encoding="utf-8")
         html = html.replace("{{problem}}", _escape(problem))
         return web.Response(text=html, content_type="text/html",
-                            status=401 if problem else 200)
+                            status=401 if problem else 200,
+                            headers={**PAGE_HEADERS, "Content-Security-Policy":
+                                     CSP.replace("style-src 'self'",
+                                                 "style-src 'self' 'unsafe-inline'")})
 
     async def _login_form(self, request: web.Request) -> web.StreamResponse:
         form = await request.post()
@@ -144,7 +153,7 @@ class Console:
     async def _console_page(self, request: web.Request) -> web.Response:
         return web.Response(body=(STATIC / "console.html").read_bytes(),
                             content_type="text/html", charset="utf-8",
-                            headers={"Cache-Control": "no-store"})
+                            headers={**PAGE_HEADERS, "Content-Security-Policy": CSP})
 
     async def _static(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
@@ -352,18 +361,19 @@ class Console:
 
     def _on_conversation(self, conversation: Conversation, message: StoredMessage | None
                          ) -> None:
-        """Every message and state change: the agents who may see it get it live."""
+        """A state change goes to every console (lists move); a message only to the agents
+        who may see the conversation: queued, theirs, or any for a supervisor."""
         for socket in list(self._open):
             agent = socket.agent
-            visible = (conversation.state is ConversationState.QUEUED
-                       or conversation.agent_id == agent.id
-                       or agent.role is AgentRole.SUPERVISOR)
-            if message is not None and visible:
+            if message is None:
+                self._push(socket, {"type": "conversation", "conversation_id": conversation.id,
+                                    "state": conversation.state.value,
+                                    "agent_id": conversation.agent_id})
+            elif (conversation.state is ConversationState.QUEUED
+                  or conversation.agent_id == agent.id
+                  or agent.role is AgentRole.SUPERVISOR):
                 self._push(socket, {"type": "message", "conversation_id": conversation.id,
                                     "message": message_json(message)})
-            self._push(socket, {"type": "conversation", "conversation_id": conversation.id,
-                                "state": conversation.state.value,
-                                "agent_id": conversation.agent_id})
 
     async def aclose(self) -> None:
         for socket in list(self._open):

@@ -207,6 +207,10 @@ class Desk:
     async def _take_offline_message(self, conversation: Conversation, message: StoredMessage
                                     ) -> Conversation:
         contact = extract_contact(message.text)
+        if conversation.offline_step == "question" and is_skip(message.text):
+            await self._speaker.say(conversation, OutboundReply(
+                self._text(conversation, "offline_cancelled"), Kind.OFFLINE))
+            return replace(conversation, offline_step=None)
         if conversation.offline_step == "question" or conversation.ticket_id is None:
             now = self._clock()
             ticket = Ticket(

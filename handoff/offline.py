@@ -13,7 +13,8 @@ _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 # international numbers (+...). Other runs of digits are order numbers and dates, not phones.
 _MOBILE = re.compile(r"(?<!\d)(?:\+?86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}(?!\d)")
 _PHONE = re.compile(r"(?<![\d.])(?:\+|0)\d[\d -]{5,18}\d(?![\d.])")
-SKIP_WORDS = frozenset(("跳过", "不用", "不用了", "没有", "skip", "no", "none", "no thanks"))
+SKIP_WORDS = frozenset(("跳过", "不用", "不用了", "算了", "没有", "取消", "skip", "no", "none",
+                        "no thanks", "cancel"))
 
 
 def extract_contact(text: str) -> str | None:

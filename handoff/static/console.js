@@ -227,6 +227,15 @@
   }
   function insert(q) { $("reply").value = q.text; $("shortcuts").textContent = ""; $("reply").focus(); }
 
+  async function refreshAgents() {
+    state.agents = await api("GET", "/agents");
+    var to = $("transfer-to"); to.textContent = "";
+    state.agents.forEach(function (a) {
+      if (a.id === state.me.id) return;
+      var o = el("option", null, a.name + (a.online ? " · online" : " · " + a.presence)); o.value = a.name; to.appendChild(o);
+    });
+  }
+
   // live updates
 
   function connect() {
@@ -243,6 +252,7 @@
         appendMessage(frame.message); markRead();
       }
       if (frame.type === "conversation" && frame.conversation_id === state.selected) select(state.selected);
+      if (frame.type === "changed" && frame.what === "agents") refreshAgents().catch(console.error);
       if (frame.type === "message" || frame.type === "conversation" || frame.type === "changed") refreshSoon();
     };
     ws.onclose = function (event) {
@@ -272,12 +282,7 @@
     $("me").textContent = me.agent.name + " (" + me.agent.role + ")";
     $("presence").value = me.agent.presence;
     var quick = await api("GET", "/quick-replies"); state.quick = quick.replies;
-    state.agents = await api("GET", "/agents");
-    var to = $("transfer-to");
-    state.agents.forEach(function (a) {
-      if (a.id === state.me.id) return;
-      var o = el("option", null, a.name + (a.online ? " · online" : " · " + a.presence)); o.value = a.name; to.appendChild(o);
-    });
+    await refreshAgents();
     $("presence").onchange = function () { api("POST", "/presence", { presence: $("presence").value }); };
     $("logout").onclick = async function () { await api("POST", "/logout"); location.href = "/agent/login"; };
     $("take").onclick = function () { act("take"); };

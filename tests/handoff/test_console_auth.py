@@ -61,7 +61,10 @@ async def test_browser_login_sets_a_strict_cookie_and_changes_need_the_csrf_toke
     assert login.status == 303 and login.headers["Location"] == "/agent"
     cookie = login.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/agent" in cookie
-    assert (await kefu.client.get("/agent")).status == 200
+    console = await kefu.client.get("/agent")
+    assert console.status == 200
+    assert "script-src 'self'" in console.headers["Content-Security-Policy"]
+    assert console.headers["X-Frame-Options"] == "DENY"
 
     no_token = await kefu.client.post("/agent/api/presence", json={"presence": "away"})
     assert no_token.status == 403 and (await no_token.json())["error"] == "csrf"

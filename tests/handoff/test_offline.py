@@ -141,3 +141,18 @@ async def test_queued_customers_are_offered_a_message_when_the_last_agent_leaves
         assert customer.states[-1]["state"] == "bot"
     finally:
         await kefu.stop()
+
+
+async def test_a_customer_may_decide_not_to_leave_a_message(
+    make_config: Callable[..., Config],
+) -> None:
+    kefu = await Kefu(make_config()).start()
+    try:
+        customer = await kefu.visitor()
+        await customer.say("转人工")
+        (cancelled,) = await customer.say("算了")
+        assert cancelled["kind"] == "offline" and "不留言" in cancelled["text"]
+        assert await kefu.store.tickets() == []
+        assert (await customer.say("退货怎么办"))[0]["kind"] == "answer"
+    finally:
+        await kefu.stop()
