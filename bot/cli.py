@@ -117,11 +117,8 @@ def _kb_check(folder: Path, config: Config) -> int:
     except KnowledgeBaseError as exc:
         problems += exc.problems
         knowledge_base = None
-    try:
-        replies = load_canned_replies(config.desk.quick_replies_path)
-    except KnowledgeBaseError as exc:
-        problems += exc.problems
-        replies = []
+    replies, reply_problems = load_canned_replies(config.desk.quick_replies_path)
+    problems += reply_problems
     texts = [(e.source, "answer", e.answer) for e in knowledge_base.entries] \
         if knowledge_base else []
     texts += [(r.source, "quick reply", r.text) for r in replies]

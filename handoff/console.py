@@ -23,7 +23,6 @@ from zoneinfo import ZoneInfo
 from aiohttp import WSMsgType, web
 
 from bot.config import DeskConfig
-from bot.errors import KnowledgeBaseError
 from bot.messages import ConversationState, StoredMessage
 from bot.speaker import Speaker
 from bot.store import Agent, AgentRole, AgentSession, Conversation, Presence, Store
@@ -257,12 +256,10 @@ class Console:
                             headers={"Content-Disposition": disposition + '.txt"'})
 
     async def _quick_replies(self, request: web.Request) -> web.Response:
-        try:
-            replies = load_canned_replies(self._config.quick_replies_path)
-        except KnowledgeBaseError as exc:
-            return web.json_response({"replies": [], "problems": exc.problems}, dumps=_dumps)
+        replies, problems = load_canned_replies(self._config.quick_replies_path)
         return web.json_response({"replies": [{"shortcut": r.shortcut, "text": r.text}
-                                              for r in replies], "problems": []}, dumps=_dumps)
+                                              for r in replies], "problems": problems},
+                                 dumps=_dumps)
 
     # acting
 

@@ -17,7 +17,6 @@ from pathlib import Path
 import yaml
 
 from bot.config import DeskConfig
-from bot.errors import KnowledgeBaseError
 from bot.text import normalize
 
 _SHORTCUT = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
@@ -39,27 +38,26 @@ def vague_phrases(text: str, config: DeskConfig) -> list[str]:
     return found
 
 
-def load_canned_replies(path: Path) -> list[CannedReply]:
-    """Every canned reply in `path` (none when the file does not exist), or
-    `KnowledgeBaseError` listing every problem with file:line."""
+def load_canned_replies(path: Path) -> tuple[list[CannedReply], list[str]]:
+    """The good canned replies in `path` (none when the file does not exist), and every
+    problem with file:line, so that one broken reply never hides the others."""
     if not path.exists():
-        return []
+        return [], []
     name = path.name
     try:
         root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
     except UnicodeDecodeError:
-        raise KnowledgeBaseError([f"{name}: not UTF-8 text; save the file as UTF-8"]) from None
+        return [], [f"{name}: not UTF-8 text; save the file as UTF-8"]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
-        raise KnowledgeBaseError(
-            [f"{name}{line}: not valid YAML: {getattr(exc, 'problem', None) or exc}"]) from None
+        return [], [f"{name}{line}: not valid YAML: {getattr(exc, 'problem', None) or exc}"]
     if root is None:
-        return []
+        return [], []
     items = _mapping(root).get("replies") if isinstance(root, yaml.MappingNode) else None
     if not isinstance(items, yaml.SequenceNode):
-        raise KnowledgeBaseError([f"{name}:{root.start_mark.line + 1}: expected `replies:` "
-                                  "with a list of {shortcut, text}"])
+        return [], [f"{name}:{root.start_mark.line + 1}: expected `replies:` with a list of "
+                    "{shortcut, text}"]
     problems: list[str] = []
     replies: list[CannedReply] = []
     seen: dict[str, str] = {}
@@ -77,12 +75,10 @@ def load_canned_replies(path: Path) -> list[CannedReply]:
             problems.append(f"{where}: shortcut {shortcut!r} is also at {seen[shortcut]}")
         if not text:
             problems.append(f"{where}: text is empty")
-        if shortcut and text and not unknown:
-            seen.setdefault(shortcut, where)
+        if shortcut and text and not unknown and shortcut not in seen:
+            seen[shortcut] = where
             replies.append(CannedReply(shortcut, text, where))
-    if problems:
-        raise KnowledgeBaseError(problems)
-    return replies
+    return replies, problems
 
 
 def _mapping(node: yaml.MappingNode) -> dict[str, yaml.Node]:

@@ -29,7 +29,7 @@ def test_kb_check_passes_the_sample() -> None:
 
 
 def test_kb_check_lists_every_problem_and_fails(tmp_path: Path) -> None:
-    folder = write_kb(tmp_path / "kb", {
+    write_kb(tmp_path / "kb", {
         "a.yaml": "- id: x\n  questions: [q]\n  answer: ''\n"
                   "- id: x\n  questions: [r]\n  answer: b\n",
     })
@@ -95,3 +95,18 @@ async def test_serve_runs_the_shipped_setup_and_stops_cleanly(tmp_path: Path) ->
         output, _ = process.communicate(timeout=20)
     assert process.returncode == 0, output
     assert (tmp_path / "data" / "kefu.sqlite3").exists()
+
+
+def test_kb_check_rejects_vague_answers_and_canned_replies(tmp_path: Path) -> None:
+    write_kb(tmp_path / "kb", {
+        "a.yaml": "- id: eta\n  questions: [什么时候到]\n  answer: 差不多三天吧\n",
+    })
+    (tmp_path / "quick_replies.yaml").write_text(
+        "replies:\n  - shortcut: ok\n    text: 嗯\n  - shortcut: ok\n    text: 好的，马上处理\n",
+        encoding="utf-8")
+    (tmp_path / "config.yaml").write_text("knowledge_base: {path: kb}\n", encoding="utf-8")
+    result = run("--config", str(tmp_path / "config.yaml"), "kb", "check", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "a.yaml:1: answer is vague or curt (差不多)" in result.stderr
+    assert "quick_replies.yaml:2: quick reply is vague or curt (嗯)" in result.stderr
+    assert "quick_replies.yaml:4: shortcut 'ok' is also at quick_replies.yaml:2" in result.stderr
