@@ -29,7 +29,7 @@ def test_kb_check_passes_the_sample() -> None:
 
 
 def test_kb_check_lists_every_problem_and_fails(tmp_path: Path) -> None:
-    write_kb(tmp_path / "kb", {
+    folder = write_kb(tmp_path / "kb", {
         "a.yaml": "- id: x\n  questions: [q]\n  answer: ''\n"
                   "- id: x\n  questions: [r]\n  answer: b\n",
     })
