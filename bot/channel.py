@@ -22,6 +22,9 @@ class Channel(Protocol):
     async def send_state(self, conversation: Conversation, position: int | None) -> None:
         """Tell the customer's client the conversation's state (and queue position)."""
 
+    async def typing(self, conversation: Conversation) -> None:
+        """Show the customer that an agent is writing, where the platform allows it."""
+
     def absent_since(self, user_id: str) -> float | None:
         """When the customer was last connected, if the channel knows they have left
         (a web chat tab closed); None while connected or when the channel cannot tell."""

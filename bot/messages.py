@@ -6,6 +6,7 @@ Adapters turn their wire format into one frozen `InboundMessage`; the router ans
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -98,26 +99,50 @@ class StoredMessage:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def render_quick_replies_as_text(reply: OutboundReply) -> str:
+def render_quick_replies_as_text(text: str, quick_replies: Sequence[str]) -> str:
     """Fallback for channels without buttons: quick replies become numbered lines."""
-    if not reply.quick_replies:
-        return reply.text
-    lines = [reply.text, *(f"{i}. {q}" for i, q in enumerate(reply.quick_replies, start=1))]
-    return "\n".join(lines)
+    if not quick_replies:
+        return text
+    return "\n".join([text, *(f"{i}. {q}" for i, q in enumerate(quick_replies, start=1))])
 
 
-def split_text(text: str, max_chars: int) -> list[str]:
-    """Split a long reply into parts a channel accepts, preferring line breaks."""
-    if max_chars <= 0:
-        raise ValueError("max_chars must be positive")
+def utf8_size(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def split_text(text: str, limit: int, size: Callable[[str], int] = len) -> list[str]:
+    """Split a long reply into parts a channel accepts, preferring line breaks.
+
+    `size` measures a part: characters by default, `utf8_size` for channels whose limit is
+    in bytes (WeChat: 2048 bytes, about 680 Chinese characters)."""
+    if limit <= 0:
+        raise ValueError("limit must be positive")
     parts: list[str] = []
     rest = text
-    while len(rest) > max_chars:
-        cut = rest.rfind("\n", 0, max_chars + 1)
+    while size(rest) > limit:
+        fits = _longest_prefix(rest, limit, size)
+        cut = rest.rfind("\n", 0, fits + 1)
         if cut <= 0:
-            cut = max_chars
+            cut = fits
         parts.append(rest[:cut].rstrip("\n"))
         rest = rest[cut:].lstrip("\n")
     if rest or not parts:
         parts.append(rest)
     return parts
+
+
+def _longest_prefix(text: str, limit: int, size: Callable[[str], int]) -> int:
+    """The number of characters of `text` whose size is at most `limit` (at least 1)."""
+    low, high = 1, len(text)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if size(text[:middle]) <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def attachments_text(attachments: tuple[Attachment, ...]) -> str:
+    """How a message that is only attachments reads in the transcript: '[image] [voice]'."""
+    return " ".join(f"[{a.kind}]" for a in attachments)

@@ -14,7 +14,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol
 
 from bot.config import Config
@@ -29,6 +29,7 @@ from bot.messages import (
     OutboundReply,
     Role,
     StoredMessage,
+    attachments_text,
 )
 from bot.rules import HandoffTrigger, detect_handoff
 from bot.speaker import Speaker
@@ -60,10 +61,14 @@ class Desk(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    """The inbound event is stored (or was already): the channel may acknowledge it."""
+    """The inbound event is stored (or was already): the channel may acknowledge it.
+
+    `handled` completes when everything the event caused has been said: a channel that
+    answers in its webhook's response (WeChat) waits for it, up to its deadline."""
 
     conversation_id: str
     state: ConversationState
+    handled: asyncio.Future[None] = field(compare=False)
     duplicate: bool = False
     seq: int | None = None  # the stored message's place in the transcript
 
@@ -93,11 +98,13 @@ class Router:
 
     async def submit(self, inbound: InboundMessage) -> Accepted:
         """Queue the event on its conversation's lane; return once it is stored."""
-        accepted: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        accepted: asyncio.Future[Accepted] = loop.create_future()
+        handled: asyncio.Future[None] = loop.create_future()
 
         async def job() -> None:
             try:
-                await self._process(inbound, accepted)
+                await self._process(inbound, accepted, handled)
             except Exception:
                 # The boundary: log with the conversation key, and never leave the customer
                 # without a word.
@@ -107,6 +114,9 @@ class Router:
                     accepted.set_exception(RuntimeError("message could not be stored"))
                 else:
                     await self._apologise(inbound)
+            finally:
+                if not handled.done():
+                    handled.set_result(None)
 
         self._lanes.submit((inbound.channel, inbound.user_id), job)
         return await asyncio.shield(accepted)
@@ -129,24 +139,27 @@ class Router:
 
     # one event
 
-    async def _process(self, inbound: InboundMessage, accepted: asyncio.Future[Accepted]
-                       ) -> None:
+    async def _process(self, inbound: InboundMessage, accepted: asyncio.Future[Accepted],
+                       handled: asyncio.Future[None]) -> None:
         started = self._clock()
         conversation, is_new = await self._conversation_for(inbound)
         loaded = self._clock()
         stored = None
         if inbound.event is InboundEvent.MESSAGE:
+            meta = {"attachments": [asdict(a) for a in inbound.attachments]} \
+                if inbound.attachments else {}
             stored = await self._speaker.record(conversation, NewMessage(
-                role=Role.CUSTOMER, kind=Kind.TEXT, text=inbound.text, ts=inbound.received_at,
-                platform_msg_id=inbound.platform_msg_id,
+                role=Role.CUSTOMER, kind=Kind.TEXT, ts=inbound.received_at,
+                text=inbound.text or attachments_text(inbound.attachments),
+                platform_msg_id=inbound.platform_msg_id, meta=meta,
             ))
-            accepted.set_result(Accepted(conversation.id, conversation.state,
+            accepted.set_result(Accepted(conversation.id, conversation.state, handled,
                                          duplicate=stored is None,
                                          seq=stored.seq if stored else None))
             if stored is None:
                 return
         else:
-            accepted.set_result(Accepted(conversation.id, conversation.state))
+            accepted.set_result(Accepted(conversation.id, conversation.state, handled))
         if is_new:
             phases = {
                 "waiting behind earlier events of this customer": started - inbound.received_at,
@@ -248,6 +261,11 @@ class Router:
     # the bot's answers
 
     async def _respond(self, conversation: Conversation, inbound: InboundMessage) -> Conversation:
+        if not inbound.text.strip():  # a picture, a voice message, a location...
+            await self._speaker.say(conversation, OutboundReply(
+                self.texts.get(conversation.lang, "unsupported"), Kind.FALLBACK,
+                quick_replies=(self.texts.get(conversation.lang, "human_option"),)))
+            return conversation
         trigger = detect_handoff(inbound.text, self._config.handoff)
         if trigger is not None:
             return await self._desk.hand_off(conversation, trigger, f"handoff_{trigger.value}")

@@ -34,6 +34,8 @@ DEFAULT_TEXTS: dict[str, dict[str, str]] = {
         "human_option": "人工客服",
         "none_of_these": "都不是",
         "error": "抱歉，系统出了点问题，您的消息已保存，我们会尽快处理。",
+        "unsupported": "抱歉，我暂时只能看懂文字消息。请用文字描述您的问题，"
+        "或回复“人工”联系人工客服。",
     },
     "en": {
         "clarify": "Did you mean one of these? Pick one, or put it another way.",
@@ -68,6 +70,8 @@ DEFAULT_TEXTS: dict[str, dict[str, str]] = {
         "none_of_these": "None of these",
         "error": "Sorry, something went wrong on our side. Your message is saved and we'll "
         "get back to you.",
+        "unsupported": "Sorry, I can only read text for now. Please describe your question "
+        "in words, or type \"agent\" for a person.",
     },
 }
 

@@ -24,7 +24,7 @@ from aiohttp import WSMsgType, web
 
 from bot.config import DeskConfig
 from bot.messages import ConversationState, StoredMessage
-from bot.speaker import Speaker
+from bot.speaker import Said, Speaker
 from bot.store import Agent, AgentRole, AgentSession, Conversation, Presence, Store
 from handoff.auth import Sessions
 from handoff.board import Board
@@ -97,7 +97,8 @@ class Console:
         r.add_get("/api/quick-replies", self._quick_replies)
         r.add_get("/api/conversations/{id}", self._conversation)
         r.add_get("/api/conversations/{id}/transcript", self._transcript)
-        for action in ("take", "reply", "hold", "transfer", "handback", "close", "read"):
+        for action in ("take", "reply", "hold", "typing", "transfer", "handback", "close",
+                       "read"):
             r.add_post(f"/api/conversations/{{id}}/{action}", self._act)
         r.add_get("/ws", self._websocket)
         return app
@@ -278,6 +279,9 @@ class Console:
                                                 confirmed=body.get("confirm") is True)
             elif action == "hold":
                 result = await self._desk.hold(agent, conversation_id)
+            elif action == "typing":
+                await self._desk.typing(agent, conversation_id)
+                result = None
             elif action == "transfer":
                 result = await self._desk.transfer(agent, conversation_id,
                                                    _text_field(body, "to"))
@@ -293,8 +297,9 @@ class Console:
                 result = None
         except DeskError as exc:
             return _error(_ERROR_STATUS.get(exc.code, 409), exc.code, str(exc), **exc.detail)
-        if isinstance(result, StoredMessage):
-            return web.json_response({"message": message_json(result)}, dumps=_dumps)
+        if isinstance(result, Said):
+            return web.json_response({"message": message_json(result.message),
+                                      "undelivered": result.undelivered}, dumps=_dumps)
         if isinstance(result, Conversation):
             return web.json_response({"conversation": {"id": result.id,
                                                        "state": result.state.value,

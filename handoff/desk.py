@@ -30,7 +30,7 @@ from bot.hours import BusinessHours, describe_moment
 from bot.lanes import Lanes
 from bot.messages import ConversationState, Kind, OutboundReply, Role, StoredMessage
 from bot.rules import HandoffTrigger
-from bot.speaker import Speaker
+from bot.speaker import Said, Speaker
 from bot.store import (
     Agent,
     AgentRole,
@@ -370,8 +370,12 @@ class Desk:
         self._check_holder(agent, conversation)
         return conversation
 
+    async def typing(self, agent: Agent, conversation_id: str) -> None:
+        """The agent is writing: the customer sees it where the channel can show it."""
+        await self._speaker.typing(await self._held(agent, conversation_id))
+
     async def reply(self, agent: Agent, conversation_id: str, text: str,
-                    confirmed: bool = False) -> StoredMessage:
+                    confirmed: bool = False) -> Said:
         """Send the agent's reply; a vague or curt one is refused unless `confirmed`."""
         text = text.strip()
         if not text:
@@ -387,7 +391,7 @@ class Desk:
         reply = OutboundReply(text, Kind.TEXT, role=Role.AGENT)
         return await self._in_lane(conversation, self._send_reply, conversation_id, agent, reply)
 
-    async def hold(self, agent: Agent, conversation_id: str) -> StoredMessage:
+    async def hold(self, agent: Agent, conversation_id: str) -> Said:
         """One click: 'I'm checking, one moment' from the agent; counts as a reply."""
         conversation = await self._held(agent, conversation_id)
         reply = OutboundReply(self._text(conversation, "agent_holding"), Kind.HOLDING,
@@ -395,11 +399,12 @@ class Desk:
         return await self._in_lane(conversation, self._send_reply, conversation_id, agent, reply)
 
     async def _send_reply(self, conversation_id: str, agent: Agent, reply: OutboundReply
-                          ) -> StoredMessage:
+                          ) -> Said:
         conversation = await self._current(conversation_id)
         self._check_holder(agent, conversation)  # again: it may have changed while queued
         reply = replace(reply, meta={"agent_id": agent.id, "agent_name": agent.name})
-        stored = await self._speaker.say(conversation, reply)
+        said = await self._speaker.say(conversation, reply)
+        stored = said.message
         first = await self._store.events(conversation.id)
         if not any(e.type == "first_response" for e in first):
             await self._event(conversation, "first_response", agent.id, seconds=round(
@@ -407,7 +412,7 @@ class Desk:
         await self._store.save_conversation(replace(
             conversation, awaiting_agent_since=None, agent_read_seq=stored.seq,
             last_activity_at=stored.ts))
-        return stored
+        return said
 
     async def mark_read(self, agent: Agent, conversation_id: str, seq: int) -> None:
         conversation = await self._held(agent, conversation_id)

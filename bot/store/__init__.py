@@ -201,6 +201,13 @@ class Store(Protocol):
 
     async def record_event(self, event: ConversationEvent) -> None: ...
 
+    # channel state (access tokens, delivery windows, sync cursors)
+
+    async def load_state(self, key: str) -> dict[str, Any] | None:
+        """What a channel saved under `key`, shared by every kefu process."""
+
+    async def save_state(self, key: str, value: dict[str, Any]) -> None: ...
+
     async def events(self, conversation_id: str | None = None, since: float = 0.0
                      ) -> list[ConversationEvent]:
         """Events in time order, of one conversation or of all."""

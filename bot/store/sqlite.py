@@ -157,6 +157,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS agents_by_name ON agents (name);
 CREATE INDEX IF NOT EXISTS tickets_by_due ON tickets (status, due_at);
 CREATE INDEX IF NOT EXISTS events_by_conversation ON events (conversation_id, ts);
 CREATE INDEX IF NOT EXISTS events_by_time ON events (ts);
+CREATE TABLE IF NOT EXISTS channel_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 # Queue order: higher priority first, then first come first served.
@@ -414,3 +415,17 @@ class SqliteStore:
             return await self._select(EVENTS, "ts >= ? ORDER BY ts, rowid", since)
         return await self._select(EVENTS, "conversation_id = ? AND ts >= ? ORDER BY ts, rowid",
                                   conversation_id, since)
+
+    # channel state
+
+    async def load_state(self, key: str) -> dict[str, Any] | None:
+        def load() -> dict[str, Any] | None:
+            row = self.db.execute("SELECT value FROM channel_state WHERE key = ?",
+                                  (key,)).fetchone()
+            return json.loads(row[0]) if row else None
+
+        return await self._run(load)
+
+    async def save_state(self, key: str, value: dict[str, Any]) -> None:
+        await self._run(self.db.execute, "INSERT OR REPLACE INTO channel_state VALUES (?, ?)",
+                        (key, json.dumps(value, ensure_ascii=False)))

@@ -147,6 +147,10 @@ class WebChatChannel:
     async def send_state(self, conversation: Conversation, position: int | None) -> None:
         await self._broadcast(conversation.user_id, state_frame(conversation, position))
 
+    async def typing(self, conversation: Conversation) -> None:
+        await self._broadcast(conversation.user_id,
+                              {"type": "typing", "conversation_id": conversation.id})
+
     async def _broadcast(self, visitor: str, frame: dict[str, Any]) -> None:
         """Send to every open tab of the visitor; a closed one catches up on reconnect."""
         for ws in list(self._sockets.get(visitor, ())):

@@ -200,7 +200,9 @@
     try {
       var result = await api("POST", "/conversations/" + c.id + "/reply", { text: text, confirm: !!confirmed });
       appendMessage(result.message);
-      $("reply").value = ""; showWarning("");
+      $("reply").value = "";
+      showWarning(result.undelivered ? "未送达 Not delivered: " + result.undelivered +
+                  "（消息已保留 the message is kept）" : "");
       $("chat-flag").hidden = true;
     } catch (error) {
       if (error.data && error.data.error === "vague_reply") {
@@ -292,7 +294,15 @@
     $("transfer").onclick = function () { if ($("transfer-to").value) act("transfer", { to: $("transfer-to").value }); };
     $("show-handover").onclick = showHandover;
     $("hide-handover").onclick = function () { $("handover").hidden = true; $("empty").hidden = !!state.selected; $("chat").hidden = !state.selected; };
-    $("reply").oninput = function () { showShortcuts(); showWarning(""); };
+    var lastTyping = 0;
+    $("reply").oninput = function () {
+      showShortcuts(); showWarning("");
+      var c = state.detail && state.detail.conversation;
+      if (c && c.state === "agent" && Date.now() - lastTyping > 5000 && $("reply").value.charAt(0) !== "/") {
+        lastTyping = Date.now();
+        api("POST", "/conversations/" + c.id + "/typing").catch(function () {});
+      }
+    };
     $("reply").onkeydown = function (event) {
       if (event.key === "Enter" && !event.shiftKey) {
         event.preventDefault();

@@ -128,3 +128,15 @@ async def test_agent_can_say_please_wait_with_one_click(desk: Kefu) -> None:
     assert (customer.frames[-1]["role"], customer.frames[-1]["kind"]) == ("agent", "holding")
     held = await desk.store.get_conversation(conversation_id)
     assert held is not None and held.awaiting_agent_since is None  # it counts as a reply
+
+
+async def test_the_customer_sees_that_the_agent_is_typing(desk: Kefu) -> None:
+    customer, conversation_id = await desk.queued_customer()
+    alice = await desk.agent("alice")
+    await alice.act(conversation_id, "take")
+    await customer.settle()
+    await alice.act(conversation_id, "typing")
+    frame = await customer.receive()
+    assert frame == {"type": "typing", "conversation_id": conversation_id}
+    bob = await desk.agent("bob")
+    assert (await bob.act(conversation_id, "typing", status=403))["error"] == "not_yours"

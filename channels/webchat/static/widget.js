@@ -8,11 +8,11 @@
   var lang = script.dataset.lang || ((navigator.language || "zh").slice(0, 2) === "zh" ? "zh" : "en");
   var L = {
     zh: { title: "在线客服", placeholder: "请输入您的问题…", send: "发送", queued: "排队中，您是第 {n} 位",
-          agent: "人工客服已接入", agentName: "客服 ", reconnecting: "连接中断，正在重连…",
+          agent: "人工客服已接入", agentName: "客服 ", typing: "客服正在输入…", reconnecting: "连接中断，正在重连…",
           failed: "未发送：", retry: "重试", open: "客服" },
     en: { title: "Customer service", placeholder: "Type your question…", send: "Send",
           queued: "In the queue: you are number {n}", agent: "A colleague has joined",
-          agentName: "", reconnecting: "Connection lost, reconnecting…",
+          agentName: "", typing: "Typing…", reconnecting: "Connection lost, reconnecting…",
           failed: "Not sent: ", retry: "Retry", open: "Chat" }
   }[lang === "zh" ? "zh" : "en"];
 
@@ -124,6 +124,13 @@
     scroll();
   }
 
+  var typingTimer = null;
+  function showTyping() {
+    setStatus(L.typing);
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(function () { if (status.textContent === L.typing) setStatus(panel.dataset.state === "agent" ? L.agent : ""); }, 6000);
+  }
+
   function showState(frame) {
     follow(frame.conversation_id);
     panel.dataset.state = frame.state;
@@ -151,6 +158,7 @@
   function onFrame(frame) {
     if (frame.type === "message") addMessage(frame);
     else if (frame.type === "state") showState(frame);
+    else if (frame.type === "typing") showTyping();
     else if (frame.type === "ack") {
       var p = pending[frame.client_msg_id];
       if (p) { p.node.classList.remove("kefu-pending"); delete pending[frame.client_msg_id]; }

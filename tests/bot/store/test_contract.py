@@ -224,3 +224,10 @@ async def test_an_older_database_gains_new_columns_and_keeps_its_rows(tmp_path: 
         assert await store.queue_position("c1") == 1
     finally:
         await store.close()
+
+
+async def test_channel_state_is_saved_and_replaced(store: Store) -> None:
+    assert await store.load_state("wechat:token") is None
+    await store.save_state("wechat:token", {"token": "中文 ok", "expires_at": 7200.5})
+    await store.save_state("wechat:token", {"token": "t2", "expires_at": 9000.0})
+    assert await store.load_state("wechat:token") == {"token": "t2", "expires_at": 9000.0}
