@@ -20,6 +20,7 @@ from bot.speaker import Speaker
 from bot.store import Store
 from bot.store.sqlite import SqliteStore
 from channels.webchat import WebChatChannel
+from channels.wechat import WeChatChannel
 from handoff.auth import Sessions
 from handoff.board import Board
 from handoff.console import Console
@@ -55,6 +56,8 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
     router = Router(config, store, live_kb, lanes, speaker, desk, clock)
     if config.channels.webchat.enabled:
         channels["webchat"] = WebChatChannel(config.channels.webchat, store, router.submit)
+    if config.channels.wechat.enabled:
+        channels["wechat"] = WeChatChannel(config.channels.wechat, store, router.submit, clock)
     if not channels:
         await store.close()
         raise ConfigError("channels: every channel is disabled; enable at least one")

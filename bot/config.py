@@ -179,8 +179,49 @@ class WebChatConfig(_Model):
     allowed_origins: list[str] = Field(default_factory=list)  # empty: any origin may embed
 
 
+class WeChatConfig(_Model):
+    """A WeChat Official Account (公众号); see docs/channels/wechat.md."""
+
+    enabled: bool = False
+    path: str = "/wechat"  # the URL configured in the Official Account's server settings
+    app_id: str = ""
+    app_secret: str = ""  # better from the environment: KEFU_CHANNELS__WECHAT__APP_SECRET
+    token: str = ""  # the Token of the server settings (signatures)
+    encoding_aes_key: str = ""  # 43 characters; needed in compatible and safe mode
+    mode: Literal["plain", "compatible", "safe"] = "safe"
+    api_base: str = "https://api.weixin.qq.com"
+    reply_budget_seconds: Annotated[float, Field(gt=0, lt=5)] = 4.0  # WeChat waits 5 s
+    timestamp_tolerance_seconds: Seconds = 300.0  # older signed pushes are replays
+    retry_window_seconds: Seconds = 120.0  # how long a push is remembered for its retries
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 65536
+    max_text_bytes: Annotated[int, Field(ge=64)] = 2048  # WeChat's limit for one text
+    api_timeout_seconds: Seconds = 5.0
+    token_refresh_margin_seconds: Seconds = 300.0  # refresh the access_token this early
+    send_attempts: Annotated[int, Field(ge=1)] = 3  # for system busy (-1) and network errors
+    message_window_seconds: Seconds = 48 * 3600.0  # after a customer message...
+    message_window_quota: Annotated[int, Field(ge=0)] = 5  # ...this many API messages
+    event_window_seconds: Seconds = 60.0  # after subscribe, scan or a menu click...
+    event_window_quota: Annotated[int, Field(ge=0)] = 3  # ...this many
+
+    @model_validator(mode="after")
+    def _complete_when_enabled(self) -> WeChatConfig:
+        if not self.enabled:
+            return self
+        missing = [k for k in ("app_id", "app_secret", "token") if not getattr(self, k)]
+        if missing:
+            raise ValueError(f"enabled, but {', '.join(missing)} not set")
+        if self.mode != "plain" and not re.fullmatch(r"[A-Za-z0-9+/]{43}",
+                                                     self.encoding_aes_key):
+            raise ValueError(f"mode {self.mode} needs encoding_aes_key: the 43 letters and "
+                             "digits of EncodingAESKey")
+        if not self.path.startswith("/"):
+            raise ValueError("path must start with /")
+        return self
+
+
 class ChannelsConfig(_Model):
     webchat: WebChatConfig = WebChatConfig()
+    wechat: WeChatConfig = WeChatConfig()
 
 
 class ServerConfig(_Model):

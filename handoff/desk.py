@@ -41,6 +41,7 @@ from bot.store import (
     Ticket,
     TicketStatus,
 )
+from bot.tasks import BackgroundTasks
 from bot.texts import Texts
 from handoff.offline import due_time, extract_contact, is_skip
 from handoff.replies import vague_phrases
@@ -106,7 +107,7 @@ class Desk:
         self._hours = BusinessHours(config.business)
         self.texts = Texts(config)
         self._dispatching = asyncio.Lock()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._background = BackgroundTasks("desk")
         self._listeners: list[Callable[[str], None]] = []
 
     # notices for the console: "tickets" and "agents" changed
@@ -117,17 +118,6 @@ class Desk:
     def _changed(self, what: str) -> None:
         for listener in self._listeners:
             listener(what)
-
-    def _in_background(self, work: Awaitable[None]) -> None:
-        async def guarded() -> None:
-            try:
-                await work
-            except Exception:
-                log.exception("desk background work failed")
-
-        task = asyncio.create_task(guarded())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def _event(self, conversation: Conversation, type_: str, agent_id: str | None = None,
                      **detail: object) -> None:
@@ -162,7 +152,7 @@ class Desk:
         if text_key:
             await self._speaker.say(conversation, OutboundReply(
                 self._text(conversation, text_key), Kind.HANDOFF, meta={"reason": reason}))
-        self._in_background(self.dispatch())
+        self._background.spawn(self.dispatch())
         return conversation
 
     async def customer_wrote(self, conversation: Conversation, message: StoredMessage
@@ -495,14 +485,14 @@ class Desk:
 
         closed = await self._in_lane(conversation, end)
         await self._tell_positions()
-        self._in_background(self.dispatch())  # a slot is free
+        self._background.spawn(self.dispatch())  # a slot is free
         return closed
 
     async def set_presence(self, agent: Agent, presence: Presence) -> None:
         await self._store.update_agent(agent.id, presence=presence, last_seen_at=self._clock())
         self._changed("agents")
         if presence is Presence.ONLINE:
-            self._in_background(self.dispatch())
+            self._background.spawn(self.dispatch())
 
     # timers
 

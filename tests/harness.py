@@ -13,6 +13,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -115,12 +116,13 @@ def _messages(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
 class Kefu:
     """One running kefu: app, server on 127.0.0.1, and a client for visitors."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, clock: Callable[[], float] = time.time) -> None:
         self.config = config
+        self.clock = clock
         self.client: TestClient | None = None
 
     async def start(self) -> Kefu:
-        app = await create_app(self.config)
+        app = await create_app(self.config, self.clock)
         self.client = TestClient(TestServer(app, host="127.0.0.1"))
         await self.client.start_server()
         return self
@@ -176,9 +178,9 @@ class Kefu:
                         role: AgentRole = AgentRole.AGENT, max_chats: int = 5,
                         online: bool = False) -> Agent:
         """An account, as `kefu agent add` makes it; `online` as if their console were open."""
-        agent = new_agent(name, password, role, max_chats, time.time())
+        agent = new_agent(name, password, role, max_chats, self.clock())
         if online:
-            agent = replace(agent, presence=Presence.ONLINE, last_seen_at=time.time())
+            agent = replace(agent, presence=Presence.ONLINE, last_seen_at=self.clock())
         await self.store.save_agent(agent)
         return agent
 

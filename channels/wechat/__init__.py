@@ -1,0 +1,3 @@
+from channels.wechat.channel import WeChatChannel
+
+__all__ = ["WeChatChannel"]
