@@ -265,9 +265,11 @@ def _describe(error: Any) -> str:
     message = error["msg"]
     if error["type"] == "extra_forbidden":
         message = "unknown key (check the spelling)"
-    elif error["type"] != "missing" and "input" in error:
-        shown = repr(error["input"])
-        message += f" (got {shown[:60]})"
+    elif error["type"] == "value_error":
+        message = message.removeprefix("Value error, ")
+    if error["type"] not in ("missing", "extra_forbidden") and isinstance(
+            error.get("input"), str | int | float | bool):  # never a whole section: secrets
+        message += f" (got {error['input']!r:.60})"
     return f"{path}: {message}"
 
 
