@@ -19,6 +19,7 @@ from bot.router import Router
 from bot.speaker import Speaker
 from bot.store import Store
 from bot.store.sqlite import SqliteStore
+from channels.telegram import TelegramBridge, TelegramChannel
 from channels.webchat import WebChatChannel
 from channels.wechat import WeChatChannel
 from handoff.auth import Sessions
@@ -34,6 +35,7 @@ ROUTER = web.AppKey("router", Router)
 DESK = web.AppKey("desk", Desk)
 KNOWLEDGE_BASE = web.AppKey("knowledge_base", LiveKnowledgeBase)
 CHANNELS = web.AppKey("channels", dict)
+BRIDGE = web.AppKey("bridge", TelegramBridge)
 SHUTDOWN_GRACE_SECONDS = 10.0
 
 
@@ -58,6 +60,10 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
         channels["webchat"] = WebChatChannel(config.channels.webchat, store, router.submit)
     if config.channels.wechat.enabled:
         channels["wechat"] = WeChatChannel(config.channels.wechat, store, router.submit, clock)
+    telegram = None
+    if config.channels.telegram.enabled:
+        telegram = channels["telegram"] = TelegramChannel(config.channels.telegram,
+                                                         router.submit, clock)
     if not channels:
         await store.close()
         raise ConfigError("channels: every channel is disabled; enable at least one")
@@ -66,6 +72,12 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
                       clock)
 
     app = web.Application()
+
+    async def store_lifetime(app: web.Application) -> AsyncIterator[None]:
+        yield  # first in, last out: everything else has stopped before the store closes
+        await store.close()
+
+    app.cleanup_ctx.append(store_lifetime)
     app[STORE] = store
     app[ROUTER] = router
     app[DESK] = desk
@@ -95,11 +107,15 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
             await asyncio.wait_for(router.idle(), SHUTDOWN_GRACE_SECONDS)
         except TimeoutError:
             log.warning("shutdown: some conversations were still being handled")
-        await store.close()
 
     app.cleanup_ctx.append(background(
         lambda: live_kb.watch(config.knowledge_base.reload_interval_seconds)))
     app.cleanup_ctx.append(background(desk.run))
+    if telegram is not None and config.channels.telegram.bridge.group_id:
+        bridge = TelegramBridge(config.channels.telegram, config.desk, telegram, store, desk,
+                                speaker, config.business.timezone, clock)
+        app[BRIDGE] = bridge
+        app.cleanup_ctx.append(background(bridge.keep_present))
     app.on_shutdown.append(shut_down)
     log.info("kefu ready: %d FAQ entries, channels: %s", len(knowledge_base.entries),
              ", ".join(channels))

@@ -365,8 +365,9 @@ class Desk:
         await self._speaker.typing(await self._held(agent, conversation_id))
 
     async def reply(self, agent: Agent, conversation_id: str, text: str,
-                    confirmed: bool = False) -> Said:
-        """Send the agent's reply; a vague or curt one is refused unless `confirmed`."""
+                    confirmed: bool = False, via: str = "console") -> Said:
+        """Send the agent's reply; a vague or curt one is refused unless `confirmed`.
+        `via` names where the agent wrote it (the console, the Telegram bridge)."""
         text = text.strip()
         if not text:
             raise DeskError("empty_text", "the reply is empty")
@@ -378,7 +379,7 @@ class Desk:
             raise DeskError("vague_reply", "this reply may read as vague or curt: "
                             + ", ".join(vague), phrases=vague)
         conversation = await self._held(agent, conversation_id)
-        reply = OutboundReply(text, Kind.TEXT, role=Role.AGENT)
+        reply = OutboundReply(text, Kind.TEXT, role=Role.AGENT, meta={"via": via})
         return await self._in_lane(conversation, self._send_reply, conversation_id, agent, reply)
 
     async def hold(self, agent: Agent, conversation_id: str) -> Said:
@@ -392,7 +393,8 @@ class Desk:
                           ) -> Said:
         conversation = await self._current(conversation_id)
         self._check_holder(agent, conversation)  # again: it may have changed while queued
-        reply = replace(reply, meta={"agent_id": agent.id, "agent_name": agent.name})
+        reply = replace(reply, meta={**reply.meta, "agent_id": agent.id,
+                                     "agent_name": agent.name})
         said = await self._speaker.say(conversation, reply)
         stored = said.message
         first = await self._store.events(conversation.id)

@@ -1,0 +1,259 @@
+"""Telegram: customers write to the business's bot; agents may answer from a group.
+
+python-telegram-bot runs inside kefu's own aiohttp app and event loop: by long polling
+(the default: no public HTTPS needed) or by webhook at `webhook_path`, where the
+`X-Telegram-Bot-Api-Secret-Token` header is checked on every request. Updates are dropped
+by `update_id` when Telegram delivers one twice. Everything sent goes through the pacer
+(channels/telegram/pacer.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    Update,
+)
+from telegram.error import TelegramError
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+
+from bot.config import TelegramConfig
+from bot.messages import (
+    Attachment,
+    InboundEvent,
+    InboundMessage,
+    Kind,
+    Role,
+    StoredMessage,
+    split_text,
+)
+from bot.router import Accepted
+from bot.store import Conversation
+from channels.telegram.pacer import Outgoing, Pacer
+
+log = logging.getLogger(__name__)
+
+NAME = "telegram"
+REMEMBERED_UPDATES = 10_000  # update ids kept to drop duplicates
+TYPING_EVERY_SECONDS = 5.0  # Telegram shows "typing..." for about 5 s
+UPDATES = ["message", "callback_query"]
+MERGED_NOTE = "（{n} 条消息已合并 · {n} messages merged）"
+
+TopicListener = Callable[[Message], Awaitable[None]]
+
+
+class TelegramChannel:
+    name = NAME
+
+    def __init__(self, config: TelegramConfig,
+                 on_message: Callable[[InboundMessage], Awaitable[Accepted]],
+                 clock: Callable[[], float] = time.time) -> None:
+        self._config = config
+        self._on_message = on_message
+        self._clock = clock
+        builder = ApplicationBuilder().token(config.token).base_url(
+            f"{config.api_base}/bot").base_file_url(f"{config.api_base}/file/bot")
+        if config.mode == "webhook":
+            builder = builder.updater(None)
+        self.application: Application[Any, Any, Any, Any, Any, Any] = builder.build()
+        self.application.add_handler(TypeHandler(Update, self._on_update))
+        self.pacer: Pacer | None = None
+        self._seen: OrderedDict[int, None] = OrderedDict()
+        self._typing_at: dict[int, float] = {}
+        self._topic_listener: TopicListener | None = None
+
+    def on_topic_message(self, listener: TopicListener) -> None:
+        """Messages written in the agents' group go to the bridge."""
+        self._topic_listener = listener
+
+    @property
+    def bot(self) -> Any:
+        return self.application.bot
+
+    def add_routes(self, app: web.Application) -> None:
+        if self._config.mode == "webhook":
+            app.router.add_post(self._config.webhook_path, self._webhook)
+        app.cleanup_ctx.append(self._running)
+
+    async def _running(self, app: web.Application) -> Any:
+        await self.application.initialize()  # getMe: a wrong token stops here, clearly
+        self.pacer = Pacer(self._send_now, per_chat_per_second=self._config.per_chat_per_second,
+                           group_per_minute=self._config.bridge.group_per_minute,
+                           overall_per_second=self._config.overall_per_second,
+                           max_chars=self._config.max_text_chars, merged_note=MERGED_NOTE)
+        self.pacer.start()
+        if self._config.mode == "webhook":
+            if self._config.webhook_url:
+                await self.bot.set_webhook(self._config.webhook_url, allowed_updates=UPDATES,
+                                           secret_token=self._config.secret_token)
+        elif self.application.updater is not None:
+            await self.bot.delete_webhook()  # polling and a webhook cannot both be set
+            await self.application.updater.start_polling(
+                timeout=self._config.poll_timeout_seconds, allowed_updates=UPDATES)
+        await self.application.start()
+        log.info("telegram: @%s ready (%s)", self.bot.username, self._config.mode)
+        yield
+        if self.application.updater is not None and self.application.updater.running:
+            await self.application.updater.stop()
+        await self.application.stop()
+        await self.pacer.aclose()
+        await self.application.shutdown()
+
+    # inbound
+
+    async def _webhook(self, request: web.Request) -> web.Response:
+        secret = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+        if not hmac.compare_digest(secret, self._config.secret_token):
+            log.warning("telegram: webhook call with a wrong secret from %s", request.remote)
+            return web.Response(status=403, text="wrong secret token")
+        try:
+            data = json.loads(await request.read())
+            update = Update.de_json(data, self.bot)
+        except (ValueError, TypeError, KeyError) as exc:
+            log.warning("telegram: unreadable update refused: %s", exc)
+            return web.Response(status=400, text="not an update")
+        if update is None:
+            return web.Response(status=400, text="not an update")
+        await self.application.process_update(update)  # stored before Telegram hears OK
+        return web.Response(text="ok")
+
+    def _first_time(self, update_id: int) -> bool:
+        if update_id in self._seen:
+            return False
+        self._seen[update_id] = None
+        if len(self._seen) > REMEMBERED_UPDATES:
+            self._seen.popitem(last=False)
+        return True
+
+    async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if not self._first_time(update.update_id):
+            log.info("telegram: update %s delivered twice; dropped", update.update_id)
+            return
+        received_at = self._clock()
+        query = update.callback_query
+        if query is not None:
+            await self._on_button(query, received_at)
+            return
+        message = update.message
+        if message is None:
+            return
+        if message.chat.type == "private":
+            await self._on_message(self._inbound(message, received_at))
+        elif message.chat.id == self._config.bridge.group_id and self._topic_listener:
+            await self._topic_listener(message)
+
+    def _inbound(self, message: Message, received_at: float) -> InboundMessage:
+        user = message.from_user
+        language = (user.language_code or "") if user else ""
+        common: dict[str, Any] = {
+            "channel": NAME, "user_id": str(message.chat.id), "received_at": received_at,
+            "platform_msg_id": f"{message.chat.id}:{message.message_id}",
+            "lang": "zh" if language.startswith("zh") else "en" if language else None,
+        }
+        text = message.text or ""
+        if text.split("@")[0] == "/start":
+            return InboundMessage(text="", event=InboundEvent.OPEN, **common)
+        if text:
+            return InboundMessage(text=text, **common)
+        return InboundMessage(text=message.caption or "", attachments=(_attachment(message),),
+                              **common)
+
+    async def _on_button(self, query: Any, received_at: float) -> None:
+        data = query.data or ""
+        try:
+            await query.answer()  # stops the button's spinner
+        except TelegramError as exc:
+            log.info("telegram: answerCallbackQuery failed: %s", exc)
+        if not data.startswith("rate:") or not data[5:].isdigit() or query.message is None:
+            return
+        score = int(data[5:])
+        if 1 <= score <= 5:
+            await self._on_message(InboundMessage(
+                channel=NAME, user_id=str(query.message.chat.id), platform_msg_id=None,
+                text="", received_at=received_at, event=InboundEvent.RATING, rating=score))
+
+    # outbound
+
+    async def _send_now(self, message: Outgoing) -> Any:
+        return await self.bot.send_message(message.chat_id, message.text,
+                                           message_thread_id=message.thread_id,
+                                           reply_markup=message.markup)
+
+    def submit(self, message: Outgoing) -> asyncio.Future[Any]:
+        """Queue through the pacer (the bridge's posts use this too)."""
+        assert self.pacer is not None, "the bot is not running"
+        return self.pacer.submit(message)
+
+    async def post(self, message: Outgoing) -> Any:
+        return await self.submit(message)
+
+    @property
+    def max_text_chars(self) -> int:
+        return self._config.max_text_chars
+
+    async def send(self, conversation: Conversation, message: StoredMessage) -> None:
+        text = message.text
+        if message.role is Role.AGENT and message.meta.get("agent_name"):
+            text = f"{message.meta['agent_name']}：{text}"
+        parts = split_text(text, self._config.max_text_chars)
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            await self.post(Outgoing(int(conversation.user_id), part,
+                                     markup=_markup(message) if last else None,
+                                     urgent=message.kind is Kind.GREETING))
+
+    async def send_state(self, conversation: Conversation, position: int | None) -> None:
+        """Telegram has no place for a state; the queue position comes in messages."""
+
+    async def typing(self, conversation: Conversation) -> None:
+        chat_id, now = int(conversation.user_id), self._clock()
+        if now - self._typing_at.get(chat_id, 0.0) < TYPING_EVERY_SECONDS:
+            return
+        self._typing_at[chat_id] = now
+        try:
+            await self.bot.send_chat_action(chat_id, "typing")
+        except TelegramError as exc:
+            log.info("telegram: typing not shown to %s: %s", chat_id, exc)
+
+    def absent_since(self, user_id: str) -> float | None:
+        return None  # Telegram does not say when a customer stops looking
+
+    async def aclose(self) -> None:
+        """Stopping is done by the app's clean-up (see `_running`)."""
+
+
+def _markup(message: StoredMessage) -> Any:
+    if not message.quick_replies:
+        return None
+    if message.kind is Kind.RATING_REQUEST:  # buttons that rate, answered with a callback
+        return InlineKeyboardMarkup([
+            [InlineKeyboardButton(option, callback_data=f"rate:{option[0]}")]
+            for option in message.quick_replies])
+    return ReplyKeyboardMarkup([[KeyboardButton(q)] for q in message.quick_replies],
+                               one_time_keyboard=True, resize_keyboard=True)
+
+
+def _attachment(message: Message) -> Attachment:
+    if message.photo:
+        return Attachment("image", message.photo[-1].file_id)
+    if message.location is not None:
+        return Attachment("location",
+                          f"geo:{message.location.latitude},{message.location.longitude}")
+    for kind in ("voice", "audio", "video", "document", "sticker", "video_note"):
+        item = getattr(message, kind, None)
+        if item is not None:
+            return Attachment(kind, item.file_id, getattr(item, "file_name", "") or "")
+    return Attachment("other", "")
