@@ -18,10 +18,8 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import MISSING, fields
-from enum import Enum
 from pathlib import Path
-from types import UnionType
-from typing import Any, Generic, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Any, Generic, TypeVar
 
 from bot.messages import ConversationState, Kind, Role, StoredMessage
 from bot.store import (
@@ -35,6 +33,7 @@ from bot.store import (
     TicketStatus,
     UnansweredQuestion,
 )
+from bot.store.records import field_types, plain, typed
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -49,25 +48,24 @@ class _Table(Generic[R]):
         self.name = name
         self.record = record
         self.key = key
-        hints = get_type_hints(record)
-        self.columns = [f.name for f in fields(record)]  # type: ignore[arg-type]
-        self._types = {c: _base_type(hints[c]) for c in self.columns}
+        self._types = field_types(record)
+        self.columns = list(self._types)
         self.select = f"SELECT {', '.join(self.columns)} FROM {name}"
 
-    def create(self) -> str:
-        def column(name: str) -> str:
-            sql_type = _SQL_TYPES.get(self._types[name], "TEXT")
-            return f"{name} {sql_type}" + (" PRIMARY KEY" if name == self.key else "")
+    def _column(self, name: str) -> str:
+        return f"{name} {_SQL_TYPES.get(self._types[name], 'TEXT')}"
 
-        return f"CREATE TABLE IF NOT EXISTS {self.name} ({', '.join(map(column, self.columns))})"
+    def create(self) -> str:
+        columns = [self._column(c) + (" PRIMARY KEY" if c == self.key else "")
+                   for c in self.columns]
+        return f"CREATE TABLE IF NOT EXISTS {self.name} ({', '.join(columns)})"
 
     def add_missing_columns(self, db: sqlite3.Connection) -> None:
         present = {row[1] for row in db.execute(f"PRAGMA table_info({self.name})")}
         for name in self.columns:
             if name not in present:
-                sql_type = _SQL_TYPES.get(self._types[name], "TEXT")
-                default = self._default_sql(name)
-                db.execute(f"ALTER TABLE {self.name} ADD COLUMN {name} {sql_type}{default}")
+                db.execute(f"ALTER TABLE {self.name} ADD COLUMN {self._column(name)}"
+                           f"{self._default_sql(name)}")
 
     def _default_sql(self, name: str) -> str:
         default = next(f.default for f in fields(self.record)  # type: ignore[arg-type]
@@ -82,52 +80,25 @@ class _Table(Generic[R]):
                f"VALUES ({placeholders})"
 
     def values(self, record: R) -> tuple[Any, ...]:
-        return tuple(_to_sql(getattr(record, c)) for c in self.columns)
+        def sql(value: Any) -> Any:
+            value = plain(value)
+            return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) \
+                else value
+
+        return tuple(sql(getattr(record, c)) for c in self.columns)
 
     def decode(self, row: tuple[Any, ...]) -> R:
         return self.record(**{
-            c: _from_sql(self._types[c], v) for c, v in zip(self.columns, row, strict=True)
+            c: typed(self._types[c], v) for c, v in zip(self.columns, row, strict=True)
         })
-
-
-def _base_type(hint: Any) -> type:
-    """`str | None` -> str; `dict[str, Any]` -> dict; a class stays itself."""
-    origin = get_origin(hint)
-    if origin is dict:
-        return dict
-    if origin in (Union, UnionType):
-        (inner,) = [a for a in get_args(hint) if a is not type(None)]
-        return _base_type(inner)
-    return hint if isinstance(hint, type) else object
 
 
 def _literal(value: Any) -> str:
     """A default value as SQL, for columns added to an older database."""
-    if isinstance(value, Enum):
-        value = value.value
+    value = plain(value)
     if isinstance(value, str):
         return "'" + value.replace("'", "''") + "'"
     return repr(value)
-
-
-def _to_sql(value: Any) -> Any:
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, dict):
-        return json.dumps(value, ensure_ascii=False)
-    return value
-
-
-def _from_sql(kind: type, value: Any) -> Any:
-    if value is None:
-        return None
-    if kind is dict:
-        return json.loads(value)
-    if issubclass(kind, Enum):
-        return kind(value)
-    if kind is bool:
-        return bool(value)
-    return value
 
 
 CONVERSATIONS = _Table("conversations", Conversation, key="id")
