@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from bot.channel import Channel
 from bot.config import Config
@@ -18,6 +19,7 @@ from bot.lanes import Lanes
 from bot.router import Router
 from bot.speaker import Speaker
 from bot.store import Store
+from bot.store.redis import RedisStore
 from bot.store.sqlite import SqliteStore
 from channels.telegram import TelegramBridge, TelegramChannel
 from channels.webchat import WebChatChannel
@@ -40,7 +42,15 @@ SHUTDOWN_GRACE_SECONDS = 10.0
 
 
 async def open_store(config: Config) -> Store:
-    return await SqliteStore.open(config.store.path, synchronous=config.store.synchronous)
+    s = config.store
+    if s.type == "redis":
+        try:
+            return await RedisStore.open(s.url, prefix=s.prefix, dedupe_seconds=s.dedupe_seconds,
+                                         sentinels=s.sentinels, sentinel_master=s.sentinel_master,
+                                         cluster=s.cluster)
+        except RedisError as exc:
+            raise ConfigError(f"store.url: cannot reach Redis at {s.url}: {exc}") from None
+    return await SqliteStore.open(s.path, synchronous=s.synchronous)
 
 
 async def create_app(config: Config, clock: Callable[[], float] = time.time) -> web.Application:

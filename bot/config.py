@@ -164,9 +164,15 @@ class KnowledgeBaseConfig(_Model):
 
 
 class StoreConfig(_Model):
-    type: Literal["sqlite"] = "sqlite"
-    path: Path = Path("data/kefu.sqlite3")
-    synchronous: Literal["full", "normal"] = "full"
+    type: Literal["sqlite", "redis"] = "sqlite"
+    path: Path = Path("data/kefu.sqlite3")  # sqlite
+    synchronous: Literal["full", "normal"] = "full"  # sqlite
+    url: str = "redis://127.0.0.1:6379/0"  # redis; rediss:// for TLS
+    prefix: str = "kefu:"  # redis: every key starts with this ({kefu}: for Cluster)
+    dedupe_seconds: Annotated[int, Field(ge=60)] = 7 * 86400  # redis: retries dropped this long
+    sentinels: list[str] = Field(default_factory=list)  # redis: ["host:26379", ...]
+    sentinel_master: str = "mymaster"
+    cluster: bool = False  # redis: url names a Redis Cluster node
 
 
 class WebChatConfig(_Model):

@@ -1,4 +1,4 @@
-"""The store contract: every backend runs these same tests (the Redis backend joins later)."""
+"""The store contract: every backend runs these same tests."""
 
 from __future__ import annotations
 
@@ -25,13 +25,18 @@ from bot.store import (
     UnansweredQuestion,
 )
 from bot.store.sqlite import SqliteStore
+from tests.redis_support import redis_store
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "redis"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await SqliteStore.open(tmp_path / "store.sqlite3")
-    yield opened
-    await opened.close()
+    if request.param == "redis":
+        async with redis_store() as opened:
+            yield opened
+        return
+    sqlite = await SqliteStore.open(tmp_path / "store.sqlite3")
+    yield sqlite
+    await sqlite.close()
 
 
 def conversation(cid: str = "c1", user: str = "u1", created: float = 100.0, **changes: object

@@ -1,0 +1,329 @@
+"""The Redis store: the same `Store` as the embedded one, shared by many kefu processes.
+
+Every record is JSON under the store's key prefix. Indexes are sorted sets: a customer's
+conversations by creation time, the conversations in each state (the queue in queue
+order), tickets by due time, events and unanswered questions by time. What must happen
+together (a transcript line and its dedupe key, a conversation and its indexes, an agent
+and their unique name) happens in one Lua script, so a process dying half-way leaves
+nothing half-written.
+
+For Redis Cluster, give the prefix a hash tag (`{kefu}:`): every key then lives in one slot
+and the scripts may touch them together.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from bot.messages import ConversationState, StoredMessage
+from bot.store import (
+    Agent,
+    AgentSession,
+    Conversation,
+    ConversationEvent,
+    NewMessage,
+    Presence,
+    Ticket,
+    TicketStatus,
+    UnansweredQuestion,
+)
+from bot.store.records import field_types, from_json, plain, to_json, typed
+
+OPEN_STATES = (ConversationState.BOT, ConversationState.QUEUED, ConversationState.AGENT)
+# Queue order in one score: higher priority first, then earlier; ties go by id.
+PRIORITY_WEIGHT = 1e11
+SESSION_GRACE_SECONDS = 86400
+
+_SAVE_CONVERSATION = """
+-- KEYS: conversation, by customer, state:bot, state:queued, state:agent, new state set or ''
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+redis.call('ZREM', KEYS[3], ARGV[2])
+redis.call('ZREM', KEYS[4], ARGV[2])
+redis.call('ZREM', KEYS[5], ARGV[2])
+if KEYS[6] ~= '' then redis.call('ZADD', KEYS[6], ARGV[4], ARGV[2]) end
+return 1
+"""
+
+_APPEND_MESSAGE = """
+-- KEYS: transcript, dedupe key or ''; ARGV: message JSON starting {"seq": -1, id, ttl
+if KEYS[2] ~= '' then
+  if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'EX', ARGV[3]) then return -1 end
+end
+local seq = redis.call('LLEN', KEYS[1]) + 1
+redis.call('RPUSH', KEYS[1], '{"seq": ' .. seq .. string.sub(ARGV[1], 11))
+return seq
+"""
+
+_SAVE_AGENT = """
+-- KEYS: agent hash, names hash; ARGV: id, name, then field/value pairs
+local owner = redis.call('HGET', KEYS[2], ARGV[2])
+if owner and owner ~= ARGV[1] then return redis.error_reply('name taken') end
+local old = redis.call('HGET', KEYS[1], 'name')
+if old then
+  local old_name = cjson.decode(old)
+  if old_name ~= ARGV[2] then redis.call('HDEL', KEYS[2], old_name) end
+end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
+for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 1
+"""
+
+_UPDATE_AGENT = """
+-- KEYS: agent hash; ARGV: field/value pairs; nothing for an unknown agent
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 1
+"""
+
+_ORDERED_ADD = """
+-- KEYS: sorted set, counter; ARGV: score, record: members stay in insertion order per score
+local n = redis.call('INCR', KEYS[2])
+redis.call('ZADD', KEYS[1], ARGV[1], string.format('%012d', n) .. '|' .. ARGV[2])
+return n
+"""
+
+
+def connect(url: str, *, sentinels: Iterable[str] = (), sentinel_master: str = "",
+            cluster: bool = False) -> Any:
+    """A client that retries for a few seconds while Redis restarts or fails over."""
+    retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=12)
+    options: dict[str, Any] = {
+        "retry": retry, "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+        "socket_timeout": 5, "socket_connect_timeout": 2, "health_check_interval": 15}
+    if sentinels:
+        from redis.asyncio.sentinel import Sentinel
+
+        hosts = [(h.rsplit(":", 1)[0], int(h.rsplit(":", 1)[1])) for h in sentinels]
+        return Sentinel(hosts, **options).master_for(sentinel_master)
+    if cluster:
+        from redis.asyncio.cluster import RedisCluster
+
+        return RedisCluster.from_url(url, retry=retry)
+    return aioredis.from_url(url, **options)
+
+
+class RedisStore:
+    def __init__(self, client: Any, prefix: str = "kefu:", dedupe_seconds: int = 7 * 86400
+                 ) -> None:
+        self.client = client
+        self.prefix = prefix
+        self._dedupe_seconds = dedupe_seconds
+        self._save_conversation = client.register_script(_SAVE_CONVERSATION)
+        self._append = client.register_script(_APPEND_MESSAGE)
+        self._save_agent = client.register_script(_SAVE_AGENT)
+        self._update_agent = client.register_script(_UPDATE_AGENT)
+        self._ordered_add = client.register_script(_ORDERED_ADD)
+
+    @classmethod
+    async def open(cls, url: str, **options: Any) -> RedisStore:
+        store_options = {k: options.pop(k) for k in ("prefix", "dedupe_seconds")
+                         if k in options}
+        store = cls(connect(url, **options), **store_options)
+        await store.client.ping()  # a wrong URL stops start-up, clearly
+        return store
+
+    def key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    # conversations
+
+    async def _conversations(self, ids: list[Any]) -> list[Conversation]:
+        if not ids:
+            return []
+        raw = await self.client.mget([self.key("conv", _text(i)) for i in ids])
+        return [from_json(Conversation, r) for r in raw if r is not None]
+
+    async def conversations_of(self, channel: str, user_id: str) -> list[Conversation]:
+        ids = await self.client.zrevrange(self.key("customer", channel, user_id), 0, -1)
+        return await self._conversations(ids)
+
+    async def current_conversation(self, channel: str, user_id: str) -> Conversation | None:
+        return next((c for c in await self.conversations_of(channel, user_id)
+                     if c.state is not ConversationState.CLOSED), None)
+
+    async def latest_conversation(self, channel: str, user_id: str) -> Conversation | None:
+        ids = await self.client.zrevrange(self.key("customer", channel, user_id), 0, 0)
+        found = await self._conversations(ids)
+        return found[0] if found else None
+
+    async def get_conversation(self, conversation_id: str) -> Conversation | None:
+        raw = await self.client.get(self.key("conv", conversation_id))
+        return from_json(Conversation, raw) if raw is not None else None
+
+    async def save_conversation(self, conversation: Conversation) -> None:
+        c = conversation
+        open_state = c.state is not ConversationState.CLOSED
+        score = (-c.priority * PRIORITY_WEIGHT + (c.queued_at or c.created_at)
+                 if c.state is ConversationState.QUEUED else c.created_at)
+        await self._save_conversation(
+            keys=[self.key("conv", c.id), self.key("customer", c.channel, c.user_id),
+                  *(self.key("state", s.value) for s in OPEN_STATES),
+                  self.key("state", c.state.value) if open_state else ""],
+            args=[to_json(c), c.id, c.created_at, score])
+
+    async def conversations_in_state(self, state: ConversationState) -> list[Conversation]:
+        if state is ConversationState.CLOSED:
+            raise ValueError("closed conversations are not listed by state")
+        return await self._conversations(
+            await self.client.zrange(self.key("state", state.value), 0, -1))
+
+    async def queue_position(self, conversation_id: str) -> int | None:
+        rank = await self.client.zrank(self.key("state", "queued"), conversation_id)
+        return None if rank is None else int(rank) + 1
+
+    # transcript
+
+    async def append_message(self, conversation: Conversation, message: NewMessage
+                             ) -> StoredMessage | None:
+        message_id = uuid.uuid4().hex
+        stored = StoredMessage(
+            id=message_id, conversation_id=conversation.id, seq=-1, role=message.role,
+            kind=message.kind, text=message.text, ts=message.ts,
+            quick_replies=message.quick_replies, platform_msg_id=message.platform_msg_id,
+            meta=message.meta)
+        # `seq` goes first, as -1: the script puts the real one there.
+        record = json.dumps({"seq": -1} | {name: plain(getattr(stored, name))
+                                           for name in field_types(StoredMessage)
+                                           if name != "seq"}, ensure_ascii=False)
+        seen = (self.key("seen", conversation.channel, conversation.user_id,
+                         message.platform_msg_id)
+                if message.platform_msg_id is not None else "")
+        seq = await self._append(keys=[self.key("msgs", conversation.id), seen],
+                                 args=[record, message_id, self._dedupe_seconds])
+        return None if int(seq) < 0 else replace(stored, seq=int(seq))
+
+    async def messages(self, conversation_id: str, after_seq: int = 0) -> list[StoredMessage]:
+        raw = await self.client.lrange(self.key("msgs", conversation_id), after_seq, -1)
+        return [from_json(StoredMessage, r) for r in raw]
+
+    # records kept in time order
+
+    async def _add_ordered(self, name: str, score: float, record: Any) -> None:
+        await self._ordered_add(keys=[self.key(name), self.key(name, "counter")],
+                                args=[score, to_json(record)])
+
+    async def _ordered(self, name: str, record: type[Any], since: float) -> list[Any]:
+        raw = await self.client.zrangebyscore(self.key(name), since, "+inf")
+        return [from_json(record, _text(r).split("|", 1)[1]) for r in raw]
+
+    async def record_unanswered(self, question: UnansweredQuestion) -> None:
+        await self._add_ordered("unanswered", question.ts, question)
+
+    async def unanswered(self, since: float = 0.0) -> list[UnansweredQuestion]:
+        return await self._ordered("unanswered", UnansweredQuestion, since)
+
+    async def record_event(self, event: ConversationEvent) -> None:
+        await self._add_ordered("events", event.ts, event)
+        await self._add_ordered(f"events:{event.conversation_id}", event.ts, event)
+
+    async def events(self, conversation_id: str | None = None, since: float = 0.0
+                     ) -> list[ConversationEvent]:
+        name = "events" if conversation_id is None else f"events:{conversation_id}"
+        return await self._ordered(name, ConversationEvent, since)
+
+    # agents and sessions
+
+    async def save_agent(self, agent: Agent) -> None:
+        pairs: list[Any] = []
+        for name in field_types(Agent):
+            pairs += [name, json.dumps(plain(getattr(agent, name)), ensure_ascii=False)]
+        try:
+            await self._save_agent(keys=[self.key("agent", agent.id), self.key("agent-names")],
+                                   args=[agent.id, agent.name, *pairs])
+        except Exception as exc:
+            if "name taken" in str(exc):
+                raise ValueError(f"an agent named {agent.name!r} already exists") from None
+            raise
+
+    async def update_agent(self, agent_id: str, *, presence: Presence | None = None,
+                           last_seen_at: float | None = None) -> None:
+        pairs: list[Any] = []
+        if presence is not None:
+            pairs += ["presence", json.dumps(presence.value)]
+        if last_seen_at is not None:
+            pairs += ["last_seen_at", json.dumps(last_seen_at)]
+        if pairs:
+            await self._update_agent(keys=[self.key("agent", agent_id)], args=pairs)
+
+    async def get_agent(self, agent_id: str) -> Agent | None:
+        fields = await self.client.hgetall(self.key("agent", agent_id))
+        if not fields:
+            return None
+        types = field_types(Agent)
+        return Agent(**{_text(k): typed(types[_text(k)], json.loads(v))
+                        for k, v in fields.items() if _text(k) in types})
+
+    async def agent_by_name(self, name: str) -> Agent | None:
+        agent_id = await self.client.hget(self.key("agent-names"), name)
+        return await self.get_agent(_text(agent_id)) if agent_id is not None else None
+
+    async def agents(self) -> list[Agent]:
+        names = await self.client.hgetall(self.key("agent-names"))
+        found = [await self.get_agent(_text(i)) for _, i in sorted(
+            names.items(), key=lambda item: _text(item[0]))]
+        return [a for a in found if a is not None]
+
+    async def save_session(self, session: AgentSession) -> None:
+        # Redis forgets a session a day after it ends; kefu refuses it from its end on.
+        lifetime = max(session.expires_at - time.time(), 0) + SESSION_GRACE_SECONDS
+        await self.client.set(self.key("session", session.token_hash), to_json(session),
+                              ex=int(lifetime))
+
+    async def get_session(self, token_hash: str) -> AgentSession | None:
+        raw = await self.client.get(self.key("session", token_hash))
+        return from_json(AgentSession, raw) if raw is not None else None
+
+    async def delete_session(self, token_hash: str) -> None:
+        await self.client.delete(self.key("session", token_hash))
+
+    # tickets
+
+    async def save_ticket(self, ticket: Ticket) -> None:
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.set(self.key("ticket", ticket.id), to_json(ticket))
+            pipe.zadd(self.key("tickets"), {ticket.id: ticket.due_at})
+            for status in TicketStatus:
+                pipe.zrem(self.key("tickets", status.value), ticket.id)
+            pipe.zadd(self.key("tickets", ticket.status.value), {ticket.id: ticket.due_at})
+            await pipe.execute()
+
+    async def get_ticket(self, ticket_id: str) -> Ticket | None:
+        raw = await self.client.get(self.key("ticket", ticket_id))
+        return from_json(Ticket, raw) if raw is not None else None
+
+    async def tickets(self, status: TicketStatus | None = None) -> list[Ticket]:
+        index = self.key("tickets") if status is None else self.key("tickets", status.value)
+        ids = await self.client.zrange(index, 0, -1)
+        if not ids:
+            return []
+        raw = await self.client.mget([self.key("ticket", _text(i)) for i in ids])
+        return [from_json(Ticket, r) for r in raw if r is not None]
+
+    # channel state
+
+    async def load_state(self, key: str) -> dict[str, Any] | None:
+        raw = await self.client.get(self.key("channel-state", key))
+        return json.loads(raw) if raw is not None else None
+
+    async def save_state(self, key: str, value: dict[str, Any]) -> None:
+        await self.client.set(self.key("channel-state", key),
+                              json.dumps(value, ensure_ascii=False))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
