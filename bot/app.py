@@ -13,9 +13,11 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from bot.channel import Channel
+from bot.cluster import Fanout, Leases, LocalFanout, LocalLeases, RedisFanout, RedisLeases
 from bot.config import Config
 from bot.errors import ConfigError, KnowledgeBaseError
 from bot.lanes import Lanes
+from bot.recovery import Recovery
 from bot.router import Router
 from bot.speaker import Speaker
 from bot.store import Store
@@ -53,6 +55,13 @@ async def open_store(config: Config) -> Store:
     return await SqliteStore.open(s.path, synchronous=s.synchronous)
 
 
+def cluster_for(store: Store) -> tuple[Leases, Fanout]:
+    """Redis shares leases and news between processes; one process needs neither."""
+    if isinstance(store, RedisStore):
+        return RedisLeases(store.client, store.prefix), RedisFanout(store.client, store.prefix)
+    return LocalLeases(), LocalFanout()
+
+
 async def create_app(config: Config, clock: Callable[[], float] = time.time) -> web.Application:
     """Build the whole bot; raises ConfigError or KnowledgeBaseError with clear messages."""
     try:
@@ -61,13 +70,17 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
         raise KnowledgeBaseError([f"cannot start: {p}" for p in exc.problems]) from None
     live_kb = LiveKnowledgeBase(config.knowledge_base.path, knowledge_base)
     store = await open_store(config)
+    leases, fanout = cluster_for(store)
     channels: dict[str, Channel] = {}
-    lanes = Lanes()
-    speaker = Speaker(store, channels, clock)
-    desk = Desk(config, store, lanes, speaker, clock)
+    lanes = Lanes(leases)
+    speaker = Speaker(store, channels, clock, fanout)
+    desk = Desk(config, store, lanes, speaker, leases, fanout, clock)
     router = Router(config, store, live_kb, lanes, speaker, desk, clock)
+    recovery = Recovery(store, router, speaker, leases,
+                        config.conversation.recovery_after_seconds, clock)
     if config.channels.webchat.enabled:
-        channels["webchat"] = WebChatChannel(config.channels.webchat, store, router.submit)
+        channels["webchat"] = WebChatChannel(config.channels.webchat, store, router.submit,
+                                             fanout)
     if config.channels.wechat.enabled:
         channels["wechat"] = WeChatChannel(config.channels.wechat, store, router.submit, clock)
     telegram = None
@@ -78,8 +91,8 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
         await store.close()
         raise ConfigError("channels: every channel is disabled; enable at least one")
     console = Console(config.desk, store, desk, Board(store, config.desk, clock),
-                      Sessions(store, config.desk, clock), speaker, config.business.timezone,
-                      clock)
+                      Sessions(store, config.desk, clock), speaker, fanout,
+                      config.business.timezone, clock)
 
     app = web.Application()
 
@@ -87,7 +100,13 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
         yield  # first in, last out: everything else has stopped before the store closes
         await store.close()
 
+    async def fanout_lifetime(app: web.Application) -> AsyncIterator[None]:
+        await fanout.start()
+        yield
+        await fanout.aclose()
+
     app.cleanup_ctx.append(store_lifetime)
+    app.cleanup_ctx.append(fanout_lifetime)
     app[STORE] = store
     app[ROUTER] = router
     app[DESK] = desk
@@ -121,6 +140,7 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
     app.cleanup_ctx.append(background(
         lambda: live_kb.watch(config.knowledge_base.reload_interval_seconds)))
     app.cleanup_ctx.append(background(desk.run))
+    app.cleanup_ctx.append(background(recovery.run))
     if telegram is not None and config.channels.telegram.bridge.group_id:
         bridge = TelegramBridge(config.channels.telegram, config.desk, telegram, store, desk,
                                 speaker, config.business.timezone, clock)

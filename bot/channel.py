@@ -25,7 +25,7 @@ class Channel(Protocol):
     async def typing(self, conversation: Conversation) -> None:
         """Show the customer that an agent is writing, where the platform allows it."""
 
-    def absent_since(self, user_id: str) -> float | None:
+    async def absent_since(self, user_id: str) -> float | None:
         """When the customer was last connected, if the channel knows they have left
         (a web chat tab closed); None while connected or when the channel cannot tell."""
 

@@ -100,6 +100,7 @@ class GreetingConfig(_Model):
 class ConversationConfig(_Model):
     idle_timeout_seconds: Seconds = 1800.0
     queued_reminder_seconds: Seconds = 60.0
+    recovery_after_seconds: Seconds = 15.0  # a message left half-done this long is finished
 
 
 class MatchingConfig(_Model):

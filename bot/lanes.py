@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from bot.cluster import Leases, LocalLeases
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -29,8 +31,13 @@ class _Lane:
 
 
 class Lanes:
-    def __init__(self) -> None:
+    """With `leases` shared between processes (Redis), a lane's job also waits for the
+    customer's lease, so their messages are handled one at a time whichever process they
+    reach."""
+
+    def __init__(self, leases: Leases | None = None) -> None:
         self._lanes: dict[LaneKey, _Lane] = {}
+        self._leases = leases or LocalLeases()
 
     def submit(self, key: LaneKey, job: Job) -> None:
         """Queue `job` on the lane; a job's failure is logged and the lane goes on."""
@@ -68,7 +75,8 @@ class Lanes:
         while not lane.queue.empty():
             job = lane.queue.get_nowait()
             try:
-                await job()
+                async with self._leases.hold(f"lane:{key[0]}:{key[1]}"):
+                    await job()
             except Exception:
                 log.exception("job failed in the lane of %s/%s", *key)
         del self._lanes[key]

@@ -113,7 +113,7 @@ class Router:
                 if not accepted.done():
                     accepted.set_exception(RuntimeError("message could not be stored"))
                 else:
-                    await self._apologise(inbound)
+                    await self._apologise(inbound, accepted.result())
             finally:
                 if not handled.done():
                     handled.set_result(None)
@@ -125,8 +125,12 @@ class Router:
         """Wait until every lane has finished its work (tests and shutdown)."""
         await self._lanes.idle()
 
-    async def _apologise(self, inbound: InboundMessage) -> None:
+    async def _apologise(self, inbound: InboundMessage, accepted: Accepted) -> None:
+        """After a failure: a word to the customer, and the message settled, so recovery
+        does not run into the same failure again and again."""
         try:
+            if accepted.seq is not None:
+                await self._store.settle(accepted.conversation_id, accepted.seq)
             conversation = await self._store.current_conversation(inbound.channel,
                                                                   inbound.user_id)
             if conversation is not None:
@@ -169,14 +173,47 @@ class Router:
         rating = self._rating_in(conversation, inbound)
         if rating is not None:
             await self._rate(conversation, rating)
+            if stored is not None:
+                await self._store.settle(conversation.id, stored.seq)
+        elif stored is not None:
+            await self._handle(replace(conversation, last_activity_at=inbound.received_at),
+                               inbound, stored)
+        else:
+            await self._store.save_conversation(
+                replace(conversation, last_activity_at=inbound.received_at))
+
+    async def _handle(self, conversation: Conversation, inbound: InboundMessage,
+                      stored: StoredMessage) -> None:
+        """Answer a stored customer message (or pass it to the desk), then mark it handled."""
+        if conversation.state is ConversationState.BOT and not conversation.offline_step:
+            conversation = await self._respond(conversation, inbound)
+        else:
+            conversation = await self._desk.customer_wrote(conversation, stored)
+        await self._store.save_conversation(replace(conversation, handled_seq=stored.seq))
+        await self._store.settle(conversation.id, stored.seq)
+
+    async def resume(self, message: StoredMessage) -> None:
+        """Handle a customer message that was stored but never handled: its process died.
+        Recovery calls this; a message already handled is only settled."""
+        conversation = await self._store.get_conversation(message.conversation_id)
+        if conversation is None:
+            await self._store.settle(message.conversation_id, message.seq)
             return
-        conversation = replace(conversation, last_activity_at=inbound.received_at)
-        if stored is not None:
-            if conversation.state is ConversationState.BOT and not conversation.offline_step:
-                conversation = await self._respond(conversation, inbound)
-            else:
-                conversation = await self._desk.customer_wrote(conversation, stored)
-        await self._store.save_conversation(conversation)
+
+        async def job() -> None:
+            current = await self._store.get_conversation(message.conversation_id)
+            if current is None or current.handled_seq >= message.seq \
+                    or current.state is ConversationState.CLOSED:
+                await self._store.settle(message.conversation_id, message.seq)
+                return
+            log.info("resuming message %d of conversation %s, left unhandled", message.seq,
+                     current.id)
+            inbound = InboundMessage(channel=current.channel, user_id=current.user_id,
+                                     platform_msg_id=message.platform_msg_id,
+                                     text=message.text, received_at=message.ts)
+            await self._handle(current, inbound, message)
+
+        await self._lanes.run((conversation.channel, conversation.user_id), job)
 
     async def _conversation_for(self, inbound: InboundMessage) -> tuple[Conversation, bool]:
         current = await self._store.current_conversation(inbound.channel, inbound.user_id)

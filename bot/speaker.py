@@ -1,8 +1,11 @@
 """Everything said in a conversation goes through here: stored first, then delivered.
 
 The transcript is written before a message is handed to the channel, so nothing a customer
-was told is missing from it. Listeners (the agent console) hear about every message and
-state change, inbound and outbound, without polling the store.
+was told is missing from it; a reply stays unsettled in the store until its channel took it,
+so recovery can deliver what a crash interrupted. Listeners hear about every message and
+state change: `listen` in every process (agents' consoles, wherever they are connected),
+`listen_here` only in the process that made the change (the Telegram bridge, which must
+post once).
 """
 
 from __future__ import annotations
@@ -10,16 +13,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from bot.channel import Channel
+from bot.cluster import Fanout
 from bot.errors import ChannelSendError
 from bot.messages import ConversationState, OutboundReply, StoredMessage
 from bot.store import Conversation, ConversationEvent, NewMessage, Store
+from bot.store.records import from_json, to_json
 
 log = logging.getLogger(__name__)
 
 # Called with the conversation and the message just stored, or None for a state change.
 Listener = Callable[[Conversation, StoredMessage | None], None]
+TOPIC = "conversation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,21 +37,31 @@ class Said:
 
 class Speaker:
     def __init__(self, store: Store, channels: Mapping[str, Channel],
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], fanout: Fanout) -> None:
         self._store = store
         self._channels = channels
         self._clock = clock
+        self._fanout = fanout
         self._listeners: list[Listener] = []
+        self._local_listeners: list[Listener] = []
+        fanout.subscribe(TOPIC, self._heard)
 
     def listen(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
-    def _notify(self, conversation: Conversation, message: StoredMessage | None) -> None:
-        for listener in self._listeners:
-            try:
-                listener(conversation, message)
-            except Exception:
-                log.exception("listener failed on conversation %s", conversation.id)
+    def listen_here(self, listener: Listener) -> None:
+        self._local_listeners.append(listener)
+
+    async def _notify(self, conversation: Conversation, message: StoredMessage | None) -> None:
+        _call(self._local_listeners, conversation, message)
+        await self._fanout.publish(TOPIC, {
+            "conversation": to_json(conversation),
+            "message": to_json(message) if message is not None else None})
+
+    async def _heard(self, news: dict[str, Any]) -> None:
+        message = news["message"]
+        _call(self._listeners, from_json(Conversation, news["conversation"]),
+              from_json(StoredMessage, message) if message is not None else None)
 
     async def record(self, conversation: Conversation, message: NewMessage
                      ) -> StoredMessage | None:
@@ -52,7 +69,7 @@ class Speaker:
         retry or resend of a message already stored."""
         stored = await self._store.append_message(conversation, message)
         if stored is not None:
-            self._notify(conversation, stored)
+            await self._notify(conversation, stored)
         return stored
 
     async def say(self, conversation: Conversation, reply: OutboundReply) -> Said:
@@ -63,32 +80,32 @@ class Speaker:
         if stored is None:  # only inbound messages carry a dedupe key
             raise RuntimeError("the store dropped an outbound message")
         undelivered = await self.deliver(conversation, stored)
-        self._notify(conversation, stored)
+        await self._notify(conversation, stored)
         return Said(stored, undelivered)
 
     async def deliver(self, conversation: Conversation, message: StoredMessage) -> str | None:
-        """Hand a stored message to the channel; what the channel refused is recorded as an
-        `undelivered` event with the reason (the message stays in the transcript)."""
+        """Hand a stored message to the channel and settle it; what the channel refused
+        for good is recorded as an `undelivered` event with the reason (the message stays
+        in the transcript). A passing failure leaves it unsettled: recovery tries again."""
         channel = self._channels.get(conversation.channel)
         if channel is None:
             log.error("no channel %r for conversation %s", conversation.channel, conversation.id)
+            await self._store.settle(conversation.id, message.seq)
             return f"no channel {conversation.channel!r}"
         try:
             await channel.send(conversation, message)
         except ChannelSendError as exc:
             log.warning("conversation %s: message %d not delivered: %s", conversation.id,
                         message.seq, exc)
+            if exc.retryable:
+                return f"{exc} (kefu will try again)"
+            await self._store.settle(conversation.id, message.seq)
             await self._store.record_event(ConversationEvent(
                 conversation.id, self._clock(), "undelivered", None,
                 {"seq": message.seq, "reason": str(exc)}))
             return str(exc)
+        await self._store.settle(conversation.id, message.seq)
         return None
-
-    async def typing(self, conversation: Conversation) -> None:
-        """Show the customer that a person is writing, where the channel can."""
-        channel = self._channels.get(conversation.channel)
-        if channel is not None:
-            await channel.typing(conversation)
 
     async def send_state(self, conversation: Conversation) -> None:
         """Tell the customer's client (with the queue position) and the listeners."""
@@ -98,7 +115,22 @@ class Speaker:
             if conversation.state is ConversationState.QUEUED:
                 position = await self._store.queue_position(conversation.id)
             await channel.send_state(conversation, position)
-        self._notify(conversation, None)
+        await self._notify(conversation, None)
+
+    async def typing(self, conversation: Conversation) -> None:
+        """Show the customer that a person is writing, where the channel can."""
+        channel = self._channels.get(conversation.channel)
+        if channel is not None:
+            await channel.typing(conversation)
 
     def channel(self, name: str) -> Channel | None:
         return self._channels.get(name)
+
+
+def _call(listeners: list[Listener], conversation: Conversation,
+          message: StoredMessage | None) -> None:
+    for listener in listeners:
+        try:
+            listener(conversation, message)
+        except Exception:
+            log.exception("listener failed on conversation %s", conversation.id)

@@ -22,13 +22,14 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import WSMsgType, web
 
+from bot.cluster import Fanout
 from bot.config import DeskConfig
 from bot.messages import ConversationState, StoredMessage
 from bot.speaker import Said, Speaker
 from bot.store import Agent, AgentRole, AgentSession, Conversation, Presence, Store
 from handoff.auth import Sessions
 from handoff.board import Board
-from handoff.desk import Desk, DeskError, is_online
+from handoff.desk import DESK_NEWS, Desk, DeskError, is_online
 from handoff.replies import load_canned_replies
 from handoff.transcript import agent_json, message_json, transcript_json, transcript_text
 
@@ -63,7 +64,7 @@ class _Socket:
 
 class Console:
     def __init__(self, config: DeskConfig, store: Store, desk: Desk, board: Board,
-                 sessions: Sessions, speaker: Speaker, zone_name: str,
+                 sessions: Sessions, speaker: Speaker, fanout: Fanout, zone_name: str,
                  clock: Callable[[], float]) -> None:
         self._config = config
         self._store = store
@@ -74,7 +75,7 @@ class Console:
         self._clock = clock
         self._open: set[_Socket] = set()
         speaker.listen(self._on_conversation)
-        desk.listen(lambda what: self._push_all({"type": "changed", "what": what}))
+        fanout.subscribe(DESK_NEWS, self._on_desk_news)
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._guard], client_max_size=MAX_BODY_BYTES)
@@ -360,6 +361,9 @@ class Console:
     def _push_all(self, frame: dict[str, Any]) -> None:
         for socket in list(self._open):
             self._push(socket, frame)
+
+    async def _on_desk_news(self, news: dict[str, Any]) -> None:
+        self._push_all({"type": "changed", "what": news["what"]})
 
     def _on_conversation(self, conversation: Conversation, message: StoredMessage | None
                          ) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import ParamSpec, TypeVar
 
+from bot.cluster import Fanout, Leases
 from bot.config import Config, DeskConfig
 from bot.errors import KefuError
 from bot.hours import BusinessHours, describe_moment
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 P = ParamSpec("P")
 
+DESK_NEWS = "desk"  # the fan-out topic of "tickets" and "agents" changes
 QUEUED, AGENT, BOT, CLOSED = (ConversationState.QUEUED, ConversationState.AGENT,
                               ConversationState.BOT, ConversationState.CLOSED)
 
@@ -97,7 +99,8 @@ async def loads(store: Store) -> list[Load]:
 
 class Desk:
     def __init__(self, config: Config, store: Store, lanes: Lanes, speaker: Speaker,
-                 clock: Callable[[], float] = time.time) -> None:
+                 leases: Leases, fanout: Fanout, clock: Callable[[], float] = time.time
+                 ) -> None:
         self._config = config
         self._desk = config.desk
         self._store = store
@@ -108,16 +111,12 @@ class Desk:
         self.texts = Texts(config)
         self._dispatching = asyncio.Lock()
         self._background = BackgroundTasks("desk")
-        self._listeners: list[Callable[[str], None]] = []
-
-    # notices for the console: "tickets" and "agents" changed
-
-    def listen(self, listener: Callable[[str], None]) -> None:
-        self._listeners.append(listener)
+        self._leases = leases
+        self._fanout = fanout
 
     def _changed(self, what: str) -> None:
-        for listener in self._listeners:
-            listener(what)
+        """Tell every process's consoles that "tickets" or "agents" changed."""
+        self._background.spawn(self._fanout.publish(DESK_NEWS, {"what": what}))
 
     async def _event(self, conversation: Conversation, type_: str, agent_id: str | None = None,
                      **detail: object) -> None:
@@ -499,11 +498,13 @@ class Desk:
     # timers
 
     async def run(self) -> None:
-        """Check the timers every `tick_seconds`, until cancelled."""
+        """Check the timers every `tick_seconds`, until cancelled; with several processes,
+        only the one holding the timers' lease does, so each timer fires once."""
         while True:
             await asyncio.sleep(self._desk.tick_seconds)
             try:
-                await self.tick()
+                if await self._leases.try_lead("timers"):
+                    await self.tick()
             except Exception:
                 log.exception("desk timers failed; trying again next tick")
 
@@ -514,7 +515,7 @@ class Desk:
         left = False
         for conversation in queued:
             channel = self._speaker.channel(conversation.channel)
-            gone = channel.absent_since(conversation.user_id) if channel else None
+            gone = await channel.absent_since(conversation.user_id) if channel else None
             cid = conversation.id
             if gone is not None and now - gone >= self._desk.abandon_after_seconds:
                 left = await self._in_lane(conversation, self._abandon, cid) or left

@@ -39,6 +39,7 @@ class Conversation:
     rating_requested_at: float | None = None
     offline_step: str | None = None  # leaving a message (留言): "question" or "contact"
     ticket_id: str | None = None  # the offline message this conversation left
+    handled_seq: int = 0  # the last customer message whose handling is complete
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +163,14 @@ class Store(Protocol):
 
     async def messages(self, conversation_id: str, after_seq: int = 0) -> list[StoredMessage]:
         """The transcript after `after_seq`, oldest first."""
+
+    async def settle(self, conversation_id: str, seq: int) -> None:
+        """The message is done with: a customer's handled, a reply delivered (or refused
+        for good). Every appended message is unsettled until then."""
+
+    async def unsettled(self, before: float) -> list[StoredMessage]:
+        """Messages appended before `before` and not settled, oldest first: what a crash
+        left half-done, for recovery to finish."""
 
     async def record_unanswered(self, question: UnansweredQuestion) -> None: ...
 

@@ -57,12 +57,14 @@ return 1
 """
 
 _APPEND_MESSAGE = """
--- KEYS: transcript, dedupe key or ''; ARGV: message JSON starting {"seq": -1, id, ttl
+-- KEYS: transcript, dedupe key or '', unsettled set
+-- ARGV: message JSON starting {"seq": -1, id, dedupe ttl, conversation id, now
 if KEYS[2] ~= '' then
   if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'EX', ARGV[3]) then return -1 end
 end
 local seq = redis.call('LLEN', KEYS[1]) + 1
 redis.call('RPUSH', KEYS[1], '{"seq": ' .. seq .. string.sub(ARGV[1], 11))
+redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4] .. '|' .. seq)
 return seq
 """
 
@@ -203,13 +205,27 @@ class RedisStore:
         seen = (self.key("seen", conversation.channel, conversation.user_id,
                          message.platform_msg_id)
                 if message.platform_msg_id is not None else "")
-        seq = await self._append(keys=[self.key("msgs", conversation.id), seen],
-                                 args=[record, message_id, self._dedupe_seconds])
+        seq = await self._append(
+            keys=[self.key("msgs", conversation.id), seen, self.key("unsettled")],
+            args=[record, message_id, self._dedupe_seconds, conversation.id, time.time()])
         return None if int(seq) < 0 else replace(stored, seq=int(seq))
 
     async def messages(self, conversation_id: str, after_seq: int = 0) -> list[StoredMessage]:
         raw = await self.client.lrange(self.key("msgs", conversation_id), after_seq, -1)
         return [from_json(StoredMessage, r) for r in raw]
+
+    async def settle(self, conversation_id: str, seq: int) -> None:
+        await self.client.zrem(self.key("unsettled"), f"{conversation_id}|{seq}")
+
+    async def unsettled(self, before: float) -> list[StoredMessage]:
+        found = []
+        for member in await self.client.zrangebyscore(self.key("unsettled"), "-inf",
+                                                      f"({before}"):
+            conversation_id, seq = _text(member).rsplit("|", 1)
+            raw = await self.client.lindex(self.key("msgs", conversation_id), int(seq) - 1)
+            if raw is not None:
+                found.append(from_json(StoredMessage, raw))
+        return found
 
     # records kept in time order
 

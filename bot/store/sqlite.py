@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -129,7 +130,23 @@ CREATE INDEX IF NOT EXISTS tickets_by_due ON tickets (status, due_at);
 CREATE INDEX IF NOT EXISTS events_by_conversation ON events (conversation_id, ts);
 CREATE INDEX IF NOT EXISTS events_by_time ON events (ts);
 CREATE TABLE IF NOT EXISTS channel_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS unsettled (
+    conversation_id TEXT NOT NULL, seq INTEGER NOT NULL, ts REAL NOT NULL,
+    PRIMARY KEY (conversation_id, seq)
+);
+CREATE INDEX IF NOT EXISTS unsettled_by_time ON unsettled (ts);
 """
+
+_MESSAGE_COLUMNS = ("id, conversation_id, seq, role, kind, text, ts, quick_replies, "
+                    "platform_msg_id, meta")
+
+
+def _message(r: tuple[Any, ...]) -> StoredMessage:
+    return StoredMessage(id=r[0], conversation_id=r[1], seq=r[2], role=Role(r[3]),
+                         kind=Kind(r[4]), text=r[5], ts=r[6],
+                         quick_replies=tuple(json.loads(r[7])), platform_msg_id=r[8],
+                         meta=json.loads(r[9]))
+
 
 # Queue order: higher priority first, then first come first served.
 _QUEUE_ORDER = "priority DESC, queued_at, id"
@@ -281,6 +298,8 @@ class SqliteStore:
                      json.dumps(list(stored.quick_replies), ensure_ascii=False),
                      stored.platform_msg_id, json.dumps(stored.meta, ensure_ascii=False)),
                 )
+                db.execute("INSERT INTO unsettled VALUES (?, ?, ?)",
+                           (stored.conversation_id, stored.seq, time.time()))
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -292,19 +311,27 @@ class SqliteStore:
     async def messages(self, conversation_id: str, after_seq: int = 0) -> list[StoredMessage]:
         def select() -> list[StoredMessage]:
             rows = self.db.execute(
-                "SELECT id, conversation_id, seq, role, kind, text, ts, quick_replies, "
-                "platform_msg_id, meta FROM messages WHERE conversation_id = ? AND seq > ? "
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND seq > ? "
                 "ORDER BY seq",
                 (conversation_id, after_seq),
             ).fetchall()
-            return [
-                StoredMessage(
-                    id=r[0], conversation_id=r[1], seq=r[2], role=Role(r[3]), kind=Kind(r[4]),
-                    text=r[5], ts=r[6], quick_replies=tuple(json.loads(r[7])),
-                    platform_msg_id=r[8], meta=json.loads(r[9]),
-                )
-                for r in rows
-            ]
+            return [_message(r) for r in rows]
+
+        return await self._run(select)
+
+    async def settle(self, conversation_id: str, seq: int) -> None:
+        await self._run(self.db.execute,
+                        "DELETE FROM unsettled WHERE conversation_id = ? AND seq = ?",
+                        (conversation_id, seq))
+
+    async def unsettled(self, before: float) -> list[StoredMessage]:
+        def select() -> list[StoredMessage]:
+            columns = ", ".join(f"m.{c.strip()}" for c in _MESSAGE_COLUMNS.split(","))
+            rows = self.db.execute(
+                f"SELECT {columns} FROM unsettled u JOIN messages m ON "
+                "m.conversation_id = u.conversation_id AND m.seq = u.seq WHERE u.ts < ? "
+                "ORDER BY u.ts, u.seq", (before,)).fetchall()
+            return [_message(r) for r in rows]
 
         return await self._run(select)
 

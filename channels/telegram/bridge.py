@@ -54,7 +54,7 @@ class TelegramBridge:
         self._clock = clock
         self._lanes = Lanes()  # one per conversation: its topic exists before it is posted to
         self._phone_agents: set[str] = set()
-        speaker.listen(self._on_conversation)
+        speaker.listen_here(self._on_conversation)  # one post per change, not per process
         channel.on_topic_message(self._on_topic_message)
 
     # mirroring conversations into topics

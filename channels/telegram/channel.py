@@ -228,7 +228,7 @@ class TelegramChannel:
         except TelegramError as exc:
             log.info("telegram: typing not shown to %s: %s", chat_id, exc)
 
-    def absent_since(self, user_id: str) -> float | None:
+    async def absent_since(self, user_id: str) -> float | None:
         return None  # Telegram does not say when a customer stops looking
 
     async def aclose(self) -> None:

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from bot.cluster import Fanout
 from bot.config import WebChatConfig
 from bot.messages import InboundEvent, InboundMessage, StoredMessage
 from bot.ratelimit import RateLimiter
@@ -26,9 +28,8 @@ NAME = "webchat"
 _VISITOR = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _CLIENT_MSG_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 STATIC = files("channels.webchat") / "static"
-# Who left is remembered for the queue's abandonment rule, which needs minutes, not days.
-FORGET_LEAVERS_AFTER_COUNT = 10_000
-FORGET_LEAVERS_AFTER_SECONDS = 3600.0
+# An open tab renews its visitor's presence this often; three missed beats mean gone.
+PRESENCE_HEARTBEAT_SECONDS = 15.0
 
 
 class FrameError(Exception):
@@ -116,18 +117,23 @@ class WebChatChannel:
         config: WebChatConfig,
         store: Store,
         on_message: Callable[[InboundMessage], Awaitable[Accepted]],
+        fanout: Fanout,
     ) -> None:
         self._config = config
         self._store = store
         self._on_message = on_message
+        self._fanout = fanout
         self._sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
-        self._left_at: dict[str, float] = {}  # visitor -> when their last tab closed
+        self._last_sent: dict[str, tuple[str, int]] = {}  # visitor -> conversation, seq
         self._limiter = RateLimiter(config.rate_limit_messages, config.rate_limit_seconds)
+        fanout.subscribe(NAME, self._heard)
+        fanout.on_reconnect(self._catch_up)
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/chat/ws", self._websocket)
         app.router.add_get("/widget.js", self._static("widget.js", "application/javascript"))
         app.router.add_get("/", self._static("demo.html", "text/html"))
+        app.cleanup_ctx.append(self._presence_heartbeat)
 
     def _static(
         self, name: str, content_type: str
@@ -139,17 +145,28 @@ class WebChatChannel:
 
         return serve
 
-    # outbound
+    # outbound: through the fan-out, to whichever process holds the visitor's sockets
 
     async def send(self, conversation: Conversation, message: StoredMessage) -> None:
-        await self._broadcast(conversation.user_id, message_frame(message))
+        await self._publish(conversation.user_id, message_frame(message))
 
     async def send_state(self, conversation: Conversation, position: int | None) -> None:
-        await self._broadcast(conversation.user_id, state_frame(conversation, position))
+        await self._publish(conversation.user_id, state_frame(conversation, position))
 
     async def typing(self, conversation: Conversation) -> None:
-        await self._broadcast(conversation.user_id,
-                              {"type": "typing", "conversation_id": conversation.id})
+        await self._publish(conversation.user_id,
+                            {"type": "typing", "conversation_id": conversation.id})
+
+    async def _publish(self, visitor: str, frame: dict[str, Any]) -> None:
+        await self._fanout.publish(NAME, {"visitor": visitor, "frame": frame})
+
+    async def _heard(self, news: dict[str, Any]) -> None:
+        visitor, frame = news["visitor"], news["frame"]
+        if visitor not in self._sockets:
+            return
+        if frame["type"] == "message":
+            self._last_sent[visitor] = (frame["conversation_id"], frame["seq"])
+        await self._broadcast(visitor, frame)
 
     async def _broadcast(self, visitor: str, frame: dict[str, Any]) -> None:
         """Send to every open tab of the visitor; a closed one catches up on reconnect."""
@@ -159,6 +176,49 @@ class WebChatChannel:
             except (ConnectionError, RuntimeError) as exc:
                 log.info("webchat %s: socket gone (%s); the message waits for reconnect",
                          visitor, exc)
+
+    async def _catch_up(self) -> None:
+        """News may have been missed while Redis was away: send connected visitors what
+        they have not had (they drop what they had, by seq)."""
+        for visitor in list(self._sockets):
+            conversation_id, seq = self._last_sent.get(visitor, ("", 0))
+            for ws in list(self._sockets.get(visitor, ())):
+                await self._replay(ws, visitor, conversation_id, seq)
+
+    # presence: whether a visitor still has a tab open, on any process
+
+    def _presence_key(self, visitor: str) -> str:
+        return f"webchat:presence:{visitor}"
+
+    async def _mark_present(self, visitors: list[str]) -> None:
+        until = time.time() + PRESENCE_HEARTBEAT_SECONDS * 3
+        for visitor in visitors:
+            await self._store.save_state(self._presence_key(visitor),
+                                         {"connected_until": until})
+
+    async def _presence_heartbeat(self, app: web.Application) -> AsyncIterator[None]:
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(PRESENCE_HEARTBEAT_SECONDS)
+                try:
+                    await self._mark_present(list(self._sockets))
+                except Exception:
+                    log.exception("webchat: presence heartbeat failed")
+
+        task = asyncio.create_task(beat())
+        yield
+        task.cancel()
+
+    async def absent_since(self, user_id: str) -> float | None:
+        """When the visitor's last tab closed; None while one is open (here or on another
+        process) or when kefu never saw them leave."""
+        if user_id in self._sockets:
+            return None
+        state = await self._store.load_state(self._presence_key(user_id))
+        if state is None or state.get("connected_until", 0) > time.time():
+            return None
+        left_at = state.get("left_at")
+        return float(left_at) if left_at is not None else None
 
     async def aclose(self) -> None:
         for sockets in list(self._sockets.values()):
@@ -181,7 +241,7 @@ class WebChatChannel:
         ws = web.WebSocketResponse(max_msg_size=self._config.max_frame_bytes, heartbeat=30.0)
         await ws.prepare(request)
         self._sockets[visitor].add(ws)
-        self._left_at.pop(visitor, None)
+        await self._mark_present([visitor])
         try:
             await self._replay(ws, visitor, request.query.get("conversation"), after)
             await self._receive(ws, visitor)
@@ -189,19 +249,10 @@ class WebChatChannel:
             self._sockets[visitor].discard(ws)
             if not self._sockets[visitor]:
                 del self._sockets[visitor]
-                self._remember_leaving(visitor)
+                self._last_sent.pop(visitor, None)
+                await self._store.save_state(self._presence_key(visitor),
+                                             {"connected_until": 0, "left_at": time.time()})
         return ws
-
-    def _remember_leaving(self, visitor: str) -> None:
-        now = time.time()
-        self._left_at[visitor] = now
-        if len(self._left_at) > FORGET_LEAVERS_AFTER_COUNT:  # memory stays bounded
-            self._left_at = {v: t for v, t in self._left_at.items()
-                             if now - t < FORGET_LEAVERS_AFTER_SECONDS}
-
-    def absent_since(self, user_id: str) -> float | None:
-        """When the visitor's last tab closed; None while one is open or since a restart."""
-        return self._left_at.get(user_id)
 
     async def _replay(
         self, ws: web.WebSocketResponse, visitor: str, conversation_id: str | None, after: int

@@ -261,7 +261,7 @@ class WeChatChannel:
         except ChannelSendError as exc:
             log.info("wechat: typing not shown to %s: %s", openid, exc)
 
-    def absent_since(self, user_id: str) -> float | None:
+    async def absent_since(self, user_id: str) -> float | None:
         return None  # WeChat does not say when a customer stops looking
 
     async def aclose(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -236,3 +237,20 @@ async def test_channel_state_is_saved_and_replaced(store: Store) -> None:
     await store.save_state("wechat:token", {"token": "中文 ok", "expires_at": 7200.5})
     await store.save_state("wechat:token", {"token": "t2", "expires_at": 9000.0})
     assert await store.load_state("wechat:token") == {"token": "t2", "expires_at": 9000.0}
+
+
+async def test_messages_stay_unsettled_until_settled(store: Store) -> None:
+    c = conversation()
+    await store.save_conversation(c)
+    asked = await store.append_message(c, said("退货怎么办", msg_id="m1"))
+    answered = await store.append_message(c, NewMessage(
+        role=Role.BOT, kind=Kind.ANSWER, text="可以退", ts=102.0))
+    assert asked is not None and answered is not None
+    later = time.time() + 60
+    assert [m.seq for m in await store.unsettled(before=later)] == [1, 2]
+    assert await store.unsettled(before=0.0) == []  # nothing that old
+    await store.settle(c.id, 1)
+    assert await store.unsettled(before=later) == [answered]
+    await store.settle(c.id, 2)
+    await store.settle(c.id, 2)  # settling twice is harmless
+    assert await store.unsettled(before=later) == []

@@ -1,0 +1,204 @@
+"""What several kefu processes share beyond the store: who works on what, and news.
+
+- `Leases`: one owner at a time for a customer's lane (messages of one conversation are
+  handled in order even when they reach different processes) and for the timers (they
+  fire once, not once per process). A lease expires if its owner dies, so another process
+  takes over.
+- `Fanout`: news that every process must hear (a message for a web chat customer whose
+  socket is on another process, a change an agent's console must show).
+
+One process on the embedded store uses the local versions: no lease is ever contended and
+news goes straight to the subscribers. With Redis, leases are keys with a time-to-live and
+news goes through pub/sub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol
+
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any]], Awaitable[None]]
+LEASE_SECONDS = 10.0  # a dead owner's lease runs out after this
+WAIT_STEP_SECONDS = 0.02
+
+
+class Leases(Protocol):
+    def hold(self, name: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """Wait for the lease, keep it while the block runs, then give it up."""
+
+    async def try_lead(self, name: str) -> bool:
+        """Take or keep the named lease without waiting; True while this process has it."""
+
+
+class Fanout(Protocol):
+    def subscribe(self, topic: str, handler: Handler) -> None: ...
+
+    def on_reconnect(self, handler: Callable[[], Awaitable[None]]) -> None:
+        """Called after news may have been missed (Redis was unreachable for a while)."""
+
+    async def publish(self, topic: str, news: dict[str, Any]) -> None:
+        """Every process's handlers for `topic` get `news`, in the order published."""
+
+    async def start(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class LocalLeases:
+    @contextlib.asynccontextmanager
+    async def hold(self, name: str) -> AsyncIterator[None]:
+        yield  # the lanes already keep one process's work in order
+
+    async def try_lead(self, name: str) -> bool:
+        return True
+
+
+class LocalFanout:
+    def __init__(self) -> None:
+        self._handlers: dict[str, list[Handler]] = defaultdict(list)
+
+    def subscribe(self, topic: str, handler: Handler) -> None:
+        self._handlers[topic].append(handler)
+
+    def on_reconnect(self, handler: Callable[[], Awaitable[None]]) -> None:
+        """Nothing is ever missed in one process."""
+
+    async def publish(self, topic: str, news: dict[str, Any]) -> None:
+        await _dispatch(self._handlers[topic], topic, news)
+
+    async def start(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+async def _dispatch(handlers: list[Handler], topic: str, news: dict[str, Any]) -> None:
+    for handler in handlers:
+        try:
+            await handler(news)
+        except Exception:
+            log.exception("fan-out handler for %s failed", topic)
+
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+
+class RedisLeases:
+    """Leases as Redis keys holding their owner's token, with a time-to-live renewed while
+    the work goes on; given up only by their owner (a compare-and-delete script)."""
+
+    def __init__(self, client: Any, prefix: str, seconds: float = LEASE_SECONDS) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._ms = int(seconds * 1000)
+        self._owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._release = client.register_script(_RELEASE)
+        self._renew = client.register_script(_RENEW)
+
+    def _key(self, name: str) -> str:
+        return f"{self._prefix}lease:{name}"
+
+    @contextlib.asynccontextmanager
+    async def hold(self, name: str) -> AsyncIterator[None]:
+        key, token = self._key(name), f"{self._owner}-{uuid.uuid4().hex[:8]}"
+        while True:  # polled: the owner may be another process
+            if await self._client.set(key, token, nx=True, px=self._ms):
+                break
+            await asyncio.sleep(WAIT_STEP_SECONDS)
+        keeper = asyncio.create_task(self._keep(key, token))
+        try:
+            yield
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(RedisError):
+                await self._release(keys=[key], args=[token])
+
+    async def _keep(self, key: str, token: str) -> None:
+        while True:
+            await asyncio.sleep(self._ms / 3000)
+            with contextlib.suppress(RedisError):
+                await self._renew(keys=[key], args=[token, self._ms])
+
+    async def try_lead(self, name: str) -> bool:
+        key = self._key(name)
+        try:
+            if await self._renew(keys=[key], args=[self._owner, self._ms]):
+                return True
+            return bool(await self._client.set(key, self._owner, nx=True, px=self._ms))
+        except RedisError as exc:
+            log.warning("lease %s: Redis unreachable (%s); not leading for now", name, exc)
+            return False
+
+
+class RedisFanout:
+    """News through Redis pub/sub; every process, the publisher included, hears it from
+    Redis, so all of them see the same order."""
+
+    def __init__(self, client: Any, prefix: str) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._handlers: dict[str, list[Handler]] = defaultdict(list)
+        self._reader: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._reconnect_handlers: list[Callable[[], Awaitable[None]]] = []
+
+    def subscribe(self, topic: str, handler: Handler) -> None:
+        self._handlers[topic].append(handler)
+
+    def on_reconnect(self, handler: Callable[[], Awaitable[None]]) -> None:
+        self._reconnect_handlers.append(handler)
+
+    async def publish(self, topic: str, news: dict[str, Any]) -> None:
+        await self._client.publish(f"{self._prefix}news:{topic}",
+                                   json.dumps(news, ensure_ascii=False))
+
+    async def start(self) -> None:
+        self._reader = asyncio.create_task(self._read(), name="fan-out reader")
+        await asyncio.wait_for(self._ready.wait(), 10)
+
+    async def _read(self) -> None:
+        channels = [f"{self._prefix}news:{t}" for t in self._handlers]
+        while True:
+            pubsub = self._client.pubsub()
+            try:
+                await pubsub.subscribe(*channels)
+                if self._ready.is_set():  # back after a break: catch up on what was missed
+                    for handler in self._reconnect_handlers:
+                        await handler()
+                self._ready.set()
+                async for item in pubsub.listen():
+                    if item.get("type") != "message":
+                        continue
+                    topic = item["channel"].decode().rsplit(":", 1)[1]
+                    await _dispatch(self._handlers[topic], topic, json.loads(item["data"]))
+            except RedisError as exc:
+                log.warning("fan-out: Redis connection lost (%s); resubscribing", exc)
+                await asyncio.sleep(0.5)
+            finally:
+                with contextlib.suppress(RedisError):
+                    await pubsub.aclose()
+
+    async def aclose(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
