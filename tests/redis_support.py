@@ -36,7 +36,7 @@ async def require_redis() -> None:
         pytest.skip(message)
 
 
-def test_prefix() -> str:
+def unique_prefix() -> str:
     return f"kefu-test-{uuid.uuid4().hex[:12]}:"
 
 
@@ -54,7 +54,7 @@ async def forget(prefix: str) -> None:
 async def redis_store() -> AsyncIterator[RedisStore]:
     """A Redis store under a prefix of its own, emptied afterwards."""
     await require_redis()
-    prefix = test_prefix()
+    prefix = unique_prefix()
     store = await RedisStore.open(REDIS_URL, prefix=prefix)
     try:
         yield store

@@ -8,11 +8,11 @@
   var lang = script.dataset.lang || ((navigator.language || "zh").slice(0, 2) === "zh" ? "zh" : "en");
   var L = {
     zh: { title: "在线客服", placeholder: "请输入您的问题…", send: "发送", queued: "排队中，您是第 {n} 位",
-          agent: "人工客服已接入", agentName: "客服 ", typing: "客服正在输入…", reconnecting: "连接中断，正在重连…",
+          agent: "人工客服已接入", agentName: "客服 ", busy: "网络繁忙，正在为您重新发送…", typing: "客服正在输入…", reconnecting: "连接中断，正在重连…",
           failed: "未发送：", retry: "重试", open: "客服" },
     en: { title: "Customer service", placeholder: "Type your question…", send: "Send",
           queued: "In the queue: you are number {n}", agent: "A colleague has joined",
-          agentName: "", typing: "Typing…", reconnecting: "Connection lost, reconnecting…",
+          agentName: "", typing: "Typing…", busy: "One moment, sending again…", reconnecting: "Connection lost, reconnecting…",
           failed: "Not sent: ", retry: "Retry", open: "Chat" }
   }[lang === "zh" ? "zh" : "en"];
 
@@ -165,7 +165,12 @@
       if (frame.seq) { follow(frame.conversation_id); markSeen(frame.seq); }
     } else if (frame.type === "error") {
       var failed = frame.client_msg_id && pending[frame.client_msg_id];
-      if (failed) {
+      if (failed && frame.code === "not_stored") {  // kefu could not save it yet: try again
+        setStatus(L.busy);
+        setTimeout(function () {
+          if (pending[frame.client_msg_id]) send({ type: "message", text: failed.text, client_msg_id: frame.client_msg_id, lang: lang });
+        }, 2000);
+      } else if (failed) {
         delete pending[frame.client_msg_id];
         failed.node.className = "kefu-msg kefu-failed";
         failed.node.textContent = L.failed + failed.text + " (" + frame.message + ") ";
