@@ -1,0 +1,84 @@
+"""What a crash left half-done is finished: handled once, delivered once, never looped."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from bot.config import Config
+from bot.errors import ChannelSendError
+from bot.messages import Kind, Role
+from bot.store import NewMessage
+from channels.webchat.channel import WebChatChannel
+from knowledge_base.matcher import Matcher
+from tests.harness import Kefu
+
+
+@pytest.fixture
+async def quick(make_config: Callable[..., Config]) -> AsyncIterator[Kefu]:
+    kefu = await Kefu(make_config(conversation={"recovery_after_seconds": 0.3})).start()
+    yield kefu
+    await kefu.stop()
+
+
+async def test_a_message_stored_but_never_handled_is_answered(quick: Kefu) -> None:
+    visitor = await quick.visitor()
+    await visitor.open()
+    conversation = await quick.store.latest_conversation("webchat", visitor.id)
+    assert conversation is not None
+    # As if the process died right after storing (and acknowledging) it.
+    await quick.store.append_message(conversation, NewMessage(
+        role=Role.CUSTOMER, kind=Kind.TEXT, text="退货怎么办", ts=time.time(),
+        platform_msg_id="lost-1"))
+    frames = await visitor.receive_until("message")
+    while frames[-1].get("kind") != "answer":
+        frames += await visitor.receive_until("message")
+    assert frames[-1]["text"] == "签收后 7 天内可以无理由退货。"
+    await quick.router.idle()
+    assert await quick.store.unsettled(before=time.time() + 60) == []
+
+
+async def test_a_reply_the_channel_could_not_take_is_delivered_later(
+    quick: Kefu, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    visitor = await quick.visitor()
+    await visitor.open()
+    original = WebChatChannel.send
+    failures = [1]
+
+    async def flaky(self: WebChatChannel, conversation: object, message: object) -> None:
+        if failures:
+            failures.pop()
+            raise ChannelSendError("network blip", retryable=True)
+        await original(self, conversation, message)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(WebChatChannel, "send", flaky)
+    await visitor.send({"type": "message", "text": "退货怎么办", "client_msg_id": "r1"})
+    frames = await visitor.receive_until("message")
+    while frames[-1].get("kind") != "answer":
+        frames += await visitor.receive_until("message")
+    assert frames[-1]["text"] == "签收后 7 天内可以无理由退货。"  # on the second try
+    answers = [m for m in await quick.store.messages(frames[-1]["conversation_id"])
+               if m.kind is Kind.ANSWER]
+    assert len(answers) == 1  # delivered again, not answered again
+
+
+async def test_a_message_whose_handling_failed_is_not_retried_for_ever(
+    quick: Kefu, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: Matcher, text: str, limit: int = 3) -> object:
+        raise ValueError("index corrupted")
+
+    monkeypatch.setattr(Matcher, "match", broken)
+    visitor = await quick.visitor()
+    await visitor.open()
+    (apology,) = await visitor.say("退货怎么办")
+    assert "您的消息已保存" in apology["text"]
+    await asyncio.sleep(1.0)  # several recovery sweeps
+    conversation = await quick.store.latest_conversation("webchat", visitor.id)
+    assert conversation is not None
+    said = await quick.store.messages(conversation.id)
+    assert [m.kind for m in said if m.role is not Role.CUSTOMER].count(Kind.FALLBACK) == 1
