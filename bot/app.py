@@ -82,7 +82,8 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
         channels["webchat"] = WebChatChannel(config.channels.webchat, store, router.submit,
                                              fanout)
     if config.channels.wechat.enabled:
-        channels["wechat"] = WeChatChannel(config.channels.wechat, store, router.submit, clock)
+        channels["wechat"] = WeChatChannel(config.channels.wechat, store, router.submit,
+                                           leases, clock)
     telegram = None
     if config.channels.telegram.enabled:
         telegram = channels["telegram"] = TelegramChannel(config.channels.telegram,

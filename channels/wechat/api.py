@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 
+from bot.cluster import Leases
 from bot.config import WeChatConfig
 from bot.errors import ChannelSendError
 from bot.store import Store
@@ -39,13 +40,13 @@ REFUSED = {
 
 
 class WeChatApi:
-    def __init__(self, config: WeChatConfig, store: Store,
+    def __init__(self, config: WeChatConfig, store: Store, leases: Leases,
                  clock: Callable[[], float] = time.time) -> None:
         self._config = config
         self._store = store
+        self._leases = leases
         self._clock = clock
         self._session: aiohttp.ClientSession | None = None
-        self._refreshing = asyncio.Lock()
         self._state_key = f"wechat:access_token:{config.app_id}"
 
     def _http(self) -> aiohttp.ClientSession:
@@ -62,12 +63,12 @@ class WeChatApi:
     # access_token
 
     async def access_token(self) -> str:
-        """A token valid for at least `token_refresh_margin_seconds`, refreshed at most once
-        at a time (and not at all when another process just did)."""
+        """A token valid for at least `token_refresh_margin_seconds`, refreshed by one
+        process at a time (the lease), and not at all when another one just did."""
         token = await self._stored_token()
         if token:
             return token
-        async with self._refreshing:
+        async with self._leases.hold(f"wechat-token:{self._config.app_id}"):
             token = await self._stored_token()
             if token:
                 return token

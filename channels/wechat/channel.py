@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 from wechatpy.crypto import WeChatCrypto
 
+from bot.cluster import Leases
 from bot.config import WeChatConfig
 from bot.errors import ChannelSendError
 from bot.messages import InboundMessage, StoredMessage, render_quick_replies_as_text, split_text
@@ -72,14 +73,14 @@ class WeChatChannel:
 
     def __init__(self, config: WeChatConfig, store: Store,
                  on_message: Callable[[InboundMessage], Awaitable[Accepted]],
-                 clock: Callable[[], float] = time.time) -> None:
+                 leases: Leases, clock: Callable[[], float] = time.time) -> None:
         self._config = config
         self._store = store
         self._on_message = on_message
         self._clock = clock
         self._crypto = (WeChatCrypto(config.token, config.encoding_aes_key, config.app_id)
                         if config.mode != "plain" else None)
-        self.api = WeChatApi(config, store, clock)
+        self.api = WeChatApi(config, store, leases, clock)
         self._windows = DeliveryWindows(config, store)
         self._pushes: dict[str, _Push] = {}  # by dedupe key, while retries may come
         self._collecting: dict[str, list[_Push]] = defaultdict(list)  # openid -> open pushes
