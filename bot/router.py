@@ -32,7 +32,7 @@ from bot.messages import (
     attachments_text,
 )
 from bot.rules import HandoffTrigger, detect_handoff
-from bot.speaker import Speaker
+from bot.speaker import Speaker, replying_to
 from bot.store import Conversation, NewMessage, Store, UnansweredQuestion
 from bot.text import detect_language
 from bot.texts import Texts
@@ -185,11 +185,15 @@ class Router:
     async def _handle(self, conversation: Conversation, inbound: InboundMessage,
                       stored: StoredMessage) -> None:
         """Answer a stored customer message (or pass it to the desk), then mark it handled."""
-        if conversation.state is ConversationState.BOT and not conversation.offline_step:
-            conversation = await self._respond(conversation, inbound)
-        else:
-            conversation = await self._desk.customer_wrote(conversation, stored)
-        await self._store.save_conversation(replace(conversation, handled_seq=stored.seq))
+        answering = replying_to.set(stored.seq)  # what is said now answers it
+        try:
+            if conversation.state is ConversationState.BOT and not conversation.offline_step:
+                conversation = await self._respond(conversation, inbound)
+            else:
+                conversation = await self._desk.customer_wrote(conversation, stored)
+        finally:
+            replying_to.reset(answering)
+        await self._store.save_conversation(conversation)
         await self._store.settle(conversation.id, stored.seq)
 
     async def resume(self, message: StoredMessage) -> None:
@@ -202,10 +206,11 @@ class Router:
 
         async def job() -> None:
             current = await self._store.get_conversation(message.conversation_id)
-            if current is None or current.handled_seq >= message.seq \
-                    or current.state is ConversationState.CLOSED:
+            later = await self._store.messages(message.conversation_id, message.seq)
+            if current is None or current.state is ConversationState.CLOSED or any(
+                    m.meta.get("reply_to") == message.seq for m in later):
                 await self._store.settle(message.conversation_id, message.seq)
-                return
+                return  # gone, or answered before the crash: only settling was left
             log.info("resuming message %d of conversation %s, left unhandled", message.seq,
                      current.id)
             inbound = InboundMessage(channel=current.channel, user_id=current.user_id,

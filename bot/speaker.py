@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,10 @@ from bot.store import Conversation, ConversationEvent, NewMessage, Store
 from bot.store.records import from_json, to_json
 
 log = logging.getLogger(__name__)
+
+# The customer message being handled in this task, if any: replies say which they answer,
+# so recovery can tell an answered message from one a crash interrupted.
+replying_to: ContextVar[int | None] = ContextVar("replying_to", default=None)
 
 # Called with the conversation and the message just stored, or None for a state change.
 Listener = Callable[[Conversation, StoredMessage | None], None]
@@ -74,9 +79,11 @@ class Speaker:
 
     async def say(self, conversation: Conversation, reply: OutboundReply) -> Said:
         """Store a reply in the transcript, then hand it to the conversation's channel."""
+        answering = replying_to.get()
+        meta = reply.meta if answering is None else {**reply.meta, "reply_to": answering}
         stored = await self._store.append_message(conversation, NewMessage(
             role=reply.role, kind=reply.kind, text=reply.text, ts=self._clock(),
-            quick_replies=reply.quick_replies, meta=reply.meta))
+            quick_replies=reply.quick_replies, meta=meta))
         if stored is None:  # only inbound messages carry a dedupe key
             raise RuntimeError("the store dropped an outbound message")
         undelivered = await self.deliver(conversation, stored)

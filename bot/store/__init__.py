@@ -39,7 +39,6 @@ class Conversation:
     rating_requested_at: float | None = None
     offline_step: str | None = None  # leaving a message (留言): "question" or "contact"
     ticket_id: str | None = None  # the offline message this conversation left
-    handled_seq: int = 0  # the last customer message whose handling is complete
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,3 +82,19 @@ async def test_a_message_whose_handling_failed_is_not_retried_for_ever(
     assert conversation is not None
     said = await quick.store.messages(conversation.id)
     assert [m.kind for m in said if m.role is not Role.CUSTOMER].count(Kind.FALLBACK) == 1
+
+
+async def test_an_older_unhandled_message_is_answered_after_newer_ones(quick: Kefu) -> None:
+    visitor = await quick.visitor()
+    await visitor.open()
+    conversation = await quick.store.latest_conversation("webchat", visitor.id)
+    assert conversation is not None
+    await quick.store.append_message(conversation, NewMessage(  # its process died
+        role=Role.CUSTOMER, kind=Kind.TEXT, text="什么时候退款", ts=time.time(),
+        platform_msg_id="lost-2"))
+    (answer,) = await visitor.say("退货怎么办")  # handled at once, by the living process
+    assert answer["text"] == "签收后 7 天内可以无理由退货。"
+    frames = await visitor.receive_until("message")
+    assert frames[-1]["text"] == "退款 1-3 个工作日到账。"  # recovery does not skip it
+    said = await quick.store.messages(conversation.id)
+    assert [m.meta.get("reply_to") for m in said if m.kind is Kind.ANSWER] == [3, 2]
