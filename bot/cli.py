@@ -232,8 +232,9 @@ def _kb_ask(config: Config, folder: Path | None, question: str) -> int:
 def _explain(result: MatchResult, config: Config) -> str:
     lines = [f"question (normalised): {result.query!r}"]
     for rank, c in enumerate(result.candidates, start=1):
-        lines.append(f"  {rank}. {c.entry.id:<28} score {c.score:5.1f}  (cosine {c.cosine:.2f}, "
-                     f"edit {c.edit:.0f})  via {c.question!r}  [{c.entry.source}]")
+        lines.append(f"  {rank}. {c.entry.id:<28} score {c.score:5.1f}  rank {c.support:5.1f}  "
+                     f"(cosine {c.cosine:.2f}, edit {c.edit:.0f})  via {c.question!r}  "
+                     f"[{c.entry.source}]")
     decision = decide(result, config.matching)
     what = {
         Action.ANSWER: f"answer with {decision.answer.entry.id if decision.answer else ''}",
