@@ -32,9 +32,9 @@ from bot.text import is_cjk, normalize
 from knowledge_base.loader import Entry
 
 # score = cosine, query coverage and edit similarity, weighted; each is 0..1 (edit 0..100).
-COSINE_WEIGHT = 0.45
-COVERAGE_WEIGHT = 0.25
-EDIT_WEIGHT = 0.30
+COSINE_WEIGHT = 0.50
+COVERAGE_WEIGHT = 0.15
+EDIT_WEIGHT = 0.35
 RESCORE_CANDIDATES = 30
 SUPPORT_WEIGHT = 0.3  # how much an entry's 2nd and 3rd best questions add to its rank
 # Function words say little about which FAQ is meant; their grams count for a fifth.
@@ -63,11 +63,14 @@ def features(normalized: str) -> Counter[str]:
     stem, its character trigrams and pairs of neighbouring content words. Function words
     get their own `s:` grams, weighted down."""
     grams: Counter[str] = Counter()
-    content: list[str] = []
+    content: list[str] = []  # stems of whole non-Chinese words, for word pairs
     for word in normalized.split(" "):
         if word in STOPWORDS:
             grams["s:" + word] += 1
             continue
+        if word and not any(is_cjk(c) for c in word):
+            grams["m:" + stem(word)] += 1
+            content.append(stem(word))
         for cjk, chars in groupby(word, key=is_cjk):
             run = "".join(chars)
             if cjk:
@@ -77,8 +80,6 @@ def features(normalized: str) -> Counter[str]:
                         grams["c:" + run[i : i + 2]] += 1
             else:
                 grams["w:" + run] += 1
-                grams["m:" + stem(run)] += 1
-                content.append(stem(run))
                 padded = f" {run} "
                 for i in range(len(padded) - 2):
                     grams["t:" + padded[i : i + 3]] += 1
