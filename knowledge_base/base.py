@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +43,19 @@ def folder_signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
     return tuple(signature)
 
 
+async def load_elsewhere(folder: Path) -> KnowledgeBase:
+    """Load in a process of its own: parsing YAML and indexing thousands of questions in a
+    thread would hold the GIL and slow every answer meanwhile; in another process they only
+    cost the moment the finished index is handed over. The process ends with the load, so
+    it takes no memory between edits."""
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        return await asyncio.get_running_loop().run_in_executor(pool, KnowledgeBase.load,
+                                                                folder)
+    finally:
+        await asyncio.to_thread(pool.shutdown)
+
+
 class LiveKnowledgeBase:
     """Serves the last good knowledge base and reloads it when the folder changes.
 
@@ -60,7 +75,7 @@ class LiveKnowledgeBase:
             return False
         self._signature = signature
         try:
-            loaded = await asyncio.to_thread(KnowledgeBase.load, self.folder)
+            loaded = await load_elsewhere(self.folder)
         except KnowledgeBaseError as exc:
             self.last_problems = exc.problems
             log.error("knowledge base edit rejected, still serving the last good one:\n  %s",
