@@ -112,7 +112,7 @@ def reload_while_answering(folder: Path) -> ReloadRow:
             (kb / "faq.yaml").touch()  # an edit: the watcher reloads
             started = time.perf_counter()
             reloading = asyncio.create_task(live.reload_if_changed())
-            during = []
+            during: list[float] = []
             while not reloading.done():
                 began = time.perf_counter()
                 await asyncio.to_thread(live.current.matcher.match, queries[len(during) % 400], 3)

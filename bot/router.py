@@ -31,6 +31,7 @@ from bot.messages import (
     StoredMessage,
     attachments_text,
 )
+from bot.priority import urgent
 from bot.rules import HandoffTrigger, detect_handoff
 from bot.speaker import Speaker, replying_to
 from bot.store import Conversation, NewMessage, Store, UnansweredQuestion
@@ -145,6 +146,25 @@ class Router:
 
     async def _process(self, inbound: InboundMessage, accepted: asyncio.Future[Accepted],
                        handled: asyncio.Future[None]) -> None:
+        with urgent():  # storing and acknowledging, and greeting: before anything queued
+            conversation, stored = await self._store_and_greet(inbound, accepted, handled)
+        if conversation is None:
+            return  # a retry of a message stored before
+        rating = self._rating_in(conversation, inbound)
+        if rating is not None:
+            await self._rate(conversation, rating)
+            if stored is not None:
+                await self._store.settle(conversation.id, stored.seq)
+        elif stored is not None:
+            await self._handle(replace(conversation, last_activity_at=inbound.received_at),
+                               inbound, stored)
+        else:
+            await self._store.save_conversation(
+                replace(conversation, last_activity_at=inbound.received_at))
+
+    async def _store_and_greet(self, inbound: InboundMessage,
+                               accepted: asyncio.Future[Accepted], handled: asyncio.Future[None]
+                               ) -> tuple[Conversation | None, StoredMessage | None]:
         started = self._clock()
         conversation, is_new = await self._conversation_for(inbound)
         loaded = self._clock()
@@ -161,7 +181,7 @@ class Router:
                                          duplicate=stored is None,
                                          seq=stored.seq if stored else None))
             if stored is None:
-                return
+                return None, None
         else:
             accepted.set_result(Accepted(conversation.id, conversation.state, handled))
         if is_new:
@@ -170,17 +190,7 @@ class Router:
                 "loading the conversation from the store": loaded - started,
             }
             conversation = await self._greet(conversation, inbound, phases)
-        rating = self._rating_in(conversation, inbound)
-        if rating is not None:
-            await self._rate(conversation, rating)
-            if stored is not None:
-                await self._store.settle(conversation.id, stored.seq)
-        elif stored is not None:
-            await self._handle(replace(conversation, last_activity_at=inbound.received_at),
-                               inbound, stored)
-        else:
-            await self._store.save_conversation(
-                replace(conversation, last_activity_at=inbound.received_at))
+        return conversation, stored
 
     async def _handle(self, conversation: Conversation, inbound: InboundMessage,
                       stored: StoredMessage) -> None:

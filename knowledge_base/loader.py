@@ -9,6 +9,7 @@ at a time: a staff member fixes everything in one pass.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,7 +43,13 @@ class Entry:
     source: str  # "file.yaml:12", for messages staff can act on
 
     def render(self, context: dict[str, Any]) -> str:
-        return template_env.from_string(self.answer).render(**context).strip()
+        return compiled(self.answer).render(**context).strip()
+
+
+@functools.lru_cache(maxsize=4096)
+def compiled(answer: str) -> jinja2.Template:
+    """An answer's template, compiled once: compiling costs more than rendering."""
+    return template_env.from_string(answer)
 
 
 def faq_files(folder: Path) -> list[Path]:

@@ -158,8 +158,13 @@ class Matcher:
         known = [(self._slices[g], w) for g, w in query_weights.items() if g in self._slices]
         if not known:
             return None
-        picks = np.concatenate([np.arange(a, b) for (a, b), _ in known])
-        query = np.concatenate([np.full(b - a, w, dtype=np.float32) for (a, b), w in known])
+        starts = np.array([a for (a, _), _ in known], dtype=np.int64)
+        lengths = np.array([b - a for (a, b), _ in known], dtype=np.int64)
+        # Every posting of every query gram, in one vectorised step: position i of gram k
+        # is starts[k] + i.
+        ends = np.cumsum(lengths)
+        picks = np.arange(ends[-1]) + np.repeat(starts - (ends - lengths), lengths)
+        query = np.repeat(np.array([w for _, w in known], dtype=np.float32), lengths)
         documents = self._documents[picks]
         size = len(self._questions)
         cosine = np.bincount(documents, weights=self._posting_weights[picks] * query,

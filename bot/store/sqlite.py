@@ -1,8 +1,9 @@
-"""The embedded store: SQLite from the standard library, one writer thread.
+"""The embedded store: SQLite from the standard library, one SQL thread with group commit.
 
-All SQL runs on a single dedicated thread, so the event loop never blocks on disk and writes
-are serialised without locks. With `synchronous=FULL` (the default) a message acknowledged to
-a customer survives a power cut, not only a crash.
+All SQL runs on a single dedicated thread (bot/store/worker.py), so the event loop never
+blocks on disk and writes are serialised without locks; writes waiting together share one
+transaction. With `synchronous=FULL` (the default) a message acknowledged to a customer
+survives a power cut, not only a crash.
 
 Tables of plain records (conversations, agents, tickets...) are laid out from their
 dataclasses: a field added to a record becomes a column, and an older database file gains
@@ -17,12 +18,12 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from bot.messages import ConversationState, Kind, Role, StoredMessage
+from bot.priority import is_urgent
 from bot.store import (
     Agent,
     AgentSession,
@@ -35,6 +36,7 @@ from bot.store import (
     UnansweredQuestion,
 )
 from bot.store.records import field_types, plain, typed
+from bot.store.worker import SqlWorker
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -154,15 +156,14 @@ _QUEUE_ORDER = "priority DESC, queued_at, id"
 
 class SqliteStore:
     def __init__(self, path: Path, *, synchronous: str = "full") -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kefu-sqlite")
+        self._worker = SqlWorker("kefu-sqlite")
         self._path = path
         self._synchronous = synchronous
-        self._db: sqlite3.Connection | None = None
 
     @classmethod
     async def open(cls, path: Path, *, synchronous: str = "full") -> SqliteStore:
         store = cls(path, synchronous=synchronous)
-        await store._run(store._connect)
+        await store._worker.submit(store._connect, (), plain=True)
         return store
 
     def _connect(self) -> None:
@@ -174,25 +175,27 @@ class SqliteStore:
             db.execute(table.create())
             table.add_missing_columns(db)
         db.executescript(_SCHEMA)
-        self._db = db
+        self._worker.db = db
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        """Run on the SQL thread, in the next group commit; urgent work goes first."""
+        result: T = await self._worker.submit(fn, args, urgent=is_urgent())
+        return result
 
     @property
     def db(self) -> sqlite3.Connection:
-        if self._db is None:
+        if self._worker.db is None:
             raise RuntimeError("store is closed")
-        return self._db
+        return self._worker.db
 
     async def close(self) -> None:
         def _close() -> None:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+            if self._worker.db is not None:
+                self._worker.db.close()
+                self._worker.db = None
 
-        await self._run(_close)
-        self._executor.shutdown(wait=True)
+        await self._worker.submit(_close, (), plain=True)
+        await asyncio.to_thread(self._worker.stop)
 
     # records
 
@@ -267,43 +270,36 @@ class SqliteStore:
     async def append_message(
         self, conversation: Conversation, message: NewMessage
     ) -> StoredMessage | None:
-        def append() -> StoredMessage | None:
+        def append() -> StoredMessage | None:  # in a transaction: see bot/store/worker.py
             db = self.db
             message_id = uuid.uuid4().hex
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                if message.platform_msg_id is not None:
-                    inserted = db.execute(
-                        "INSERT OR IGNORE INTO seen_inbound VALUES (?, ?, ?, ?)",
-                        (conversation.channel, conversation.user_id,
-                         message.platform_msg_id, message_id),
-                    ).rowcount
-                    if not inserted:
-                        db.execute("ROLLBACK")
-                        return None
-                (seq,) = db.execute(
-                    "SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE conversation_id = ?",
-                    (conversation.id,),
-                ).fetchone()
-                stored = StoredMessage(
-                    id=message_id, conversation_id=conversation.id, seq=seq, role=message.role,
-                    kind=message.kind, text=message.text, ts=message.ts,
-                    quick_replies=message.quick_replies,
-                    platform_msg_id=message.platform_msg_id, meta=message.meta,
-                )
-                db.execute(
-                    "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (stored.id, stored.conversation_id, stored.seq, stored.role.value,
-                     stored.kind.value, stored.text, stored.ts,
-                     json.dumps(list(stored.quick_replies), ensure_ascii=False),
-                     stored.platform_msg_id, json.dumps(stored.meta, ensure_ascii=False)),
-                )
-                db.execute("INSERT INTO unsettled VALUES (?, ?, ?)",
-                           (stored.conversation_id, stored.seq, time.time()))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+            if message.platform_msg_id is not None:
+                inserted = db.execute(
+                    "INSERT OR IGNORE INTO seen_inbound VALUES (?, ?, ?, ?)",
+                    (conversation.channel, conversation.user_id,
+                     message.platform_msg_id, message_id),
+                ).rowcount
+                if not inserted:
+                    return None
+            (seq,) = db.execute(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE conversation_id = ?",
+                (conversation.id,),
+            ).fetchone()
+            stored = StoredMessage(
+                id=message_id, conversation_id=conversation.id, seq=seq, role=message.role,
+                kind=message.kind, text=message.text, ts=message.ts,
+                quick_replies=message.quick_replies,
+                platform_msg_id=message.platform_msg_id, meta=message.meta,
+            )
+            db.execute(
+                "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (stored.id, stored.conversation_id, stored.seq, stored.role.value,
+                 stored.kind.value, stored.text, stored.ts,
+                 json.dumps(list(stored.quick_replies), ensure_ascii=False),
+                 stored.platform_msg_id, json.dumps(stored.meta, ensure_ascii=False)),
+            )
+            db.execute("INSERT INTO unsettled VALUES (?, ?, ?)",
+                       (stored.conversation_id, stored.seq, time.time()))
             return stored
 
         return await self._run(append)
@@ -346,18 +342,12 @@ class SqliteStore:
     # agents and sessions
 
     async def save_agent(self, agent: Agent) -> None:
-        def save() -> None:
+        def save() -> None:  # in a transaction: see bot/store/worker.py
             db = self.db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                row = db.execute("SELECT id FROM agents WHERE name = ?", (agent.name,)).fetchone()
-                if row is not None and row[0] != agent.id:
-                    raise ValueError(f"an agent named {agent.name!r} already exists")
-                db.execute(AGENTS.upsert(), AGENTS.values(agent))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+            row = db.execute("SELECT id FROM agents WHERE name = ?", (agent.name,)).fetchone()
+            if row is not None and row[0] != agent.id:
+                raise ValueError(f"an agent named {agent.name!r} already exists")
+            db.execute(AGENTS.upsert(), AGENTS.values(agent))
 
         await self._run(save)
 

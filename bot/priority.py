@@ -1,0 +1,26 @@
+"""Urgent work, such as greeting a new customer, goes ahead of everything waiting.
+
+The router marks the steps of the 5-second greeting rule as urgent; the embedded store's
+SQL thread runs urgent work before the writes that answers queue up under load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+_urgent: ContextVar[bool] = ContextVar("urgent", default=False)
+
+
+def is_urgent() -> bool:
+    return _urgent.get()
+
+
+@contextmanager
+def urgent() -> Iterator[None]:
+    token = _urgent.set(True)
+    try:
+        yield
+    finally:
+        _urgent.reset(token)
