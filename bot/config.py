@@ -101,6 +101,7 @@ class ConversationConfig(_Model):
     idle_timeout_seconds: Seconds = 1800.0
     queued_reminder_seconds: Seconds = 60.0
     recovery_after_seconds: Seconds = 15.0  # a message left half-done this long is finished
+    answers_at_once: Annotated[int, Field(ge=1)] = 16  # more wait, so greetings do not
 
 
 class MatchingConfig(_Model):

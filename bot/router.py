@@ -94,6 +94,9 @@ class Router:
         self._clock = clock
         self.greeter = Greeter(config, BusinessHours(config.business))
         self.texts = Texts(config)
+        # Answers worked on at once: beyond this they wait their turn, which keeps the event
+        # loop's queue short, so a new customer's greeting is not stuck behind them.
+        self._answering = asyncio.Semaphore(config.conversation.answers_at_once)
 
     # entry point for adapters
 
@@ -172,11 +175,16 @@ class Router:
         if inbound.event is InboundEvent.MESSAGE:
             meta = {"attachments": [asdict(a) for a in inbound.attachments]} \
                 if inbound.attachments else {}
-            stored = await self._speaker.record(conversation, NewMessage(
+            recording = self._speaker.record(conversation, NewMessage(
                 role=Role.CUSTOMER, kind=Kind.TEXT, ts=inbound.received_at,
                 text=inbound.text or attachments_text(inbound.attachments),
                 platform_msg_id=inbound.platform_msg_id, meta=meta,
             ))
+            if is_new:  # one round trip to the store for both
+                _, stored = await asyncio.gather(self._store.save_conversation(conversation),
+                                                 recording)
+            else:
+                stored = await recording
             accepted.set_result(Accepted(conversation.id, conversation.state, handled,
                                          duplicate=stored is None,
                                          seq=stored.seq if stored else None))
@@ -189,7 +197,8 @@ class Router:
                 "waiting behind earlier events of this customer": started - inbound.received_at,
                 "loading the conversation from the store": loaded - started,
             }
-            conversation = await self._greet(conversation, inbound, phases)
+            conversation = await self._greet(conversation, inbound, phases,
+                                             seq=2 if stored is not None else 1)
         return conversation, stored
 
     async def _handle(self, conversation: Conversation, inbound: InboundMessage,
@@ -253,24 +262,25 @@ class Router:
             state=ConversationState.BOT, lang=lang, created_at=inbound.received_at,
             last_activity_at=inbound.received_at,
         )
-        await self._store.save_conversation(conversation)
-        return conversation, True
+        return conversation, True  # saved by the caller, together with its first message
 
     @property
     def greeter_languages(self) -> frozenset[str]:
         return frozenset(self._config.greeting.templates)
 
-    async def _greet(
-        self, conversation: Conversation, inbound: InboundMessage, phases: dict[str, float]
-    ) -> Conversation:
+    async def _greet(self, conversation: Conversation, inbound: InboundMessage,
+                     phases: dict[str, float], seq: int) -> Conversation:
+        """The greeting goes out first and is stored after: nothing slow stands between a
+        new customer and their greeting. A new conversation's transcript is known: the
+        greeting is its message `seq` (after the customer's first message, if any)."""
         before_render = self._clock()
         text = self.greeter.render(conversation.lang, inbound.received_at)
-        stored = await self._store.append_message(conversation, NewMessage(
-            role=Role.BOT, kind=Kind.GREETING, text=text, ts=self._clock()))
+        greeting = StoredMessage(id=uuid.uuid4().hex, conversation_id=conversation.id,
+                                 seq=seq, role=Role.BOT, kind=Kind.GREETING, text=text,
+                                 ts=self._clock())
+        undelivered = await self._speaker.deliver(conversation, greeting, settle=False)
         handed_over = self._clock()
-        phases["rendering and storing the greeting"] = handed_over - before_render
-        assert stored is not None  # outbound messages carry no dedupe key
-        await self._speaker.deliver(conversation, stored)
+        phases["rendering and handing over the greeting"] = handed_over - before_render
         latency = handed_over - inbound.received_at
         breach = None
         if latency > self._config.greeting.breach_seconds:
@@ -279,7 +289,15 @@ class Router:
                         conversation.id, latency, breach)
         conversation = replace(conversation, greeting_latency_ms=round(latency * 1000, 3),
                                greeting_breach=breach)
-        await self._store.save_conversation(conversation)
+        stored, _ = await asyncio.gather(
+            self._store.append_message(conversation, NewMessage(
+                role=Role.BOT, kind=Kind.GREETING, text=text, ts=greeting.ts, id=greeting.id)),
+            self._store.save_conversation(conversation))
+        if stored is not None and undelivered is None:
+            await self._store.settle(conversation.id, stored.seq)
+        if stored is None or stored.seq != seq:
+            log.error("conversation %s: greeting stored as message %s, sent as %d",
+                      conversation.id, stored.seq if stored else None, seq)
         return conversation
 
     # ratings
@@ -321,10 +339,11 @@ class Router:
         trigger = detect_handoff(inbound.text, self._config.handoff)
         if trigger is not None:
             return await self._desk.hand_off(conversation, trigger, f"handoff_{trigger.value}")
-        kb = self._kb.current
-        result = await asyncio.to_thread(
-            kb.matcher.match, inbound.text, self._config.matching.max_clarify_options)
-        return await self._answer(conversation, inbound, result)
+        async with self._answering:  # greetings never wait behind a crowd of answers
+            kb = self._kb.current
+            result = await asyncio.to_thread(
+                kb.matcher.match, inbound.text, self._config.matching.max_clarify_options)
+            return await self._answer(conversation, inbound, result)
 
     async def _answer(
         self, conversation: Conversation, inbound: InboundMessage, result: MatchResult

@@ -90,14 +90,17 @@ class Speaker:
         await self._notify(conversation, stored)
         return Said(stored, undelivered)
 
-    async def deliver(self, conversation: Conversation, message: StoredMessage) -> str | None:
+    async def deliver(self, conversation: Conversation, message: StoredMessage,
+                      settle: bool = True) -> str | None:
         """Hand a stored message to the channel and settle it; what the channel refused
         for good is recorded as an `undelivered` event with the reason (the message stays
-        in the transcript). A passing failure leaves it unsettled: recovery tries again."""
+        in the transcript). A passing failure leaves it unsettled: recovery tries again.
+        With `settle=False` (a message sent before it is stored) the caller settles."""
         channel = self._channels.get(conversation.channel)
         if channel is None:
             log.error("no channel %r for conversation %s", conversation.channel, conversation.id)
-            await self._store.settle(conversation.id, message.seq)
+            if settle:
+                await self._store.settle(conversation.id, message.seq)
             return f"no channel {conversation.channel!r}"
         try:
             await channel.send(conversation, message)
@@ -106,12 +109,14 @@ class Speaker:
                         message.seq, exc)
             if exc.retryable:
                 return f"{exc} (kefu will try again)"
-            await self._store.settle(conversation.id, message.seq)
+            if settle:
+                await self._store.settle(conversation.id, message.seq)
             await self._store.record_event(ConversationEvent(
                 conversation.id, self._clock(), "undelivered", None,
                 {"seq": message.seq, "reason": str(exc)}))
             return str(exc)
-        await self._store.settle(conversation.id, message.seq)
+        if settle:
+            await self._store.settle(conversation.id, message.seq)
         return None
 
     async def send_state(self, conversation: Conversation) -> None:

@@ -50,6 +50,7 @@ class NewMessage:
     quick_replies: tuple[str, ...] = ()
     platform_msg_id: str | None = None  # inbound only: the key retries are dropped by
     meta: dict[str, Any] = field(default_factory=dict)
+    id: str | None = None  # given when the message went out before it was stored
 
 
 @dataclass(frozen=True, slots=True)

@@ -192,7 +192,7 @@ class RedisStore:
 
     async def append_message(self, conversation: Conversation, message: NewMessage
                              ) -> StoredMessage | None:
-        message_id = uuid.uuid4().hex
+        message_id = message.id or uuid.uuid4().hex
         stored = StoredMessage(
             id=message_id, conversation_id=conversation.id, seq=-1, role=message.role,
             kind=message.kind, text=message.text, ts=message.ts,

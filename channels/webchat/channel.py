@@ -17,7 +17,8 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from bot.cluster import Fanout
 from bot.config import WebChatConfig
-from bot.messages import InboundEvent, InboundMessage, StoredMessage
+from bot.messages import ConversationState, InboundEvent, InboundMessage, StoredMessage
+from bot.priority import urgent
 from bot.ratelimit import RateLimiter
 from bot.router import Accepted
 from bot.store import Conversation, Store
@@ -241,9 +242,11 @@ class WebChatChannel:
         ws = web.WebSocketResponse(max_msg_size=self._config.max_frame_bytes, heartbeat=30.0)
         await ws.prepare(request)
         self._sockets[visitor].add(ws)
-        await self._mark_present([visitor])
         try:
-            await self._replay(ws, visitor, request.query.get("conversation"), after)
+            with urgent():  # a customer opening the chat: part of the greeting's path
+                await asyncio.gather(
+                    self._replay(ws, visitor, request.query.get("conversation"), after),
+                    self._mark_present([visitor]))
             await self._receive(ws, visitor)
         finally:
             self._sockets[visitor].discard(ws)
@@ -310,7 +313,8 @@ class WebChatChannel:
             raise FrameError("not_stored", "the message could not be saved; send it again",
                              frame.client_msg_id) from exc
         if frame.type == "open":  # tells the client its conversation before anything else
-            position = await self._store.queue_position(accepted.conversation_id)
+            position = (await self._store.queue_position(accepted.conversation_id)
+                        if accepted.state is ConversationState.QUEUED else None)
             await ws.send_json({"type": "state", "conversation_id": accepted.conversation_id,
                                 "state": accepted.state.value, "position": position},
                                dumps=_dumps)
