@@ -272,7 +272,7 @@ class SqliteStore:
     ) -> StoredMessage | None:
         def append() -> StoredMessage | None:  # in a transaction: see bot/store/worker.py
             db = self.db
-            message_id = uuid.uuid4().hex
+            message_id = message.id or uuid.uuid4().hex
             if message.platform_msg_id is not None:
                 inserted = db.execute(
                     "INSERT OR IGNORE INTO seen_inbound VALUES (?, ?, ?, ?)",

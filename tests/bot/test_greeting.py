@@ -74,3 +74,20 @@ async def test_handoff_outside_hours_says_when_people_are_back(
         assert "请留言" in replies[1]["text"]
     finally:
         await kefu.stop()
+
+
+async def test_the_greeting_sent_first_is_the_one_in_the_transcript(kefu: Kefu) -> None:
+    visitor = await kefu.visitor()
+    greeting, _ = await visitor.say("退货怎么办")
+    conversation = await kefu.store.latest_conversation("webchat", visitor.id)
+    assert conversation is not None
+    said = await kefu.store.messages(conversation.id)
+    assert [(m.seq, m.kind.value) for m in said] == [(1, "text"), (2, "greeting"),
+                                                     (3, "answer")]
+    assert (greeting["seq"], greeting["id"]) == (said[1].seq, said[1].id)  # as sent
+    opener = await kefu.visitor()
+    (hello,) = await opener.open()
+    opened = await kefu.store.latest_conversation("webchat", opener.id)
+    assert opened is not None
+    (stored,) = await kefu.store.messages(opened.id)
+    assert (hello["seq"], hello["id"]) == (stored.seq, stored.id) == (1, stored.id)

@@ -254,3 +254,12 @@ async def test_messages_stay_unsettled_until_settled(store: Store) -> None:
     await store.settle(c.id, 2)
     await store.settle(c.id, 2)  # settling twice is harmless
     assert await store.unsettled(before=later) == []
+
+
+async def test_a_message_sent_before_it_was_stored_keeps_its_id(store: Store) -> None:
+    c = conversation()
+    await store.save_conversation(c)
+    stored = await store.append_message(c, NewMessage(
+        role=Role.BOT, kind=Kind.GREETING, text="您好", ts=101.0, id="sent-already"))
+    assert stored is not None and stored.id == "sent-already"
+    assert (await store.messages(c.id))[0].id == "sent-already"
