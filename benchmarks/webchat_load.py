@@ -4,8 +4,9 @@ For 100, 1,000 and 5,000 concurrent customers (each opens the chat, then asks qu
 the load generator runs in its own process against `kefu serve` (the shipped config and
 sample knowledge base, a fresh embedded store) and then against the echo server. Reported:
 greeting latency p50/p99/max (and that of customers arriving while the others ask),
-answer latency p50/p99, answers per second and kefu's as a share of the echo server's,
-and kefu's memory per idle conversation (resident memory grown per connected customer).
+answer latency p50/p99, answers per second and kefu's as a share of the echo server's.
+Then memory: resident memory grown per additional idle customer (chat open, greeted),
+for kefu and for the echo server.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +45,6 @@ class LoadRow:
     answers_per_second: float
     echo_per_second: float
     failures: int
-    memory_per_conversation_kb: float | None
 
 
 def _free_port() -> int:
@@ -107,9 +108,7 @@ def run(loads: tuple[int, ...] = LOADS) -> list[LoadRow]:
                            str(port)], env)
             try:
                 asyncio.run(_wait_up(f"http://127.0.0.1:{port}/healthz"))
-                before = _rss_kb(kefu.pid)
                 result = _load(f"http://127.0.0.1:{port}/chat/ws", connections)
-                grown = _rss_kb(kefu.pid) - before
             finally:
                 kefu.terminate()
                 kefu.wait(30)
@@ -128,6 +127,53 @@ def run(loads: tuple[int, ...] = LOADS) -> list[LoadRow]:
             max(result.late_greetings, default=float("nan")),
             percentile(result.answers, 50), percentile(result.answers, 99),
             len(result.answers) / result.ask_seconds,
-            len(baseline.answers) / baseline.ask_seconds, result.failures,
-            grown / connections if connections >= 1000 else None))
+            len(baseline.answers) / baseline.ask_seconds, result.failures))
     return rows
+
+
+@dataclass
+class MemoryRow:
+    first: int
+    more: int
+    kefu_kb: float  # per idle customer, kefu
+    echo_kb: float  # the same for the bare echo server
+
+
+def _idle_growth(command: list[str], env: dict[str, str], url: str, first: int, more: int
+                 ) -> float:
+    """Resident memory grown per idle customer between `first` and `first + more` open
+    chats: the cost of one more waiting customer, without start-up and warm-up."""
+    server = _serve(command, env)
+    try:
+        asyncio.run(_wait_up(url.replace("/chat/ws", "/healthz").replace("ws://", "http://")))
+        idle = subprocess.Popen([sys.executable, "-m", "benchmarks.idle",
+                                 url.replace("ws://", "http://"), str(first), str(more)],
+                                cwd=PROJECT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True)
+        assert idle.stdin is not None and idle.stdout is not None
+        readings = []
+        for _ in range(2):
+            line = idle.stdout.readline()
+            assert line.startswith("READY"), line
+            time.sleep(1.0)  # let the server settle after the burst
+            readings.append(_rss_kb(server.pid))
+            idle.stdin.write("\n")
+            idle.stdin.flush()
+        idle.wait(120)
+        return (readings[1] - readings[0]) / more
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def memory(first: int = 1_000, more: int = 4_000) -> MemoryRow:
+    note(f"memory: {first} idle customers, then {more} more, on kefu and on the echo server")
+    with tempfile.TemporaryDirectory() as tmp:
+        port = _free_port()
+        env = {**os.environ, "KEFU_STORE__PATH": str(Path(tmp) / "kefu.sqlite3")}
+        kefu = _idle_growth([str(Path(sys.executable).parent / "kefu"), "serve", "--port",
+                             str(port)], env, f"ws://127.0.0.1:{port}/chat/ws", first, more)
+    port = _free_port()
+    echo = _idle_growth([sys.executable, "-m", "benchmarks.echo_server", str(port)],
+                        dict(os.environ), f"ws://127.0.0.1:{port}/chat/ws", first, more)
+    return MemoryRow(first, more, kefu, echo)
