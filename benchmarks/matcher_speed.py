@@ -24,7 +24,9 @@ from rapidfuzz import fuzz, process
 from benchmarks.answer_quality import clinc150, entries, xsid_zh
 from benchmarks.progress import progress
 from benchmarks.stats import percentile
-from knowledge_base.base import KnowledgeBase, LiveKnowledgeBase
+from bot.config import MatchingConfig
+from knowledge_base.base import KnowledgeBase
+from knowledge_base.live import LiveKnowledgeBase
 from knowledge_base.matcher import Matcher
 
 SIZES = (100, 1_000, 10_000)
@@ -97,7 +99,8 @@ def reload_while_answering(folder: Path) -> ReloadRow:
         (kb / "faq.yaml").write_text(yaml.safe_dump({"entries": [
             {"id": f"e{i}", "questions": list(e.questions), "answer": "a"}
             for i, e in enumerate(entries(examples))]}, allow_unicode=True), encoding="utf-8")
-        live = LiveKnowledgeBase(kb, KnowledgeBase.load(kb))
+        live = LiveKnowledgeBase(kb, KnowledgeBase.load(kb), kb / "no-regressions.yaml",
+                                 MatchingConfig())
 
         async def answer_all() -> list[float]:
             timings = []

@@ -30,7 +30,9 @@ from handoff.auth import Sessions
 from handoff.board import Board
 from handoff.console import Console
 from handoff.desk import Desk
-from knowledge_base.base import KnowledgeBase, LiveKnowledgeBase
+from knowledge_base.base import KnowledgeBase
+from knowledge_base.live import LiveKnowledgeBase
+from knowledge_base.review import load_regressions, regressions
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +70,18 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
         knowledge_base = await asyncio.to_thread(KnowledgeBase.load, config.knowledge_base.path)
     except KnowledgeBaseError as exc:
         raise KnowledgeBaseError([f"cannot start: {p}" for p in exc.problems]) from None
-    live_kb = LiveKnowledgeBase(config.knowledge_base.path, knowledge_base)
+    # Failing regressions do not stop start-up (customers still need greeting): they are
+    # logged and shown at /healthz until an edit fixes them.
+    try:
+        problems = [str(f) for f in regressions(
+            knowledge_base, load_regressions(config.knowledge_base.regressions),
+            config.matching)]
+    except KnowledgeBaseError as exc:
+        problems = exc.problems
+    for problem in problems:
+        log.error("knowledge base regression: %s", problem)
+    live_kb = LiveKnowledgeBase(config.knowledge_base.path, knowledge_base,
+                                config.knowledge_base.regressions, config.matching, problems)
     store = await open_store(config)
     leases, fanout = cluster_for(store)
     channels: dict[str, Channel] = {}

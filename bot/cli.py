@@ -27,6 +27,7 @@ from handoff.transcript import transcript_json, transcript_text
 from knowledge_base.base import KnowledgeBase
 from knowledge_base.decide import Action, decide
 from knowledge_base.matcher import MatchResult
+from knowledge_base.review import conflicts, load_regressions, near_duplicates, regressions
 
 DEFAULT_CONFIG = Path("config.yaml")
 
@@ -110,7 +111,8 @@ def _print_ready(text: str) -> None:
 
 
 def _kb_check(folder: Path, config: Config) -> int:
-    """The FAQ and the canned replies: every problem, including vague or curt answers."""
+    """The FAQ, the canned replies and the regression file: every problem, including
+    vague answers, conflicting questions, near-duplicate entries and broken regressions."""
     problems: list[str] = []
     try:
         knowledge_base = KnowledgeBase.load(folder)
@@ -127,11 +129,21 @@ def _kb_check(folder: Path, config: Config) -> int:
         if vague:
             problems.append(f"{source}: {what} is vague or curt ({', '.join(vague)}); "
                             "say what will happen and when")
+    expectations = []
+    try:
+        expectations = load_regressions(config.knowledge_base.regressions)
+    except KnowledgeBaseError as exc:
+        problems += exc.problems
+    if knowledge_base is not None:
+        findings = (conflicts(knowledge_base, config.matching)
+                    + near_duplicates(knowledge_base, config.matching)
+                    + regressions(knowledge_base, expectations, config.matching))
+        problems += [str(f) for f in findings]
     if problems or knowledge_base is None:
         raise KnowledgeBaseError(problems)
     questions = sum(len(e.questions) for e in knowledge_base.entries)
     print(f"{folder}: OK, {len(knowledge_base.entries)} entries, {questions} questions; "
-          f"{len(replies)} quick replies")
+          f"{len(replies)} quick replies; {len(expectations)} regressions pass")
     return 0
 
 

@@ -163,6 +163,7 @@ class DeskConfig(_Model):
 class KnowledgeBaseConfig(_Model):
     path: Path = Path("kb")
     reload_interval_seconds: Seconds = 2.0
+    regressions: Path = Path("regressions.yaml")  # questions whose answers must not change
 
 
 class StoreConfig(_Model):
@@ -299,7 +300,9 @@ class Config(_Model):
 
     def resolve_paths(self, base: Path) -> Config:
         """Make relative paths relative to `base` (the config file's folder)."""
-        kb = self.knowledge_base.model_copy(update={"path": base / self.knowledge_base.path})
+        kb = self.knowledge_base.model_copy(update={
+            "path": base / self.knowledge_base.path,
+            "regressions": base / self.knowledge_base.regressions})
         store = self.store.model_copy(update={"path": base / self.store.path})
         desk = self.desk.model_copy(
             update={"quick_replies_path": base / self.desk.quick_replies_path})

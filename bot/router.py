@@ -37,8 +37,8 @@ from bot.speaker import Speaker, replying_to
 from bot.store import Conversation, NewMessage, Store, UnansweredQuestion
 from bot.text import detect_language
 from bot.texts import Texts
-from knowledge_base.base import LiveKnowledgeBase
 from knowledge_base.decide import Action, decide
+from knowledge_base.live import LiveKnowledgeBase
 from knowledge_base.matcher import MatchResult
 
 log = logging.getLogger(__name__)

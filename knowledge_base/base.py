@@ -1,20 +1,13 @@
-"""The knowledge base the bot serves from, swapped whole when the folder changes."""
+"""A knowledge base: its entries and the matcher built from them."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import multiprocessing
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.errors import KnowledgeBaseError
-from knowledge_base.loader import Entry, faq_files, load_entries
+from knowledge_base.loader import Entry, load_entries
 from knowledge_base.matcher import Matcher
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -29,64 +22,3 @@ class KnowledgeBase:
     @classmethod
     def load(cls, folder: Path) -> KnowledgeBase:
         return cls.build(load_entries(folder))
-
-
-def folder_signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
-    """Names, sizes and modification times: changes when any FAQ file is edited."""
-    signature = []
-    for path in faq_files(folder) if folder.is_dir() else []:
-        try:
-            stat = path.stat()
-        except OSError:
-            continue
-        signature.append((str(path), stat.st_size, stat.st_mtime_ns))
-    return tuple(signature)
-
-
-async def load_elsewhere(folder: Path) -> KnowledgeBase:
-    """Load in a process of its own: parsing YAML and indexing thousands of questions in a
-    thread would hold the GIL and slow every answer meanwhile; in another process they only
-    cost the moment the finished index is handed over. The process ends with the load, so
-    it takes no memory between edits."""
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-    try:
-        return await asyncio.get_running_loop().run_in_executor(pool, KnowledgeBase.load,
-                                                                folder)
-    finally:
-        await asyncio.to_thread(pool.shutdown)
-
-
-class LiveKnowledgeBase:
-    """Serves the last good knowledge base and reloads it when the folder changes.
-
-    A broken edit is logged with every problem and the previous knowledge base keeps
-    answering; `last_problems` tells what is wrong until the next good load.
-    """
-
-    def __init__(self, folder: Path, current: KnowledgeBase) -> None:
-        self.folder = folder
-        self.current = current
-        self.last_problems: list[str] = []
-        self._signature = folder_signature(folder)
-
-    async def reload_if_changed(self) -> bool:
-        signature = await asyncio.to_thread(folder_signature, self.folder)
-        if signature == self._signature:
-            return False
-        self._signature = signature
-        try:
-            loaded = await load_elsewhere(self.folder)
-        except KnowledgeBaseError as exc:
-            self.last_problems = exc.problems
-            log.error("knowledge base edit rejected, still serving the last good one:\n  %s",
-                      "\n  ".join(exc.problems))
-            return False
-        self.current = loaded
-        self.last_problems = []
-        log.info("knowledge base reloaded: %d entries", len(loaded.entries))
-        return True
-
-    async def watch(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            await self.reload_if_changed()

@@ -172,7 +172,9 @@ class Matcher:
         covered = np.bincount(documents, weights=query, minlength=size)
         return cosine, covered
 
-    def match(self, text: str, limit: int = 3) -> MatchResult:
+    def match(self, text: str, limit: int = 3, exclude_self: bool = False) -> MatchResult:
+        """The best entries for `text`. With `exclude_self`, a question written exactly like
+        `text` is left out: how the knowledge base sees one of its own examples."""
         query = normalize(text)
         if not query or not self._questions:
             return MatchResult(query, ())
@@ -183,13 +185,13 @@ class Matcher:
         cosine, covered = found
         coverage = covered / sum(query_weights.values())
         first = COSINE_WEIGHT * np.minimum(cosine, 1.0) + COVERAGE_WEIGHT * coverage
-        count = min(RESCORE_CANDIDATES, len(first))
+        count = min(RESCORE_CANDIDATES + exclude_self, len(first))
         shortlist = np.argpartition(-first, count - 1)[:count]
         by_entry: dict[str, list[Candidate]] = {}
         for index in shortlist.tolist():
-            if cosine[index] <= 0:
-                continue
             entry, question, norm = self._questions[index]
+            if cosine[index] <= 0 or (exclude_self and norm == query):
+                continue
             edit = max(fuzz.ratio(query, norm), fuzz.token_sort_ratio(query, norm))
             score = round(100.0 * float(first[index]) + EDIT_WEIGHT * edit, 1)
             by_entry.setdefault(entry.id, []).append(Candidate(

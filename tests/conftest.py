@@ -54,7 +54,8 @@ def make_config(tmp_path: Path) -> Callable[..., Config]:
     def make(**sections: dict[str, Any]) -> Config:
         raw: dict[str, Any] = {
             "business": {"name": "测试店", "hours": ALWAYS_OPEN},
-            "knowledge_base": {"path": str(kb), "reload_interval_seconds": 60},
+            "knowledge_base": {"path": str(kb), "reload_interval_seconds": 60,
+                               "regressions": str(tmp_path / "regressions.yaml")},
             "store": {"path": str(tmp_path / "data" / "kefu.sqlite3")},
             "desk": {"quick_replies_path": str(PROJECT / "quick_replies.yaml")},
         }

@@ -61,7 +61,8 @@ async def world(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[
         base = await api.start()
         config = Config.model_validate({
             "business": {"name": "测试店", "hours": ALWAYS_OPEN},
-            "knowledge_base": {"path": str(write_kb(tmp_path / f"kb{len(started)}", TEST_KB))},
+            "knowledge_base": {"path": str(write_kb(tmp_path / f"kb{len(started)}", TEST_KB)),
+                               "regressions": str(tmp_path / "none.yaml")},
             "store": {"path": str(tmp_path / f"k{len(started)}.sqlite3")},
             "desk": {"auto_assign": False},
             "channels": {"telegram": {

@@ -57,7 +57,7 @@ def wechat_world(tmp_path: Any) -> Callable[..., Any]:
         config = Config.model_validate({
             "business": {"name": "测试店", "hours": {d: "00:00-24:00" for d in (
                 "mon", "tue", "wed", "thu", "fri", "sat", "sun")}},
-            "knowledge_base": {"path": str(kb)},
+            "knowledge_base": {"path": str(kb), "regressions": str(tmp_path / "none.yaml")},
             "store": {"path": str(tmp_path / f"kefu-{len(started)}.sqlite3")},
             "desk": {"auto_assign": False},
             "channels": {"wechat": {
