@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from benchmarks import answer_quality, matcher_speed, webchat_load
-from benchmarks.progress import note
+from bot.progress import note
 
 PROJECT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"

@@ -33,8 +33,8 @@ from pathlib import Path
 
 from rapidfuzz import fuzz, process
 
-from benchmarks.progress import progress
 from bot.config import MatchingConfig
+from bot.progress import progress
 from knowledge_base.decide import Action, decide
 from knowledge_base.loader import Entry
 from knowledge_base.matcher import Matcher, MatchResult

@@ -22,9 +22,9 @@ import yaml
 from rapidfuzz import fuzz, process
 
 from benchmarks.answer_quality import clinc150, entries, xsid_zh
-from benchmarks.progress import progress
 from benchmarks.stats import percentile
 from bot.config import MatchingConfig
+from bot.progress import progress
 from knowledge_base.base import KnowledgeBase
 from knowledge_base.live import LiveKnowledgeBase
 from knowledge_base.matcher import Matcher

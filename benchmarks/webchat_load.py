@@ -24,8 +24,8 @@ from pathlib import Path
 
 import aiohttp
 
-from benchmarks.progress import note
 from benchmarks.stats import percentile
+from bot.progress import note
 
 PROJECT = Path(__file__).resolve().parent.parent
 LOADS = (100, 1_000, 5_000)

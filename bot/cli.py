@@ -26,6 +26,8 @@ from handoff.replies import load_canned_replies, vague_phrases
 from handoff.transcript import transcript_json, transcript_text
 from knowledge_base.base import KnowledgeBase
 from knowledge_base.decide import Action, decide
+from knowledge_base.gaps import find_gaps, write_draft
+from knowledge_base.importer import import_file
 from knowledge_base.matcher import MatchResult
 from knowledge_base.review import conflicts, load_regressions, near_duplicates, regressions
 
@@ -47,6 +49,17 @@ def main(argv: list[str] | None = None) -> int:
     ask = kb.add_parser("ask", help="show how the bot would answer a question")
     ask.add_argument("question")
     ask.add_argument("--kb", type=Path, help="FAQ folder (default: from config)")
+    gaps = kb.add_parser("gaps", help="what customers asked that the bot could not answer, "
+                                      "grouped")
+    gaps.add_argument("--days", type=float, default=30.0, help="look this far back (30)")
+    gaps.add_argument("--draft", type=Path, help="also write draft entries to this file")
+    gaps.add_argument("--top", type=int, default=20, help="groups to show (20)")
+    importing = kb.add_parser("import", help="make a knowledge-base file from a CSV or XLSX "
+                                             "list of questions and answers")
+    importing.add_argument("file", type=Path)
+    importing.add_argument("--name", help="the new file's name in the folder (default: from "
+                                          "the file imported)")
+    importing.add_argument("--lang", choices=["zh", "en"])
     agent = commands.add_parser("agent", help="agent accounts").add_subparsers(
         dest="agent_command", required=True)
     add = agent.add_parser("add", help="create an agent account (asks for the password)")
@@ -82,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         config = _config_or_default(args.config)
         if args.kb_command == "check":
             return _kb_check(args.path or config.knowledge_base.path, config)
+        if args.kb_command == "gaps":
+            return _with_store(config, lambda store: _kb_gaps(config, store, args))
+        if args.kb_command == "import":
+            return _kb_import(config, args)
         return _kb_ask(config, args.kb, args.question)
     except ConfigError as exc:
         print(f"kefu: {exc}", file=sys.stderr)
@@ -144,6 +161,44 @@ def _kb_check(folder: Path, config: Config) -> int:
     questions = sum(len(e.questions) for e in knowledge_base.entries)
     print(f"{folder}: OK, {len(knowledge_base.entries)} entries, {questions} questions; "
           f"{len(replies)} quick replies; {len(expectations)} regressions pass")
+    return 0
+
+
+async def _kb_gaps(config: Config, store: Store, args: argparse.Namespace) -> int:
+    asked = await store.unanswered(since=time.time() - args.days * 86400)
+    kb = KnowledgeBase.load(config.knowledge_base.path)
+    gaps = find_gaps([q.text for q in asked], kb)
+    print(f"{len(asked)} questions the bot could not answer in the last {args.days:g} days, "
+          f"in {len(gaps)} groups; most asked first:")
+    for n, gap in enumerate(gaps[:args.top], start=1):
+        closest = (f"closest entry: {gap.closest.entry.id} (score {gap.closest.score:g}, "
+                   f"{gap.closest.entry.source})" if gap.closest else "no entry is close")
+        print(f"{n:>3}. asked {gap.asked}x  {' / '.join(gap.examples)}\n       {closest}")
+    if args.draft:
+        write_draft(gaps[:args.top], args.draft)
+        print(f"draft entries written to {args.draft}")
+    return 0
+
+
+def _kb_import(config: Config, args: argparse.Namespace) -> int:
+    folder = config.knowledge_base.path
+    target = folder / f"{args.name or args.file.stem}.yaml"
+    if target.exists():
+        raise ConfigError(f"{target} already exists; choose another --name")
+    folder.mkdir(parents=True, exist_ok=True)
+    result = import_file(args.file, target, args.lang)
+    for problem in result.skipped:
+        print(f"  {problem}", file=sys.stderr)
+    try:
+        KnowledgeBase.load(folder)
+    except KnowledgeBaseError as exc:
+        print(f"{target}: written, but the knowledge base now has problems (fix them before "
+              "the bot reloads it):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    print(f"{target}: {result.entries} entries, {result.questions} questions"
+          f"{f'; {len(result.skipped)} rows skipped' if result.skipped else ''}")
     return 0
 
 
