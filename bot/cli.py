@@ -1,4 +1,5 @@
-"""The `kefu` command: serve, and knowledge-base tools for staff."""
+"""The `kefu` command: serve; knowledge-base tools, agent accounts, transcripts and reports
+for staff."""
 
 from __future__ import annotations
 
@@ -18,11 +19,14 @@ from aiohttp import web
 from bot.app import create_app, open_store
 from bot.config import Config, load_config
 from bot.errors import ConfigError, KnowledgeBaseError
+from bot.progress import progress
 from bot.store import AgentRole, Store
 from bot.text import detect_language
 from handoff.auth import new_agent, password_problem
 from handoff.board import Board
 from handoff.replies import load_canned_replies, vague_phrases
+from handoff.report import Period, make_report
+from handoff.report_view import FORMATS, as_csv, as_html, as_markdown
 from handoff.transcript import transcript_json, transcript_text
 from knowledge_base.base import KnowledgeBase
 from knowledge_base.decide import Action, decide
@@ -73,6 +77,15 @@ def main(argv: list[str] | None = None) -> int:
     transcript.add_argument("conversation_id")
     transcript.add_argument("--format", choices=["text", "json"], default="text")
     commands.add_parser("handover", help="what is still open: queue, chats, overdue tickets")
+    report = commands.add_parser("report", help="service-desk figures for a period, with "
+                                                "charts in HTML")
+    report.add_argument("--from", dest="first", metavar="DATE",
+                        help="first day, YYYY-MM-DD (default: 6 days before --to)")
+    report.add_argument("--to", dest="last", metavar="DATE",
+                        help="last day, included (default: today)")
+    report.add_argument("--format", choices=FORMATS,
+                        help="html, md or csv (default: from --output's suffix, else md)")
+    report.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO,
@@ -92,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "handover":
             config = load_config(args.config)
             return _with_store(config, lambda store: _handover(config, store))
+        if args.command == "report":
+            config = load_config(args.config)
+            return _with_store(config, lambda store: _report(config, store, args))
         config = _config_or_default(args.config)
         if args.kb_command == "check":
             return _kb_check(args.path or config.knowledge_base.path, config)
@@ -199,6 +215,30 @@ def _kb_import(config: Config, args: argparse.Namespace) -> int:
         return 1
     print(f"{target}: {result.entries} entries, {result.questions} questions"
           f"{f'; {len(result.skipped)} rows skipped' if result.skipped else ''}")
+    return 0
+
+
+async def _report(config: Config, store: Store, args: argparse.Namespace) -> int:
+    now = time.time()
+    try:
+        period = Period.parse(args.first, args.last, ZoneInfo(config.business.timezone), now,
+                              config.reports.max_days)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    output: Path | None = args.output
+    suffix = output.suffix.lstrip(".").lower() if output else ""
+    chosen = args.format or {"htm": "html", "markdown": "md"}.get(suffix, suffix)
+    if chosen not in FORMATS:
+        chosen = "md"
+    report = await make_report(store, period, config, now=now, progress=lambda items, total:
+                               progress(items, total, "reading conversations"))
+    text = {"html": as_html, "md": as_markdown, "csv": as_csv}[chosen](report)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        await asyncio.to_thread(output.write_text, text, encoding="utf-8")
+        print(f"{output}: {chosen} report, {report.conversations} conversations from "
+              f"{period.first} to {period.last}", file=sys.stderr)
     return 0
 
 

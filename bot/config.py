@@ -166,6 +166,12 @@ class KnowledgeBaseConfig(_Model):
     regressions: Path = Path("regressions.yaml")  # questions whose answers must not change
 
 
+class ReportsConfig(_Model):
+    max_days: Annotated[int, Field(ge=1)] = 366  # the longest period one report covers
+    repeat_complaint_days: Annotated[int, Field(ge=1)] = 7  # a complaint again within: repeat
+    top_unanswered: Annotated[int, Field(ge=1)] = 10  # unanswered questions listed
+
+
 class StoreConfig(_Model):
     type: Literal["sqlite", "redis"] = "sqlite"
     path: Path = Path("data/kefu.sqlite3")  # sqlite
@@ -287,6 +293,7 @@ class Config(_Model):
     knowledge_base: KnowledgeBaseConfig = KnowledgeBaseConfig()
     store: StoreConfig = StoreConfig()
     desk: DeskConfig = DeskConfig()
+    reports: ReportsConfig = ReportsConfig()
     channels: ChannelsConfig = ChannelsConfig()
 
     @model_validator(mode="after")

@@ -150,6 +150,10 @@ class Store(Protocol):
         """Queued ones in queue order (priority, then time queued); others oldest first.
         Not for `closed`, which grows without bound."""
 
+    async def conversations_created(self, since: float, until: float) -> list[Conversation]:
+        """Conversations begun at or after `since` and before `until`, oldest first: what
+        reports count."""
+
     async def queue_position(self, conversation_id: str) -> int | None:
         """1 for the first in the queue; None when the conversation is not queued."""
 

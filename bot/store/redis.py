@@ -46,13 +46,15 @@ PRIORITY_WEIGHT = 1e11
 SESSION_GRACE_SECONDS = 86400
 
 _SAVE_CONVERSATION = """
--- KEYS: conversation, by customer, state:bot, state:queued, state:agent, new state set or ''
+-- KEYS: conversation, by customer, by creation time, state:bot, state:queued, state:agent,
+--       new state set or ''
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
-redis.call('ZREM', KEYS[3], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
 redis.call('ZREM', KEYS[4], ARGV[2])
 redis.call('ZREM', KEYS[5], ARGV[2])
-if KEYS[6] ~= '' then redis.call('ZADD', KEYS[6], ARGV[4], ARGV[2]) end
+redis.call('ZREM', KEYS[6], ARGV[2])
+if KEYS[7] ~= '' then redis.call('ZADD', KEYS[7], ARGV[4], ARGV[2]) end
 return 1
 """
 
@@ -174,7 +176,7 @@ class RedisStore:
                  if c.state is ConversationState.QUEUED else c.created_at)
         await self._save_conversation(
             keys=[self.key("conv", c.id), self.key("customer", c.channel, c.user_id),
-                  *(self.key("state", s.value) for s in OPEN_STATES),
+                  self.key("created"), *(self.key("state", s.value) for s in OPEN_STATES),
                   self.key("state", c.state.value) if open_state else ""],
             args=[to_json(c), c.id, c.created_at, score])
 
@@ -183,6 +185,10 @@ class RedisStore:
             raise ValueError("closed conversations are not listed by state")
         return await self._conversations(
             await self.client.zrange(self.key("state", state.value), 0, -1))
+
+    async def conversations_created(self, since: float, until: float) -> list[Conversation]:
+        return await self._conversations(
+            await self.client.zrangebyscore(self.key("created"), since, f"({until}"))
 
     async def queue_position(self, conversation_id: str) -> int | None:
         rank = await self.client.zrank(self.key("state", "queued"), conversation_id)

@@ -116,6 +116,7 @@ _SCHEMA = """
 CREATE INDEX IF NOT EXISTS conversations_by_customer
     ON conversations (channel, user_id, created_at);
 CREATE INDEX IF NOT EXISTS conversations_by_state ON conversations (state, queued_at);
+CREATE INDEX IF NOT EXISTS conversations_by_time ON conversations (created_at);
 CREATE TABLE IF NOT EXISTS messages (
     id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, seq INTEGER NOT NULL,
     role TEXT NOT NULL, kind TEXT NOT NULL, text TEXT NOT NULL, ts REAL NOT NULL,
@@ -245,6 +246,11 @@ class SqliteStore:
             raise ValueError("closed conversations are not listed by state")
         order = _QUEUE_ORDER if state is ConversationState.QUEUED else "created_at, id"
         return await self._select(CONVERSATIONS, f"state = ? ORDER BY {order}", state.value)
+
+    async def conversations_created(self, since: float, until: float) -> list[Conversation]:
+        return await self._select(
+            CONVERSATIONS, "created_at >= ? AND created_at < ? ORDER BY created_at, id",
+            since, until)
 
     async def queue_position(self, conversation_id: str) -> int | None:
         def position() -> int | None:

@@ -59,6 +59,21 @@ async def test_saved_conversation_reads_back_equal(store: Store) -> None:
     assert await store.get_conversation("missing") is None
 
 
+async def test_conversations_are_listed_by_when_they_began(store: Store) -> None:
+    for cid, created, state in [("late", 300.0, ConversationState.CLOSED),
+                                ("early", 100.0, ConversationState.AGENT),
+                                ("mid-b", 200.0, ConversationState.BOT),
+                                ("mid-a", 200.0, ConversationState.CLOSED),
+                                ("after", 400.0, ConversationState.BOT)]:
+        await store.save_conversation(conversation(cid, user=cid, created=created, state=state))
+    await store.save_conversation(conversation("early", user="early", created=100.0,
+                                               state=ConversationState.CLOSED))
+    listed = await store.conversations_created(100.0, 400.0)
+    assert [c.id for c in listed] == ["early", "mid-a", "mid-b", "late"]
+    assert listed[0].state is ConversationState.CLOSED  # saved twice, listed once, as now
+    assert await store.conversations_created(400.5, 500.0) == []
+
+
 async def test_current_conversation_skips_closed_ones(store: Store) -> None:
     await store.save_conversation(conversation("old", created=1.0, state=ConversationState.CLOSED))
     assert await store.current_conversation("webchat", "u1") is None
