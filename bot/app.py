@@ -104,9 +104,8 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
     if not channels:
         await store.close()
         raise ConfigError("channels: every channel is disabled; enable at least one")
-    console = Console(config.desk, store, desk, Board(store, config.desk, clock),
-                      Sessions(store, config.desk, clock), speaker, fanout,
-                      config.business.timezone, clock)
+    console = Console(config, store, desk, Board(store, config.desk, clock),
+                      Sessions(store, config.desk, clock), speaker, fanout, clock)
 
     app = web.Application()
 

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import WSMsgType, web
 
 from bot.cluster import Fanout
-from bot.config import DeskConfig
+from bot.config import Config
 from bot.messages import ConversationState, StoredMessage
 from bot.speaker import Said, Speaker
 from bot.store import Agent, AgentRole, AgentSession, Conversation, Presence, Store
@@ -31,6 +31,8 @@ from handoff.auth import Sessions
 from handoff.board import Board
 from handoff.desk import DESK_NEWS, Desk, DeskError, is_online
 from handoff.replies import load_canned_replies
+from handoff.report import Period, Report, make_report
+from handoff.report_view import as_csv, as_html, as_markdown
 from handoff.transcript import agent_json, message_json, transcript_json, transcript_text
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,9 @@ MAX_BODY_BYTES = 64 * 1024
 # not run, load or send anything, and no other site may frame the console.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+# The report page is static: its own inline style and SVG, nothing to run or load.
+REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+              "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 PAGE_HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY",
                 "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
 WS_SESSION_EXPIRED = 4401
@@ -63,15 +68,16 @@ class _Socket:
 
 
 class Console:
-    def __init__(self, config: DeskConfig, store: Store, desk: Desk, board: Board,
-                 sessions: Sessions, speaker: Speaker, fanout: Fanout, zone_name: str,
+    def __init__(self, config: Config, store: Store, desk: Desk, board: Board,
+                 sessions: Sessions, speaker: Speaker, fanout: Fanout,
                  clock: Callable[[], float]) -> None:
-        self._config = config
+        self._settings = config
+        self._config = config.desk
         self._store = store
         self._desk = desk
         self._board = board
         self._sessions = sessions
-        self._zone_name = zone_name
+        self._zone_name = config.business.timezone
         self._clock = clock
         self._open: set[_Socket] = set()
         speaker.listen(self._on_conversation)
@@ -95,6 +101,7 @@ class Console:
         r.add_get("/api/tickets", self._json(self._board.tickets))
         r.add_post("/api/tickets/{id}/done", self._ticket_done)
         r.add_get("/api/handover", self._json(self._board.handover))
+        r.add_get("/report", self._report)
         r.add_get("/api/quick-replies", self._quick_replies)
         r.add_get("/api/conversations/{id}", self._conversation)
         r.add_get("/api/conversations/{id}/transcript", self._transcript)
@@ -163,6 +170,31 @@ class Console:
             raise web.HTTPNotFound()
         return web.Response(body=(STATIC / name).read_bytes(), content_type=types[name],
                             charset="utf-8")
+
+    async def _report(self, request: web.Request) -> web.Response:
+        """The report for supervisors, as `kefu report` makes it: ?from=&to=&format=."""
+        if request[AGENT].role is not AgentRole.SUPERVISOR:
+            return _error(403, "supervisors_only", "reports are for supervisors")
+        now = self._clock()
+        try:
+            period = Period.parse(request.query.get("from") or None,
+                                  request.query.get("to") or None, ZoneInfo(self._zone_name),
+                                  now, self._settings.reports.max_days)
+        except ValueError as exc:
+            return _error(400, "bad_request", str(exc))
+        chosen = request.query.get("format", "html")
+        formats: dict[str, tuple[Callable[[Report], str], str]] = {
+            "html": (lambda r: as_html(r, period_form=True), "text/html"),
+            "md": (as_markdown, "text/markdown"), "csv": (as_csv, "text/csv")}
+        if chosen not in formats:
+            return _error(400, "bad_request", "format is html, md or csv")
+        render, content_type = formats[chosen]
+        report = await make_report(self._store, period, self._settings, now=now)
+        headers = {**PAGE_HEADERS, "Content-Security-Policy": REPORT_CSP}
+        if chosen != "html":
+            headers["Content-Disposition"] = (f'attachment; filename="kefu-report-'
+                                              f'{period.first}-{period.last}.{chosen}"')
+        return web.Response(text=render(report), content_type=content_type, headers=headers)
 
     # sessions
 

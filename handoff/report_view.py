@@ -211,9 +211,11 @@ def _md_row(cells: tuple[str, ...]) -> str:
     return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
 
-def as_html(report: Report) -> str:
+def as_html(report: Report, period_form: bool = False) -> str:
+    """The page; with `period_form`, a form to choose another period (the console's)."""
     return _TEMPLATES.get_template("report.html").render(
-        title=_title(report), made=_made(report),
+        title=_title(report), made=_made(report), period_form=period_form,
+        first=report.period.first.isoformat(), last=report.period.last.isoformat(),
         sections=[(s, Markup(bar_chart(s.chart)) if s.chart else None)
                   for s in sections(report)])
 

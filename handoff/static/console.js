@@ -282,6 +282,7 @@
     var me = await api("GET", "/me");
     state.me = me.agent; state.csrf = me.csrf_token;
     $("me").textContent = me.agent.name + " (" + me.agent.role + ")";
+    $("reports").hidden = me.agent.role !== "supervisor";
     $("presence").value = me.agent.presence;
     var quick = await api("GET", "/quick-replies"); state.quick = quick.replies;
     await refreshAgents();
