@@ -17,6 +17,7 @@ from bot.cluster import Fanout, Leases, LocalFanout, LocalLeases, RedisFanout, R
 from bot.config import Config
 from bot.errors import ConfigError, KnowledgeBaseError
 from bot.lanes import Lanes
+from bot.metrics import Metrics, metrics_handler
 from bot.recovery import Recovery
 from bot.router import Router
 from bot.speaker import Speaker
@@ -86,9 +87,10 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
     leases, fanout = cluster_for(store)
     channels: dict[str, Channel] = {}
     lanes = Lanes(leases)
-    speaker = Speaker(store, channels, clock, fanout)
-    desk = Desk(config, store, lanes, speaker, leases, fanout, clock)
-    router = Router(config, store, live_kb, lanes, speaker, desk, clock)
+    metrics = Metrics()
+    speaker = Speaker(store, channels, clock, fanout, metrics)
+    desk = Desk(config, store, lanes, speaker, leases, fanout, metrics, clock)
+    router = Router(config, store, live_kb, lanes, speaker, desk, metrics, clock)
     recovery = Recovery(store, router, speaker, leases,
                         config.conversation.recovery_after_seconds, clock)
     if config.channels.webchat.enabled:
@@ -129,6 +131,8 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
         channel.add_routes(app)
     app.add_subapp("/agent", console.app())
     app.router.add_get("/healthz", _health)
+    if config.metrics.enabled:
+        app.router.add_get("/metrics", metrics_handler(metrics, store, config.metrics, clock))
 
     def background(work: Callable[[], Coroutine[Any, Any, None]]
                    ) -> Callable[[web.Application], AsyncIterator[None]]:

@@ -6,6 +6,7 @@ what was expected. Relative paths in the file are relative to the file's own fol
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from datetime import date, time
@@ -166,6 +167,30 @@ class KnowledgeBaseConfig(_Model):
     regressions: Path = Path("regressions.yaml")  # questions whose answers must not change
 
 
+class MetricsConfig(_Model):
+    """Prometheus at /metrics. Served to `allow` only, or to whoever has the `token`."""
+
+    enabled: bool = True
+    allow: list[str] = Field(default_factory=lambda: [
+        "127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"])
+    token: str | None = None  # when set: `Authorization: Bearer <token>`, from any address
+
+    @field_validator("allow")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not a network like 10.0.0.0/8") from None
+        return value
+
+
+class LoggingConfig(_Model):
+    format: Literal["text", "json"] = "text"  # json: one object per line, for log shippers
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
 class ReportsConfig(_Model):
     max_days: Annotated[int, Field(ge=1)] = 366  # the longest period one report covers
     repeat_complaint_days: Annotated[int, Field(ge=1)] = 7  # a complaint again within: repeat
@@ -294,6 +319,8 @@ class Config(_Model):
     store: StoreConfig = StoreConfig()
     desk: DeskConfig = DeskConfig()
     reports: ReportsConfig = ReportsConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    logging: LoggingConfig = LoggingConfig()
     channels: ChannelsConfig = ChannelsConfig()
 
     @model_validator(mode="after")

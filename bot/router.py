@@ -31,6 +31,7 @@ from bot.messages import (
     StoredMessage,
     attachments_text,
 )
+from bot.metrics import Metrics
 from bot.priority import urgent
 from bot.rules import HandoffTrigger, detect_handoff
 from bot.speaker import Speaker, replying_to
@@ -83,9 +84,11 @@ class Router:
         lanes: Lanes,
         speaker: Speaker,
         desk: Desk,
+        metrics: Metrics,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._config = config
+        self._metrics = metrics
         self._store = store
         self._kb = knowledge_base
         self._lanes = lanes
@@ -208,6 +211,8 @@ class Router:
         try:
             if conversation.state is ConversationState.BOT and not conversation.offline_step:
                 conversation = await self._respond(conversation, inbound)
+                self._metrics.answer_latency.labels(conversation.channel).observe(
+                    max(0.0, self._clock() - inbound.received_at))
             else:
                 conversation = await self._desk.customer_wrote(conversation, stored)
         finally:
@@ -282,8 +287,10 @@ class Router:
         handed_over = self._clock()
         phases["rendering and handing over the greeting"] = handed_over - before_render
         latency = handed_over - inbound.received_at
+        self._metrics.greeting_latency.labels(conversation.channel).observe(max(0.0, latency))
         breach = None
         if latency > self._config.greeting.breach_seconds:
+            self._metrics.sla_breaches.labels("greeting").inc()
             breach = breach_cause(phases)
             log.warning("greeting breach: conversation %s greeted after %.2f s (%s)",
                         conversation.id, latency, breach)

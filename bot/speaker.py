@@ -20,6 +20,7 @@ from bot.channel import Channel
 from bot.cluster import Fanout
 from bot.errors import ChannelSendError
 from bot.messages import ConversationState, OutboundReply, StoredMessage
+from bot.metrics import Metrics
 from bot.store import Conversation, ConversationEvent, NewMessage, Store
 from bot.store.records import from_json, to_json
 
@@ -42,8 +43,9 @@ class Said:
 
 class Speaker:
     def __init__(self, store: Store, channels: Mapping[str, Channel],
-                 clock: Callable[[], float], fanout: Fanout) -> None:
+                 clock: Callable[[], float], fanout: Fanout, metrics: Metrics) -> None:
         self._store = store
+        self._metrics = metrics
         self._channels = channels
         self._clock = clock
         self._fanout = fanout
@@ -74,6 +76,7 @@ class Speaker:
         retry or resend of a message already stored."""
         stored = await self._store.append_message(conversation, message)
         if stored is not None:
+            self._metrics.messages.labels(conversation.channel, "in").inc()
             await self._notify(conversation, stored)
         return stored
 
@@ -114,7 +117,9 @@ class Speaker:
             await self._store.record_event(ConversationEvent(
                 conversation.id, self._clock(), "undelivered", None,
                 {"seq": message.seq, "reason": str(exc)}))
+            self._metrics.undelivered.labels(conversation.channel).inc()
             return str(exc)
+        self._metrics.messages.labels(conversation.channel, "out").inc()
         if settle:
             await self._store.settle(conversation.id, message.seq)
         return None

@@ -30,6 +30,7 @@ from bot.errors import KefuError
 from bot.hours import BusinessHours, describe_moment
 from bot.lanes import Lanes
 from bot.messages import ConversationState, Kind, OutboundReply, Role, StoredMessage
+from bot.metrics import Metrics
 from bot.rules import HandoffTrigger
 from bot.speaker import Said, Speaker
 from bot.store import (
@@ -99,9 +100,10 @@ async def loads(store: Store) -> list[Load]:
 
 class Desk:
     def __init__(self, config: Config, store: Store, lanes: Lanes, speaker: Speaker,
-                 leases: Leases, fanout: Fanout, clock: Callable[[], float] = time.time
-                 ) -> None:
+                 leases: Leases, fanout: Fanout, metrics: Metrics,
+                 clock: Callable[[], float] = time.time) -> None:
         self._config = config
+        self._metrics = metrics
         self._desk = config.desk
         self._store = store
         self._lanes = lanes
@@ -147,6 +149,7 @@ class Desk:
         )
         await self._store.save_conversation(conversation)
         await self._event(conversation, "queued", reason=reason, priority=conversation.priority)
+        self._metrics.handoffs.labels(reason).inc()
         await self._speaker.send_state(conversation)  # before the message: clients show both
         if text_key:
             await self._speaker.say(conversation, OutboundReply(
@@ -186,6 +189,7 @@ class Desk:
                                handoff_reason=reason, consecutive_misses=0, queued_at=None)
         await self._store.save_conversation(conversation)
         await self._event(conversation, "offline_offered", reason=reason)
+        self._metrics.handoffs.labels(reason).inc()
         await self._speaker.send_state(conversation)
         await self._speaker.say(conversation, OutboundReply(
             self._text(conversation, "offline_prompt", why=why,
@@ -549,6 +553,7 @@ class Desk:
         await self._store.save_conversation(conversation)
         await self._event(conversation, "reply_breach", conversation.agent_id,
                           waited_seconds=round(waited, 3))
+        self._metrics.sla_breaches.labels("agent_reply").inc()
         await self._speaker.say(conversation, OutboundReply(
             self._text(conversation, "agent_holding"), Kind.HOLDING,
             meta={"reason": "agent_reply_timeout", "waited_seconds": round(waited, 1)}))
@@ -565,6 +570,7 @@ class Desk:
                                close_reason="abandoned")
         await self._store.save_conversation(conversation)
         await self._event(conversation, "abandoned", waited_seconds=round(waited, 3))
+        self._metrics.abandoned.inc()
         await self._speaker.send_state(conversation)
         log.info("conversation %s left the queue after %.0f s", conversation.id, waited)
         return True
