@@ -19,6 +19,7 @@ from aiohttp import web
 from bot.app import create_app, open_store
 from bot.config import Config, load_config
 from bot.errors import ConfigError, KnowledgeBaseError
+from bot.logs import configure_logging
 from bot.progress import progress
 from bot.store import AgentRole, Store
 from bot.text import detect_language
@@ -134,6 +135,7 @@ def _config_or_default(path: Path) -> Config:
 
 
 def _serve(config: Config, host: str | None, port: int | None) -> int:
+    configure_logging(config.logging)
     web.run_app(create_app(config), host=host or config.server.host,
                 port=port or config.server.port, print=_print_ready)
     return 0

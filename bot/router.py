@@ -21,6 +21,7 @@ from bot.config import Config
 from bot.greeting import Greeter, breach_cause
 from bot.hours import BusinessHours
 from bot.lanes import Lanes
+from bot.logs import about, current_conversation
 from bot.messages import (
     ConversationState,
     InboundEvent,
@@ -111,7 +112,8 @@ class Router:
 
         async def job() -> None:
             try:
-                await self._process(inbound, accepted, handled)
+                with about(None):
+                    await self._process(inbound, accepted, handled)
             except Exception:
                 # The boundary: log with the conversation key, and never leave the customer
                 # without a word.
@@ -173,6 +175,7 @@ class Router:
                                ) -> tuple[Conversation | None, StoredMessage | None]:
         started = self._clock()
         conversation, is_new = await self._conversation_for(inbound)
+        current_conversation.set(conversation.id)  # for the log lines from here on
         loaded = self._clock()
         stored = None
         if inbound.event is InboundEvent.MESSAGE:
@@ -242,7 +245,11 @@ class Router:
                                      text=message.text, received_at=message.ts)
             await self._handle(current, inbound, message)
 
-        await self._lanes.run((conversation.channel, conversation.user_id), job)
+        async def job_about() -> None:
+            with about(conversation.id):
+                await job()
+
+        await self._lanes.run((conversation.channel, conversation.user_id), job_about)
 
     async def _conversation_for(self, inbound: InboundMessage) -> tuple[Conversation, bool]:
         current = await self._store.current_conversation(inbound.channel, inbound.user_id)
@@ -289,6 +296,8 @@ class Router:
         latency = handed_over - inbound.received_at
         self._metrics.greeting_latency.labels(conversation.channel).observe(max(0.0, latency))
         breach = None
+        log.info("greeted %s/%s in %.1f ms", conversation.channel, conversation.user_id,
+                 latency * 1000, extra={"event": "greeted", "latency_ms": round(latency * 1000, 3)})
         if latency > self._config.greeting.breach_seconds:
             self._metrics.sla_breaches.labels("greeting").inc()
             breach = breach_cause(phases)

@@ -29,6 +29,7 @@ from bot.config import Config, DeskConfig
 from bot.errors import KefuError
 from bot.hours import BusinessHours, describe_moment
 from bot.lanes import Lanes
+from bot.logs import about
 from bot.messages import ConversationState, Kind, OutboundReply, Role, StoredMessage
 from bot.metrics import Metrics
 from bot.rules import HandoffTrigger
@@ -124,6 +125,9 @@ class Desk:
                      **detail: object) -> None:
         await self._store.record_event(ConversationEvent(
             conversation.id, self._clock(), type_, agent_id, dict(detail)))
+        log.info("conversation %s: %s", conversation.id, type_, extra={
+            "conversation_id": conversation.id, "event": type_,
+            **({"agent_id": agent_id} if agent_id else {}), **detail})
 
     def _text(self, conversation: Conversation, key: str, **values: object) -> str:
         return self.texts.get(conversation.lang, key, **values)
@@ -291,8 +295,11 @@ class Desk:
     async def _in_lane(self, conversation: Conversation, action: Callable[P, Awaitable[T]],
                        *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `action(*args)` in the lane of the conversation's customer."""
-        return await self._lanes.run((conversation.channel, conversation.user_id),
-                                     lambda: action(*args, **kwargs))
+        async def job() -> T:
+            with about(conversation.id):
+                return await action(*args, **kwargs)
+
+        return await self._lanes.run((conversation.channel, conversation.user_id), job)
 
     async def _current(self, conversation_id: str) -> Conversation:
         conversation = await self._store.get_conversation(conversation_id)
