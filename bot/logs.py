@@ -20,6 +20,8 @@ from bot.config import LoggingConfig
 
 current_conversation: ContextVar[str | None] = ContextVar("current_conversation",
                                                           default=None)
+# Loggers whose `extra=` fields repeat their message: text lines leave them out.
+_SAID_IN_THE_MESSAGE = frozenset({"aiohttp.access"})
 # What every LogRecord has; anything else on a record came from `extra=`.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message", "asctime", "taskName"}
@@ -59,6 +61,8 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
         fields = _fields(record)
+        if record.name in _SAID_IN_THE_MESSAGE:
+            fields = {k: v for k, v in fields.items() if k == "conversation_id"}
         if not fields:
             return text
         first, _, rest = text.partition("\n")  # a traceback stays below the line

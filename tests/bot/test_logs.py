@@ -77,3 +77,10 @@ def test_json_exceptions_are_one_line_too(logged: Any) -> None:
     record = json.loads(line)
     assert record["conversation_id"] == "c-7"
     assert record["exception"].endswith("KeyError: 'missing'")
+
+
+def test_access_log_lines_are_not_doubled_in_text(logged: Any) -> None:
+    buffer = logged("text")
+    logging.getLogger("aiohttp.access").info(
+        '127.0.0.1 "GET /healthz HTTP/1.1" 200', extra={"remote_address": "127.0.0.1"})
+    assert buffer.getvalue().rstrip().endswith('"GET /healthz HTTP/1.1" 200')
