@@ -219,7 +219,23 @@ class WebChatConfig(_Model):
     allowed_origins: list[str] = Field(default_factory=list)  # empty: any origin may embed
 
 
-class WeChatConfig(_Model):
+class TencentApiConfig(_Model):
+    """What WeChat and WeCom share: the server API, its token, and the delivery window."""
+
+    api_timeout_seconds: Seconds = 5.0
+    token_refresh_margin_seconds: Seconds = 300.0  # refresh the access_token this early
+    send_attempts: Annotated[int, Field(ge=1)] = 3  # for system busy (-1) and network errors
+    timestamp_tolerance_seconds: Seconds = 300.0  # older signed pushes are replays
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 65536
+    max_text_bytes: Annotated[int, Field(ge=64)] = 2048  # the limit for one text
+    api_base: str = ""
+    message_window_seconds: Seconds = 48 * 3600.0  # after a customer message...
+    message_window_quota: Annotated[int, Field(ge=0)] = 5  # ...this many API messages
+    event_window_seconds: Seconds = 60.0  # after an event (follow, scan, menu click)...
+    event_window_quota: Annotated[int, Field(ge=0)] = 3  # ...this many
+
+
+class WeChatConfig(TencentApiConfig):
     """A WeChat Official Account (公众号); see docs/channels/wechat.md."""
 
     enabled: bool = False
@@ -231,17 +247,7 @@ class WeChatConfig(_Model):
     mode: Literal["plain", "compatible", "safe"] = "safe"
     api_base: str = "https://api.weixin.qq.com"
     reply_budget_seconds: Annotated[float, Field(gt=0, lt=5)] = 4.0  # WeChat waits 5 s
-    timestamp_tolerance_seconds: Seconds = 300.0  # older signed pushes are replays
     retry_window_seconds: Seconds = 120.0  # how long a push is remembered for its retries
-    max_body_bytes: Annotated[int, Field(ge=1024)] = 65536
-    max_text_bytes: Annotated[int, Field(ge=64)] = 2048  # WeChat's limit for one text
-    api_timeout_seconds: Seconds = 5.0
-    token_refresh_margin_seconds: Seconds = 300.0  # refresh the access_token this early
-    send_attempts: Annotated[int, Field(ge=1)] = 3  # for system busy (-1) and network errors
-    message_window_seconds: Seconds = 48 * 3600.0  # after a customer message...
-    message_window_quota: Annotated[int, Field(ge=0)] = 5  # ...this many API messages
-    event_window_seconds: Seconds = 60.0  # after subscribe, scan or a menu click...
-    event_window_quota: Annotated[int, Field(ge=0)] = 3  # ...this many
 
     @model_validator(mode="after")
     def _complete_when_enabled(self) -> WeChatConfig:
@@ -296,9 +302,39 @@ class TelegramConfig(_Model):
         return self
 
 
+class WeComConfig(TencentApiConfig):
+    """WeCom customer service (企业微信 微信客服); see docs/channels/wecom.md."""
+
+    enabled: bool = False
+    path: str = "/wecom"  # the callback URL set for 微信客服 in the WeCom admin console
+    corp_id: str = ""  # 企业ID
+    secret: str = ""  # the 微信客服 secret: KEFU_CHANNELS__WECOM__SECRET
+    token: str = ""  # the callback Token
+    encoding_aes_key: str = ""  # the callback EncodingAESKey, 43 characters
+    api_base: str = "https://qyapi.weixin.qq.com"
+    welcome_code_seconds: Seconds = 20.0  # how long WeCom accepts a welcome_code
+    sync_limit: Annotated[int, Field(ge=1, le=1000)] = 1000  # messages per kf/sync_msg page
+    event_window_quota: Annotated[int, Field(ge=0)] = 0  # entering opens no window: the
+    # greeting goes with the welcome_code instead
+
+    @model_validator(mode="after")
+    def _complete_when_enabled(self) -> WeComConfig:
+        if not self.enabled:
+            return self
+        missing = [k for k in ("corp_id", "secret", "token") if not getattr(self, k)]
+        if missing:
+            raise ValueError(f"enabled, but {', '.join(missing)} not set")
+        if not re.fullmatch(r"[A-Za-z0-9+/]{43}", self.encoding_aes_key):
+            raise ValueError("encoding_aes_key: the 43 letters and digits of EncodingAESKey")
+        if not self.path.startswith("/"):
+            raise ValueError("path must start with /")
+        return self
+
+
 class ChannelsConfig(_Model):
     webchat: WebChatConfig = WebChatConfig()
     wechat: WeChatConfig = WeChatConfig()
+    wecom: WeComConfig = WeComConfig()
     telegram: TelegramConfig = TelegramConfig()
 
 

@@ -29,10 +29,11 @@ from bot.messages import utf8_size as size
 from bot.router import Accepted
 from bot.store import Conversation, ConversationEvent, Store
 from bot.tasks import BackgroundTasks
+from channels.tencent.push import PushRejected
+from channels.tencent.window import DeliveryWindows
 from channels.wechat.api import WeChatApi
 from channels.wechat.webhook import (
     NAME,
-    PushRejected,
     check_signature,
     dedupe_key,
     open_push,
@@ -41,7 +42,6 @@ from channels.wechat.webhook import (
     text_reply,
     to_inbound,
 )
-from channels.wechat.window import DeliveryWindows
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class WeChatChannel:
         self._crypto = (WeChatCrypto(config.token, config.encoding_aes_key, config.app_id)
                         if config.mode != "plain" else None)
         self.api = WeChatApi(config, store, leases, clock)
-        self._windows = DeliveryWindows(config, store)
+        self._windows = DeliveryWindows(config, store, "WeChat", config.app_id)
         self._pushes: dict[str, _Push] = {}  # by dedupe key, while retries may come
         self._collecting: dict[str, list[_Push]] = defaultdict(list)  # openid -> open pushes
         self._typing_at: dict[str, float] = {}

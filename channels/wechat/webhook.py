@@ -11,49 +11,26 @@ XML.
 from __future__ import annotations
 
 import binascii
-import hashlib
 import hmac
 import struct
 from dataclasses import dataclass
 from typing import Any
 
-import xmltodict
 from wechatpy import parse_message
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException
 
 from bot.config import WeChatConfig
 from bot.messages import Attachment, InboundEvent, InboundMessage
+from channels.tencent.push import PushRejected, check_signed, field, parse_xml, sign
 
 NAME = "wechat"
 
 
-class PushRejected(Exception):
-    """A push kefu will not act on; logged with the reason, answered with `status`."""
-
-    def __init__(self, reason: str, status: int = 403) -> None:
-        super().__init__(reason)
-        self.status = status
-
-
-def sign(*parts: str) -> str:
-    """WeChat's signature: SHA-1 of the parts sorted and joined."""
-    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
-
-
 def check_signature(config: WeChatConfig, query: dict[str, str], now: float) -> None:
     """The `signature` of token, timestamp and nonce, on a push no older than allowed."""
-    signature, timestamp, nonce = (query.get(k, "") for k in ("signature", "timestamp", "nonce"))
-    if not (signature and timestamp and nonce):
-        raise PushRejected("signature, timestamp or nonce missing")
-    if not hmac.compare_digest(sign(config.token, timestamp, nonce), signature):
-        raise PushRejected("forged signature")
-    try:
-        age = abs(now - int(timestamp))
-    except ValueError:
-        raise PushRejected(f"bad timestamp {timestamp[:20]!r}") from None
-    if age > config.timestamp_tolerance_seconds:
-        raise PushRejected(f"stale timestamp ({age:.0f} s old): a replay?")
+    check_signed(config.token, query.get("signature", ""), query.get("timestamp", ""),
+                 query.get("nonce", ""), now=now, tolerance=config.timestamp_tolerance_seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +50,7 @@ def open_push(config: WeChatConfig, crypto: WeChatCrypto | None, query: dict[str
         if crypto is None:
             raise PushRejected("an encrypted push, but the account is set to plain mode")
         msg_signature = query.get("msg_signature", "")
-        encrypted = _field(text, "Encrypt")
+        encrypted = field(text, "Encrypt")
         if not hmac.compare_digest(
                 sign(config.token, query["timestamp"], query["nonce"], encrypted),
                 msg_signature):
@@ -91,28 +68,6 @@ def open_push(config: WeChatConfig, crypto: WeChatCrypto | None, query: dict[str
     if config.mode == "safe":
         raise PushRejected("a plaintext push, but the account is in safe mode")
     return Opened(text, encrypted=False)
-
-
-def _field(xml: str, name: str) -> str:
-    fields = parse_xml(xml)
-    value = fields.get(name)
-    if not isinstance(value, str) or not value:
-        raise PushRejected(f"no {name} in the push", 400)
-    return value
-
-
-def parse_xml(xml: str) -> dict[str, Any]:
-    """The fields of `<xml>...</xml>`; malformed XML and XML with entities are refused."""
-    try:
-        root = xmltodict.parse(xml)
-    except ValueError as exc:  # entities are disabled: no expansion ever happens
-        raise PushRejected(f"XML refused: {exc}", 400) from None
-    except Exception as exc:  # expat's ExpatError and friends
-        raise PushRejected(f"malformed XML: {exc}", 400) from None
-    fields = root.get("xml") if isinstance(root, dict) else None
-    if not isinstance(fields, dict):
-        raise PushRejected("expected an <xml> document", 400)
-    return fields
 
 
 def parse_push(xml: str) -> Any:

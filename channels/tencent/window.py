@@ -1,26 +1,30 @@
-"""When kefu may still write to a WeChat customer, and how many messages it has left.
+"""When kefu may still write to a WeChat or WeCom customer, and how many messages it has left.
 
-WeChat allows customer-service messages only after the customer did something: 5 messages
-within 48 hours of a message they sent, 3 within a minute of following the account,
+Both allow API messages only after the customer did something: 5 messages within 48 hours
+of a message they sent; on an Official Account also 3 within a minute of following it,
 scanning a code or clicking a menu (the rules since June 2023). Quotas do not add up: a new
 action sets the quota to the larger of the two and the window to the later end. Passive
-replies (the answer to a push) do not count. kefu keeps the window in the store and refuses
-a send it knows WeChat would refuse, saying why, instead of spending an API call on it.
+replies (the answer to a push) and WeCom's welcome_code greeting do not count. kefu keeps the
+window in the store and refuses a send it knows the platform would refuse, saying why,
+instead of spending an API call on it.
 """
 
 from __future__ import annotations
 
-from bot.config import WeChatConfig
+from bot.config import TencentApiConfig
 from bot.store import Store
 
 
 class DeliveryWindows:
-    def __init__(self, config: WeChatConfig, store: Store) -> None:
+    def __init__(self, config: TencentApiConfig, store: Store, platform: str, account: str
+                 ) -> None:
         self._config = config
         self._store = store
+        self._platform = platform
+        self._prefix = f"{platform.lower()}:window:{account}"
 
     def _key(self, openid: str) -> str:
-        return f"wechat:window:{self._config.app_id}:{openid}"
+        return f"{self._prefix}:{openid}"
 
     async def opened(self, openid: str, by_message: bool, now: float) -> None:
         """The customer sent a message (`by_message`) or an event at `now`."""
@@ -40,10 +44,11 @@ class DeliveryWindows:
         state = await self._store.load_state(self._key(openid))
         if state is None or state["until"] <= now:
             return ("the customer has not written for more than "
-                    f"{self._config.message_window_seconds / 3600:g} hours; WeChat allows no "
-                    "message until they write again")
+                    f"{self._config.message_window_seconds / 3600:g} hours; "
+                    f"{self._platform} allows no message until they write again")
         if state["left"] <= 0:
-            return "WeChat's message quota for this customer is used up until they write again"
+            return (f"{self._platform}'s message quota for this customer is used up until "
+                    "they write again")
         await self._store.save_state(self._key(openid), {**state, "left": state["left"] - 1})
         return None
 

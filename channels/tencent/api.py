@@ -1,0 +1,183 @@
+"""Tencent's server API over aiohttp: the access_token shared through the store, JSON calls
+that refresh a refused token once, and retries while the platform is busy.
+
+aiohttp rather than wechatpy's client: wechatpy's client is blocking (requests), and a
+thread per call would still tie up the pool while the platform is slow; aiohttp keeps every
+call on the event loop with its own timeout.
+
+The access_token is shared by every kefu process through the store: the platforms allow a
+limited number of token requests a day and each new token ends the previous one a few
+minutes later, so processes refreshing on their own would keep invalidating each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from bot.cluster import Leases
+from bot.config import TencentApiConfig
+from bot.errors import ChannelSendError
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+TOKEN_ERRORS = {40001, 40014, 42001}  # invalid, not the latest, or expired access_token
+BUSY = {-1: "busy (-1)", 45009: "API call limit reached (45009)"}
+
+
+@dataclass(frozen=True, slots=True)
+class Platform:
+    """Who is called, and how a token is asked for."""
+
+    name: str  # "WeChat", "WeCom": in log lines and errors
+    account: str  # the AppID or CorpID: one token per account
+    token_path: str
+    token_params: Mapping[str, str]
+    refused: Mapping[int, str]  # error codes that mean "not now for this customer", said why
+
+
+class TencentApi:
+    def __init__(self, config: TencentApiConfig, platform: Platform, store: Store,
+                 leases: Leases, clock: Callable[[], float] = time.time) -> None:
+        self._config = config
+        self._platform = platform
+        self._store = store
+        self._leases = leases
+        self._clock = clock
+        self._session: aiohttp.ClientSession | None = None
+        self._state_key = f"{platform.name.lower()}:access_token:{platform.account}"
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self._config.api_timeout_seconds))
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # access_token
+
+    async def access_token(self) -> str:
+        """A token valid for at least `token_refresh_margin_seconds`, refreshed by one
+        process at a time (the lease), and not at all when another one just did."""
+        token = await self._stored_token()
+        if token:
+            return token
+        async with self._leases.hold(f"{self._state_key}:refresh"):
+            token = await self._stored_token()
+            if token:
+                return token
+            return await self._fetch_token()
+
+    async def _stored_token(self) -> str | None:
+        state = await self._store.load_state(self._state_key)
+        if state and state.get("expires_at", 0) - self._config.token_refresh_margin_seconds \
+                > self._clock():
+            return str(state["token"])
+        return None
+
+    async def _fetch_token(self) -> str:
+        p = self._platform
+        reply = await self._get_json(f"{self._config.api_base}{p.token_path}",
+                                     dict(p.token_params))
+        if "access_token" not in reply:
+            code = reply.get("errcode")
+            raise ChannelSendError(f"cannot get a {p.name} access_token: {code} "
+                                   f"{reply.get('errmsg')} (check the id, the secret and the "
+                                   "IP allow-list)", retryable=code in BUSY)
+        now = self._clock()
+        await self._store.save_state(self._state_key, {
+            "token": reply["access_token"], "expires_at": now + int(reply["expires_in"]),
+            "fetched_at": now})
+        log.info("%s: new access_token, valid for %s s", p.name, reply["expires_in"])
+        return str(reply["access_token"])
+
+    async def _forget_token(self, token: str) -> None:
+        state = await self._store.load_state(self._state_key)
+        if state and state.get("token") == token:  # not one another process just fetched
+            await self._store.save_state(self._state_key, {**state, "expires_at": 0})
+
+    # calls
+
+    def _unreachable(self, exc: BaseException) -> ChannelSendError:
+        return ChannelSendError(f"{self._platform.name} API unreachable: {exc!r}",
+                                retryable=True)
+
+    async def _get_json(self, url: str, params: dict[str, str]) -> dict[str, Any]:
+        try:
+            async with self._http().get(url, params=params) as response:
+                return await self._json(response)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise self._unreachable(exc) from None
+
+    async def call(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """POST to the API with the access_token; an expired or replaced token is refreshed
+        and the call tried once more."""
+        # Chinese must go as UTF-8, not \\u escapes: the platforms show escapes as they are.
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        for attempt in (1, 2):
+            token = await self.access_token()
+            try:
+                async with self._http().post(
+                        f"{self._config.api_base}{path}", params={"access_token": token},
+                        data=body, headers={"Content-Type": "application/json"}) as response:
+                    reply = await self._json(response)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise self._unreachable(exc) from None
+            if reply.get("errcode") in TOKEN_ERRORS and attempt == 1:
+                log.info("%s: access_token refused (%s); refreshing", self._platform.name,
+                         reply["errcode"])
+                await self._forget_token(token)
+                continue
+            return reply
+        return reply
+
+    async def checked(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Call, retrying while the platform is busy or unreachable; raise what it refused."""
+        name = self._platform.name
+        delay = 0.5
+        for attempt in range(1, self._config.send_attempts + 1):
+            try:
+                reply = await self.call(path, payload)
+            except ChannelSendError as exc:
+                if not exc.retryable or attempt == self._config.send_attempts:
+                    raise
+                await asyncio.sleep(delay)
+                delay *= 2
+                continue
+            code = reply.get("errcode", 0)
+            if code == 0:
+                return reply
+            if code in BUSY and attempt < self._config.send_attempts:
+                log.info("%s: %s; trying again in %.1f s", name, BUSY[code], delay)
+                await asyncio.sleep(delay)
+                delay *= 2
+                continue
+            reason = self._platform.refused.get(code) or (
+                f"{name} is {BUSY[code]}" if code in BUSY else
+                f"{name} refused it: {code} {reply.get('errmsg', '')}")
+            raise ChannelSendError(reason, retryable=code in BUSY)
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    async def _json(self, response: aiohttp.ClientResponse) -> dict[str, Any]:
+        name = self._platform.name
+        try:
+            data = await response.json(content_type=None)
+        except (json.JSONDecodeError, aiohttp.ContentTypeError, UnicodeDecodeError):
+            raise ChannelSendError(f"{name} answered {response.status} without JSON",
+                                   retryable=response.status >= 500) from None
+        if not isinstance(data, dict):
+            raise ChannelSendError(f"{name} answered JSON that is not an object",
+                                   retryable=False)
+        return data
