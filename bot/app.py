@@ -27,6 +27,7 @@ from bot.store.sqlite import SqliteStore
 from channels.telegram import TelegramBridge, TelegramChannel
 from channels.webchat import WebChatChannel
 from channels.wechat import WeChatChannel
+from channels.wecom import WeComChannel
 from handoff.auth import Sessions
 from handoff.board import Board
 from handoff.console import Console
@@ -99,6 +100,9 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
     if config.channels.wechat.enabled:
         channels["wechat"] = WeChatChannel(config.channels.wechat, store, router.submit,
                                            leases, clock)
+    if config.channels.wecom.enabled:
+        channels["wecom"] = WeComChannel(config.channels.wecom, store, router.submit, leases,
+                                         clock)
     telegram = None
     if config.channels.telegram.enabled:
         telegram = channels["telegram"] = TelegramChannel(config.channels.telegram,

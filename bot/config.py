@@ -314,6 +314,7 @@ class WeComConfig(TencentApiConfig):
     api_base: str = "https://qyapi.weixin.qq.com"
     welcome_code_seconds: Seconds = 20.0  # how long WeCom accepts a welcome_code
     sync_limit: Annotated[int, Field(ge=1, le=1000)] = 1000  # messages per kf/sync_msg page
+    first_read_max_age_seconds: Seconds = 600.0  # the very first read skips older messages
     event_window_quota: Annotated[int, Field(ge=0)] = 0  # entering opens no window: the
     # greeting goes with the welcome_code instead
 

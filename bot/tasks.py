@@ -28,5 +28,12 @@ class BackgroundTasks:
 
     async def drain(self) -> None:
         """Wait for running work to finish (at shutdown; bound it with asyncio.timeout)."""
+        while self._tasks:  # work may spawn more work
+            await asyncio.wait(set(self._tasks))
+
+    async def cancel(self) -> None:
+        """Stop what is still running (at shutdown, after a bounded `drain`)."""
+        for task in list(self._tasks):
+            task.cancel()
         if self._tasks:
             await asyncio.wait(set(self._tasks))

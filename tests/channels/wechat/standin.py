@@ -13,13 +13,9 @@ an event).
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import json
-import os
 import secrets
 import string
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,29 +23,11 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from tests.channels.tencent_envelope import Clock, new_aes_key, seal, sha1_sign, unseal
 
 PAYLOADS = Path(__file__).parent / "payloads"
 ACCOUNT = "gh_0123456789ab"
-
-
-def sha1_sign(*parts: str) -> str:
-    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
-
-
-class Clock:
-    """The time both kefu and the stand-in see; tests move it forward."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        import time
-
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
 
 
 @dataclass
@@ -75,8 +53,7 @@ class WeChatStandIn:
                  timeout: float = 5.0) -> None:
         self.clock = clock
         self.app_id, self.secret, self.token, self.mode = app_id, secret, token, mode
-        self.aes_key = aes_key or base64.b64encode(os.urandom(32)).decode()[:43]
-        self._key = base64.b64decode(self.aes_key + "=")
+        self.aes_key = aes_key or new_aes_key()
         self.timeout = timeout  # WeChat waits 5 s for a push's answer
         self.tokens: dict[str, float] = {}  # access_token -> expires at
         self.token_requests = 0
@@ -178,20 +155,10 @@ class WeChatStandIn:
         return xml, msg_id
 
     def encrypt(self, xml: str) -> str:
-        body = xml.encode("utf-8")
-        plain = os.urandom(16) + struct.pack(">I", len(body)) + body + self.app_id.encode()
-        pad = 32 - len(plain) % 32
-        plain += bytes([pad]) * pad
-        encryptor = Cipher(algorithms.AES(self._key), modes.CBC(self._key[:16])).encryptor()
-        return base64.b64encode(encryptor.update(plain) + encryptor.finalize()).decode()
+        return seal(self.aes_key, self.app_id, xml)
 
     def decrypt(self, encrypted: str) -> str:
-        decryptor = Cipher(algorithms.AES(self._key), modes.CBC(self._key[:16])).decryptor()
-        plain = decryptor.update(base64.b64decode(encrypted)) + decryptor.finalize()
-        plain = plain[:-plain[-1]]
-        (length,) = struct.unpack(">I", plain[16:20])
-        assert plain[20 + length:].decode() == self.app_id, "reply sealed for another AppID"
-        return plain[20:20 + length].decode("utf-8")
+        return unseal(self.aes_key, self.app_id, encrypted)
 
     def signed(self, xml: str, *, timestamp: int | None = None, forge: str = "",
                openid: str | None = None) -> tuple[dict[str, str], str]:

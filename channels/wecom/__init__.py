@@ -1,0 +1,3 @@
+from channels.wecom.channel import WeComChannel
+
+__all__ = ["WeComChannel"]

@@ -1,0 +1,242 @@
+"""WeCom customer service (企业微信 微信客服): callback, then read with kf/sync_msg, then send.
+
+WeCom's callback only says that messages wait; kefu answers it at once and reads them with
+kf/sync_msg from a cursor kept in the store (saved after each page is stored, so a restart
+resumes where the last run stopped; a page read twice is dropped by message id). Reading
+is serialized per customer-service account, across processes too (a lease), and callbacks
+arriving meanwhile fold into one more read.
+
+Greeting: entering the chat gives a `welcome_code`, valid for 20 seconds and for one
+message; the greeting goes with it (outside the 48-hour window, which needs a customer
+message). Without a code (WeCom gives none to a customer greeted in the last 48 hours),
+the greeting comes with the customer's first message.
+
+Agents answer in kefu's console: the session stays with the API (service state 0/1), where
+WeCom lets kf/send_msg write to the customer: 5 messages within 48 hours of their message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from bot.cluster import Leases
+from bot.config import WeComConfig
+from bot.errors import ChannelSendError
+from bot.messages import Kind, StoredMessage, render_quick_replies_as_text, split_text
+from bot.messages import utf8_size as size
+from bot.router import Accepted
+from bot.store import Conversation, ConversationEvent, Store
+from bot.tasks import BackgroundTasks
+from channels.tencent.push import PushRejected
+from channels.tencent.window import DeliveryWindows
+from channels.wecom.api import WeComApi
+from channels.wecom.callback import (
+    CUSTOMER,
+    EVENT,
+    NAME,
+    SEND_FAILURES,
+    SERVICER,
+    Nudge,
+    crypto_for,
+    customer_id,
+    enter_session,
+    open_callback,
+    split_customer,
+    to_inbound,
+    verify_url,
+)
+
+log = logging.getLogger(__name__)
+
+SYNC_RETRY_SECONDS = (1.0, 5.0, 30.0)  # a failed read is tried again after these
+SHUTDOWN_SEND_SECONDS = 5.0
+
+
+class WeComChannel:
+    name = NAME
+
+    def __init__(self, config: WeComConfig, store: Store,
+                 on_message: Callable[..., Awaitable[Accepted]], leases: Leases,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._config = config
+        self._store = store
+        self._on_message = on_message
+        self._leases = leases
+        self._clock = clock
+        self._crypto = crypto_for(config)
+        self.api = WeComApi(config, store, leases, clock)
+        self._windows = DeliveryWindows(config, store, "WeCom", config.corp_id)
+        self._wanted: dict[str, tuple[str, float]] = {}  # account -> (token, nudged at)
+        self._reading: set[str] = set()
+        self._welcome: dict[str, tuple[str, float]] = {}  # customer -> (code, valid until)
+        self._background = BackgroundTasks("wecom")
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get(self._config.path, self._verify)
+        app.router.add_post(self._config.path, self._callback)
+
+    # the callback
+
+    async def _verify(self, request: web.Request) -> web.Response:
+        try:
+            echo = verify_url(self._config, self._crypto, dict(request.query), self._clock())
+        except PushRejected as exc:
+            log.warning("wecom: URL verification refused: %s", exc)
+            return web.Response(status=exc.status, text=str(exc))
+        return web.Response(text=echo)
+
+    async def _callback(self, request: web.Request) -> web.Response:
+        received_at = self._clock()
+        try:
+            body = await request.content.read(self._config.max_body_bytes + 1)
+            if len(body) > self._config.max_body_bytes:
+                raise PushRejected("callback too large", 413)
+            nudge = open_callback(self._config, self._crypto, dict(request.query), body,
+                                  received_at)
+        except PushRejected as exc:
+            log.warning("wecom: callback refused from %s: %s", request.remote, exc)
+            return web.Response(status=exc.status, text=str(exc))
+        if nudge is not None:
+            self._read_soon(nudge, received_at)
+        return web.Response(text="success")
+
+    def _read_soon(self, nudge: Nudge, received_at: float) -> None:
+        """Read the account's messages; a read already going on reads once more after."""
+        _, earliest = self._wanted.get(nudge.open_kfid, ("", received_at))
+        self._wanted[nudge.open_kfid] = (nudge.token, min(earliest, received_at))
+        if nudge.open_kfid not in self._reading:
+            self._reading.add(nudge.open_kfid)
+            self._background.spawn(self._read_while_wanted(nudge.open_kfid))
+
+    async def _read_while_wanted(self, open_kfid: str) -> None:
+        try:
+            failures = 0
+            while open_kfid in self._wanted:
+                token, nudged_at = self._wanted.pop(open_kfid)
+                try:
+                    async with self._leases.hold(f"wecom-sync:{self._config.corp_id}:"
+                                                 f"{open_kfid}"):
+                        await self.read(open_kfid, token, nudged_at)
+                    failures = 0
+                except (ChannelSendError, OSError, RuntimeError) as exc:
+                    if failures == len(SYNC_RETRY_SECONDS):
+                        log.error("wecom: reading %s failed %d times, waiting for the next "
+                                  "callback: %s", open_kfid, failures + 1, exc)
+                        return
+                    delay = SYNC_RETRY_SECONDS[failures]
+                    failures += 1
+                    log.warning("wecom: reading %s failed (%s); trying again in %.0f s",
+                                open_kfid, exc, delay)
+                    self._wanted.setdefault(open_kfid, (token, nudged_at))
+                    await asyncio.sleep(delay)
+        finally:
+            self._reading.discard(open_kfid)
+
+    def _cursor_key(self, open_kfid: str) -> str:
+        return f"wecom:cursor:{self._config.corp_id}:{open_kfid}"
+
+    async def read(self, open_kfid: str, token: str, nudged_at: float) -> None:
+        """Every page after the saved cursor; the cursor moves once a page is stored."""
+        saved = await self._store.load_state(self._cursor_key(open_kfid))
+        cursor = str(saved["cursor"]) if saved else ""
+        first_read = saved is None
+        while True:
+            page = await self.api.sync_msg(open_kfid, cursor, token, self._config.sync_limit)
+            for item in page.get("msg_list") or []:
+                if first_read and self._clock() - float(item.get("send_time", 0)) \
+                        > self._config.first_read_max_age_seconds:
+                    continue  # kefu was just set up: not days-old messages
+                await self._take(item, nudged_at)
+            next_cursor = str(page.get("next_cursor") or cursor)
+            if next_cursor != cursor:
+                cursor = next_cursor
+                await self._store.save_state(self._cursor_key(open_kfid), {"cursor": cursor})
+            # has_more may be 1 with an empty list: only has_more says when to stop
+            if not page.get("has_more"):
+                return
+
+    async def _take(self, item: dict[str, Any], nudged_at: float) -> None:
+        origin = item.get("origin")
+        if origin == CUSTOMER:
+            inbound = to_inbound(item, nudged_at)
+            await self._windows.opened(inbound.user_id, by_message=True, now=nudged_at)
+            await self._on_message(inbound)
+        elif origin == EVENT and isinstance(item.get("event"), dict):
+            await self._event(item, nudged_at)
+        elif origin == SERVICER:
+            log.info("wecom: a WeCom servicer wrote to %s from the WeCom app; kefu's agents "
+                     "answer in kefu's console, so it is not in kefu's transcript",
+                     item.get("external_userid"))
+
+    async def _event(self, item: dict[str, Any], nudged_at: float) -> None:
+        event = item["event"]
+        kind = event.get("event_type")
+        user = customer_id(str(event.get("open_kfid", "")),
+                           str(event.get("external_userid", "")))
+        if kind == "enter_session":
+            code = event.get("welcome_code")
+            if not code:
+                return  # greeted within 48 hours: WeCom gives no code; greet on a message
+            sent = float(item.get("send_time") or nudged_at)
+            if len(self._welcome) > 10_000:  # codes never used (not a new conversation)
+                now = self._clock()
+                self._welcome = {u: w for u, w in self._welcome.items() if w[1] > now}
+            self._welcome[user] = (str(code), sent + self._config.welcome_code_seconds)
+            await self._on_message(enter_session(item, nudged_at))
+        elif kind == "msg_send_fail":
+            reason = SEND_FAILURES.get(int(event.get("fail_type", 0)), SEND_FAILURES[0])
+            conversation = await self._store.latest_conversation(NAME, user)
+            log.warning("wecom: message %s to %s was not delivered: %s",
+                        event.get("fail_msgid"), user, reason)
+            if conversation is not None:
+                await self._store.record_event(ConversationEvent(
+                    conversation.id, self._clock(), "undelivered", None,
+                    {"platform_msg_id": event.get("fail_msgid"), "reason": reason}))
+
+    # outbound
+
+    async def send(self, conversation: Conversation, message: StoredMessage) -> None:
+        open_kfid, external = split_customer(conversation.user_id)
+        parts = split_text(render_quick_replies_as_text(message.text, message.quick_replies),
+                           self._config.max_text_bytes, size)
+        now = self._clock()
+        for i, part in enumerate(parts):
+            msgid = f"{message.id[:29]}-{i:02d}"  # WeCom: at most 32 of [0-9a-zA-Z_-]
+            welcome = self._welcome.pop(conversation.user_id, None) \
+                if message.kind is Kind.GREETING else None
+            if welcome is not None and welcome[1] > now:
+                await self.api.send_on_event(welcome[0], part, msgid)
+                continue
+            refused = await self._windows.take(conversation.user_id, now)
+            if refused:
+                raise ChannelSendError(refused, retryable=False)
+            await self.api.send_text(open_kfid, external, part, msgid)
+
+    async def send_state(self, conversation: Conversation, position: int | None) -> None:
+        """WeCom shows no state; the queue position comes in messages."""
+
+    async def typing(self, conversation: Conversation) -> None:
+        """WeCom customer service has no typing indicator."""
+
+    async def absent_since(self, user_id: str) -> float | None:
+        return None
+
+    async def finished_reading(self) -> None:
+        """Wait until every read going on (and those it led to) is done."""
+        await self._background.drain()
+
+    async def aclose(self) -> None:
+        try:
+            async with asyncio.timeout(SHUTDOWN_SEND_SECONDS):
+                await self._background.drain()
+        except TimeoutError:
+            # Safe to stop: a page's cursor is saved only after the page is stored.
+            log.warning("wecom: shutting down in the middle of a read; the next run resumes")
+            await self._background.cancel()
+        await self.api.aclose()
