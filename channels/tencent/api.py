@@ -1,13 +1,10 @@
-"""Tencent's server API over aiohttp: the access_token shared through the store, JSON calls
-that refresh a refused token once, and retries while the platform is busy.
+"""WeChat's and WeCom's server API over aiohttp: the access_token shared through the store
+(`SharedToken`), JSON calls that refresh a refused token once, and retries while the
+platform is busy.
 
 aiohttp rather than wechatpy's client: wechatpy's client is blocking (requests), and a
 thread per call would still tie up the pool while the platform is slow; aiohttp keeps every
 call on the event loop with its own timeout.
-
-The access_token is shared by every kefu process through the store: the platforms allow a
-limited number of token requests a day and each new token ends the previous one a few
-minutes later, so processes refreshing on their own would keep invalidating each other.
 """
 
 from __future__ import annotations
@@ -26,6 +23,7 @@ from bot.cluster import Leases
 from bot.config import TencentApiConfig
 from bot.errors import ChannelSendError
 from bot.store import Store
+from channels.tencent.token import SharedToken
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +47,10 @@ class TencentApi:
                  leases: Leases, clock: Callable[[], float] = time.time) -> None:
         self._config = config
         self._platform = platform
-        self._store = store
-        self._leases = leases
-        self._clock = clock
         self._session: aiohttp.ClientSession | None = None
-        self._state_key = f"{platform.name.lower()}:access_token:{platform.account}"
+        self._token = SharedToken(f"{platform.name.lower()}:access_token:{platform.account}",
+                                  store, leases, clock, config.token_refresh_margin_seconds,
+                                  self._fetch_token)
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -66,28 +63,10 @@ class TencentApi:
             await self._session.close()
             self._session = None
 
-    # access_token
-
     async def access_token(self) -> str:
-        """A token valid for at least `token_refresh_margin_seconds`, refreshed by one
-        process at a time (the lease), and not at all when another one just did."""
-        token = await self._stored_token()
-        if token:
-            return token
-        async with self._leases.hold(f"{self._state_key}:refresh"):
-            token = await self._stored_token()
-            if token:
-                return token
-            return await self._fetch_token()
+        return await self._token.get()
 
-    async def _stored_token(self) -> str | None:
-        state = await self._store.load_state(self._state_key)
-        if state and state.get("expires_at", 0) - self._config.token_refresh_margin_seconds \
-                > self._clock():
-            return str(state["token"])
-        return None
-
-    async def _fetch_token(self) -> str:
+    async def _fetch_token(self) -> tuple[str, float]:
         p = self._platform
         reply = await self._get_json(f"{self._config.api_base}{p.token_path}",
                                      dict(p.token_params))
@@ -96,17 +75,7 @@ class TencentApi:
             raise ChannelSendError(f"cannot get a {p.name} access_token: {code} "
                                    f"{reply.get('errmsg')} (check the id, the secret and the "
                                    "IP allow-list)", retryable=code in BUSY)
-        now = self._clock()
-        await self._store.save_state(self._state_key, {
-            "token": reply["access_token"], "expires_at": now + int(reply["expires_in"]),
-            "fetched_at": now})
-        log.info("%s: new access_token, valid for %s s", p.name, reply["expires_in"])
-        return str(reply["access_token"])
-
-    async def _forget_token(self, token: str) -> None:
-        state = await self._store.load_state(self._state_key)
-        if state and state.get("token") == token:  # not one another process just fetched
-            await self._store.save_state(self._state_key, {**state, "expires_at": 0})
+        return str(reply["access_token"]), float(reply["expires_in"])
 
     # calls
 
@@ -138,7 +107,7 @@ class TencentApi:
             if reply.get("errcode") in TOKEN_ERRORS and attempt == 1:
                 log.info("%s: access_token refused (%s); refreshing", self._platform.name,
                          reply["errcode"])
-                await self._forget_token(token)
+                await self._token.forget(token)
                 continue
             return reply
         return reply
