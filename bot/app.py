@@ -24,6 +24,7 @@ from bot.speaker import Speaker
 from bot.store import Store
 from bot.store.redis import RedisStore
 from bot.store.sqlite import SqliteStore
+from channels.qq import QQChannel
 from channels.telegram import TelegramBridge, TelegramChannel
 from channels.webchat import WebChatChannel
 from channels.wechat import WeChatChannel
@@ -103,6 +104,8 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
     if config.channels.wecom.enabled:
         channels["wecom"] = WeComChannel(config.channels.wecom, store, router.submit, leases,
                                          clock)
+    if config.channels.qq.enabled:
+        channels["qq"] = QQChannel(config.channels.qq, store, router.submit, leases, clock)
     telegram = None
     if config.channels.telegram.enabled:
         telegram = channels["telegram"] = TelegramChannel(config.channels.telegram,

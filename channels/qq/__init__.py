@@ -1,0 +1,3 @@
+from channels.qq.channel import QQChannel
+
+__all__ = ["QQChannel"]
