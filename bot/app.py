@@ -24,6 +24,7 @@ from bot.speaker import Speaker
 from bot.store import Store
 from bot.store.redis import RedisStore
 from bot.store.sqlite import SqliteStore
+from channels.onebot import OneBotChannel
 from channels.qq import QQChannel
 from channels.telegram import TelegramBridge, TelegramChannel
 from channels.webchat import WebChatChannel
@@ -106,6 +107,8 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
                                          clock)
     if config.channels.qq.enabled:
         channels["qq"] = QQChannel(config.channels.qq, store, router.submit, leases, clock)
+    if config.channels.onebot.enabled:
+        channels["onebot"] = OneBotChannel(config.channels.onebot, router.submit, clock)
     telegram = None
     if config.channels.telegram.enabled:
         telegram = channels["telegram"] = TelegramChannel(config.channels.telegram,

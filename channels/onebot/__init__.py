@@ -1,0 +1,3 @@
+from channels.onebot.channel import OneBotChannel
+
+__all__ = ["OneBotChannel"]
