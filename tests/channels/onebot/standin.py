@@ -22,6 +22,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from tests.channels.local import serve
 from tests.channels.tencent_envelope import Clock
 
 
@@ -50,9 +51,8 @@ class OneBotClient:
     async def start(self) -> str:
         app = web.Application()
         app.router.add_post("/send_private_msg", self._http_send)
-        self.server = TestServer(app, host="127.0.0.1")
-        await self.server.start_server()
-        return str(self.server.make_url("")).rstrip("/")
+        self.server, url = await serve(app)
+        return url
 
     async def close(self) -> None:
         if self._reader is not None:

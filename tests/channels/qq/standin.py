@@ -23,6 +23,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from tests.channels.local import serve
 from tests.channels.tencent_envelope import Clock
 
 WINDOWS = {"private": 3600, "group": 300, "event": 300}
@@ -64,9 +65,8 @@ class QQStandIn:
         app.router.add_post("/app/getAppAccessToken", self._token)
         app.router.add_post("/v2/users/{openid}/messages", self._reply)
         app.router.add_post("/v2/groups/{group_openid}/messages", self._reply)
-        self.server = TestServer(app, host="127.0.0.1")
-        await self.server.start_server()
-        return str(self.server.make_url("")).rstrip("/")
+        self.server, url = await serve(app)
+        return url
 
     async def close(self) -> None:
         if self.server is not None:

@@ -22,6 +22,8 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from tests.channels.local import serve
+
 TOKEN = "123456789:AAHk9v_kefu-standin-token-0123456789"
 BOT = {"id": 123456789, "is_bot": True, "first_name": "kefu", "username": "kefu_test_bot",
        "can_join_groups": True, "can_read_all_group_messages": True,
@@ -71,9 +73,8 @@ class BotApiStandIn:
     async def start(self) -> str:
         app = web.Application()
         app.router.add_route("*", f"/bot{TOKEN}/{{method}}", self._call)
-        self.server = TestServer(app, host="127.0.0.1")
-        await self.server.start_server()
-        return str(self.server.make_url("")).rstrip("/")
+        self.server, url = await serve(app)
+        return url
 
     async def close(self) -> None:
         self._new_update.set()

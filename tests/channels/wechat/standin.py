@@ -24,6 +24,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from tests.channels.local import serve
 from tests.channels.tencent_envelope import Clock, new_aes_key, seal, sha1_sign, unseal
 
 PAYLOADS = Path(__file__).parent / "payloads"
@@ -73,9 +74,8 @@ class WeChatStandIn:
         app.router.add_get("/cgi-bin/token", self._token)
         app.router.add_post("/cgi-bin/message/custom/send", self._send)
         app.router.add_post("/cgi-bin/message/custom/typing", self._typing)
-        self.server = TestServer(app, host="127.0.0.1")
-        await self.server.start_server()
-        return str(self.server.make_url("")).rstrip("/")
+        self.server, url = await serve(app)
+        return url
 
     async def close(self) -> None:
         if self.server is not None:

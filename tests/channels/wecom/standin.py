@@ -22,6 +22,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from tests.channels.local import serve
 from tests.channels.tencent_envelope import Clock, new_aes_key, seal, sha1_sign
 
 THREE_DAYS = 3 * 86400
@@ -75,9 +76,8 @@ class WeComStandIn:
         app.router.add_post("/cgi-bin/kf/sync_msg", self._sync_msg)
         app.router.add_post("/cgi-bin/kf/send_msg", self._send_msg)
         app.router.add_post("/cgi-bin/kf/send_msg_on_event", self._send_msg_on_event)
-        self.server = TestServer(app, host="127.0.0.1")
-        await self.server.start_server()
-        return str(self.server.make_url("")).rstrip("/")
+        self.server, url = await serve(app)
+        return url
 
     async def close(self) -> None:
         if self.server is not None:
