@@ -129,6 +129,29 @@ class ConversationEvent:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"  # to be sent (again) at `next_at`
+    DELIVERED = "delivered"
+    FAILED = "failed"  # given up after the last attempt; shown to supervisors
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDelivery:
+    """One event for one endpoint, kept until the endpoint took it or kefu gave up."""
+
+    id: str
+    event_id: str  # the same for every endpoint: receivers drop repeats by it
+    endpoint: str
+    type: str
+    body: str  # the JSON as signed and sent, the same on every attempt
+    created_at: float
+    next_at: float
+    attempts: int = 0
+    status: DeliveryStatus = DeliveryStatus.PENDING
+    last_error: str = ""
+    delivered_at: float | None = None
+
+
 class Store(Protocol):
     # conversations
 
@@ -213,6 +236,18 @@ class Store(Protocol):
         """Tickets by due time, soonest first; only those of `status` when given."""
 
     async def record_event(self, event: ConversationEvent) -> None: ...
+
+    # outbound webhooks
+
+    async def save_delivery(self, delivery: WebhookDelivery) -> None:
+        """Insert or replace."""
+
+    async def due_deliveries(self, now: float, limit: int) -> list[WebhookDelivery]:
+        """Pending deliveries whose time has come, soonest first."""
+
+    async def deliveries(self, status: DeliveryStatus | None = None, limit: int = 100
+                         ) -> list[WebhookDelivery]:
+        """The newest deliveries first; only those of `status` when given."""
 
     # channel state (access tokens, delivery windows, sync cursors)
 

@@ -32,11 +32,13 @@ from bot.store import (
     AgentSession,
     Conversation,
     ConversationEvent,
+    DeliveryStatus,
     NewMessage,
     Presence,
     Ticket,
     TicketStatus,
     UnansweredQuestion,
+    WebhookDelivery,
 )
 from bot.store.records import field_types, from_json, plain, to_json, typed
 
@@ -335,6 +337,38 @@ class RedisStore:
             return []
         raw = await self.client.mget([self.key("ticket", _text(i)) for i in ids])
         return [from_json(Ticket, r) for r in raw if r is not None]
+
+    # outbound webhooks
+
+    async def save_delivery(self, delivery: WebhookDelivery) -> None:
+        d = delivery
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.set(self.key("delivery", d.id), to_json(d))
+            pipe.zadd(self.key("deliveries"), {d.id: d.created_at})
+            for status in DeliveryStatus:
+                pipe.zrem(self.key("deliveries", status.value), d.id)
+            pipe.zadd(self.key("deliveries", d.status.value), {d.id: d.created_at})
+            if d.status is DeliveryStatus.PENDING:
+                pipe.zadd(self.key("deliveries-due"), {d.id: d.next_at})
+            else:
+                pipe.zrem(self.key("deliveries-due"), d.id)
+            await pipe.execute()
+
+    async def _deliveries(self, ids: list[Any]) -> list[WebhookDelivery]:
+        if not ids:
+            return []
+        raw = await self.client.mget([self.key("delivery", _text(i)) for i in ids])
+        return [from_json(WebhookDelivery, r) for r in raw if r is not None]
+
+    async def due_deliveries(self, now: float, limit: int) -> list[WebhookDelivery]:
+        return await self._deliveries(await self.client.zrangebyscore(
+            self.key("deliveries-due"), "-inf", now, start=0, num=limit))
+
+    async def deliveries(self, status: DeliveryStatus | None = None, limit: int = 100
+                         ) -> list[WebhookDelivery]:
+        index = self.key("deliveries") if status is None else \
+            self.key("deliveries", status.value)
+        return await self._deliveries(await self.client.zrevrange(index, 0, limit - 1))
 
     # channel state
 

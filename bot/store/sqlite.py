@@ -29,11 +29,13 @@ from bot.store import (
     AgentSession,
     Conversation,
     ConversationEvent,
+    DeliveryStatus,
     NewMessage,
     Presence,
     Ticket,
     TicketStatus,
     UnansweredQuestion,
+    WebhookDelivery,
 )
 from bot.store.records import field_types, plain, typed
 from bot.store.worker import SqlWorker
@@ -110,7 +112,9 @@ AGENTS = _Table("agents", Agent, key="id")
 SESSIONS = _Table("agent_sessions", AgentSession, key="token_hash")
 TICKETS = _Table("tickets", Ticket, key="id")
 EVENTS = _Table("events", ConversationEvent, key=None)
-_TABLES: tuple[_Table[Any], ...] = (CONVERSATIONS, UNANSWERED, AGENTS, SESSIONS, TICKETS, EVENTS)
+DELIVERIES = _Table("webhook_deliveries", WebhookDelivery, key="id")
+_TABLES: tuple[_Table[Any], ...] = (CONVERSATIONS, UNANSWERED, AGENTS, SESSIONS, TICKETS, EVENTS,
+                                    DELIVERIES)
 
 _SCHEMA = """
 CREATE INDEX IF NOT EXISTS conversations_by_customer
@@ -132,6 +136,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS agents_by_name ON agents (name);
 CREATE INDEX IF NOT EXISTS tickets_by_due ON tickets (status, due_at);
 CREATE INDEX IF NOT EXISTS events_by_conversation ON events (conversation_id, ts);
 CREATE INDEX IF NOT EXISTS events_by_time ON events (ts);
+CREATE INDEX IF NOT EXISTS deliveries_due ON webhook_deliveries (status, next_at);
+CREATE INDEX IF NOT EXISTS deliveries_by_time ON webhook_deliveries (created_at);
 CREATE TABLE IF NOT EXISTS channel_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS unsettled (
     conversation_id TEXT NOT NULL, seq INTEGER NOT NULL, ts REAL NOT NULL,
@@ -402,6 +408,21 @@ class SqliteStore:
 
     async def record_event(self, event: ConversationEvent) -> None:
         await self._upsert(EVENTS, event)
+
+    async def save_delivery(self, delivery: WebhookDelivery) -> None:
+        await self._upsert(DELIVERIES, delivery)
+
+    async def due_deliveries(self, now: float, limit: int) -> list[WebhookDelivery]:
+        return await self._select(DELIVERIES, "status = ? AND next_at <= ? ORDER BY next_at, id "
+                                  "LIMIT ?", DeliveryStatus.PENDING.value, now, limit)
+
+    async def deliveries(self, status: DeliveryStatus | None = None, limit: int = 100
+                         ) -> list[WebhookDelivery]:
+        if status is None:
+            return await self._select(DELIVERIES, "1 ORDER BY created_at DESC, id LIMIT ?",
+                                      limit)
+        return await self._select(DELIVERIES, "status = ? ORDER BY created_at DESC, id LIMIT ?",
+                                  status.value, limit)
 
     async def events(self, conversation_id: str | None = None, since: float = 0.0
                      ) -> list[ConversationEvent]:

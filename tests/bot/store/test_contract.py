@@ -18,12 +18,14 @@ from bot.store import (
     AgentSession,
     Conversation,
     ConversationEvent,
+    DeliveryStatus,
     NewMessage,
     Presence,
     Store,
     Ticket,
     TicketStatus,
     UnansweredQuestion,
+    WebhookDelivery,
 )
 from bot.store.sqlite import SqliteStore
 from tests.redis_support import redis_store
@@ -72,6 +74,33 @@ async def test_conversations_are_listed_by_when_they_began(store: Store) -> None
     assert [c.id for c in listed] == ["early", "mid-a", "mid-b", "late"]
     assert listed[0].state is ConversationState.CLOSED  # saved twice, listed once, as now
     assert await store.conversations_created(400.5, 500.0) == []
+
+
+async def test_webhook_deliveries_come_due_in_time_order_and_are_listed(store: Store
+                                                                       ) -> None:
+    def delivery(did: str, created: float, next_at: float, **changes: object
+                 ) -> WebhookDelivery:
+        base = WebhookDelivery(id=did, event_id=f"e-{did}", endpoint="crm",
+                               type="conversation.closed", body='{"x": "开"}',
+                               created_at=created, next_at=next_at)
+        return replace(base, **changes)  # type: ignore[arg-type]
+
+    await store.save_delivery(delivery("late", 10.0, 300.0))
+    await store.save_delivery(delivery("soon", 20.0, 100.0))
+    await store.save_delivery(delivery("later", 30.0, 900.0))
+    assert [d.id for d in await store.due_deliveries(now=300.0, limit=10)] == ["soon", "late"]
+    assert [d.id for d in await store.due_deliveries(now=300.0, limit=1)] == ["soon"]
+    sent = delivery("soon", 20.0, 100.0, status=DeliveryStatus.DELIVERED, attempts=2,
+                    delivered_at=150.0)
+    await store.save_delivery(sent)
+    gave_up = delivery("late", 10.0, 300.0, status=DeliveryStatus.FAILED, attempts=12,
+                       last_error="HTTP 500")
+    await store.save_delivery(gave_up)
+    assert await store.due_deliveries(now=10_000.0, limit=10) == [
+        delivery("later", 30.0, 900.0)]
+    assert [d.id for d in await store.deliveries()] == ["later", "soon", "late"]
+    assert await store.deliveries(DeliveryStatus.FAILED) == [gave_up]
+    assert await store.deliveries(DeliveryStatus.DELIVERED) == [sent]
 
 
 async def test_current_conversation_skips_closed_ones(store: Store) -> None:
