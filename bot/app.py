@@ -34,6 +34,7 @@ from handoff.auth import Sessions
 from handoff.board import Board
 from handoff.console import Console
 from handoff.desk import Desk
+from handoff.webhooks import Webhooks
 from knowledge_base.base import KnowledgeBase
 from knowledge_base.live import LiveKnowledgeBase
 from knowledge_base.review import load_regressions, regressions
@@ -92,8 +93,9 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
     lanes = Lanes(leases)
     metrics = Metrics()
     speaker = Speaker(store, channels, clock, fanout, metrics)
-    desk = Desk(config, store, lanes, speaker, leases, fanout, metrics, clock)
-    router = Router(config, store, live_kb, lanes, speaker, desk, metrics, clock)
+    webhooks = Webhooks(config.webhooks, store, leases, clock)
+    desk = Desk(config, store, lanes, speaker, leases, fanout, metrics, webhooks, clock)
+    router = Router(config, store, live_kb, lanes, speaker, desk, metrics, webhooks, clock)
     recovery = Recovery(store, router, speaker, leases,
                         config.conversation.recovery_after_seconds, clock)
     if config.channels.webchat.enabled:
@@ -117,7 +119,7 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
         await store.close()
         raise ConfigError("channels: every channel is disabled; enable at least one")
     console = Console(config, store, desk, Board(store, config.desk, clock),
-                      Sessions(store, config.desk, clock), speaker, fanout, clock)
+                      Sessions(store, config.desk, clock), speaker, fanout, webhooks, clock)
 
     app = web.Application()
 
@@ -167,6 +169,7 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
     app.cleanup_ctx.append(background(
         lambda: live_kb.watch(config.knowledge_base.reload_interval_seconds)))
     app.cleanup_ctx.append(background(desk.run))
+    app.cleanup_ctx.append(background(webhooks.run))
     app.cleanup_ctx.append(background(recovery.run))
     if telegram is not None and config.channels.telegram.bridge.group_id:
         bridge = TelegramBridge(config.channels.telegram, config.desk, telegram, store, desk,

@@ -191,6 +191,38 @@ class LoggingConfig(_Model):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+WEBHOOK_EVENTS = ("conversation.started", "conversation.handed_off", "conversation.assigned",
+                  "conversation.closed", "rating.received", "ticket.created")
+
+
+class WebhookEndpoint(_Model):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
+    url: Annotated[str, Field(pattern=r"^https?://")]
+    secret: Annotated[str, Field(min_length=16)]  # the HMAC-SHA256 key the receiver checks
+    events: list[str] = Field(default_factory=lambda: ["*"])  # "*": all of them
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, value: list[str]) -> list[str]:
+        unknown = [e for e in value if e != "*" and e not in WEBHOOK_EVENTS]
+        if unknown:
+            raise ValueError(f"unknown events {unknown}; known: {', '.join(WEBHOOK_EVENTS)}")
+        return value
+
+
+class WebhooksConfig(_Model):
+    """Signed JSON events to other systems (a CRM...); see docs/webhooks.md."""
+
+    endpoints: list[WebhookEndpoint] = Field(default_factory=list)
+    public_url: str = ""  # kefu's address, for transcript links (https://kefu.example.com)
+    timeout_seconds: Seconds = 5.0  # a slower endpoint counts as failed
+    max_attempts: Annotated[int, Field(ge=1)] = 10
+    first_retry_seconds: Seconds = 10.0  # doubled after each failure...
+    max_retry_seconds: Seconds = 3600.0  # ...up to this
+    tick_seconds: Seconds = 1.0
+    batch: Annotated[int, Field(ge=1)] = 20  # deliveries sent at once
+
+
 class ReportsConfig(_Model):
     max_days: Annotated[int, Field(ge=1)] = 366  # the longest period one report covers
     repeat_complaint_days: Annotated[int, Field(ge=1)] = 7  # a complaint again within: repeat
@@ -416,6 +448,7 @@ class Config(_Model):
     store: StoreConfig = StoreConfig()
     desk: DeskConfig = DeskConfig()
     reports: ReportsConfig = ReportsConfig()
+    webhooks: WebhooksConfig = WebhooksConfig()
     metrics: MetricsConfig = MetricsConfig()
     logging: LoggingConfig = LoggingConfig()
     channels: ChannelsConfig = ChannelsConfig()

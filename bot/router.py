@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.config import Config
 from bot.greeting import Greeter, breach_cause
@@ -62,6 +62,14 @@ class Desk(Protocol):
         or leaving an offline message."""
 
 
+class Publisher(Protocol):
+    """Other systems hear what happens (handoff/webhooks.py)."""
+
+    async def publish(self, type_: str, data: dict[str, Any]) -> None: ...
+
+    def about(self, conversation: Conversation, **more: Any) -> dict[str, Any]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Accepted:
     """The inbound event is stored (or was already): the channel may acknowledge it.
@@ -86,10 +94,12 @@ class Router:
         speaker: Speaker,
         desk: Desk,
         metrics: Metrics,
+        webhooks: Publisher,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._config = config
         self._metrics = metrics
+        self._webhooks = webhooks
         self._store = store
         self._kb = knowledge_base
         self._lanes = lanes
@@ -314,6 +324,8 @@ class Router:
         if stored is None or stored.seq != seq:
             log.error("conversation %s: greeting stored as message %s, sent as %d",
                       conversation.id, stored.seq if stored else None, seq)
+        await self._webhooks.publish("conversation.started",
+                                     self._webhooks.about(conversation, lang=conversation.lang))
         return conversation
 
     # ratings
@@ -340,6 +352,8 @@ class Router:
     async def _rate(self, conversation: Conversation, score: int) -> None:
         conversation = replace(conversation, rating=score)
         await self._store.save_conversation(conversation)
+        await self._webhooks.publish("rating.received",
+                                     self._webhooks.about(conversation, rating=score))
         await self._speaker.say(conversation, OutboundReply(
             self.texts.get(conversation.lang, "rating_thanks"), Kind.RATING_THANKS,
             meta={"rating": score}))

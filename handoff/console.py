@@ -26,7 +26,15 @@ from bot.cluster import Fanout
 from bot.config import Config
 from bot.messages import ConversationState, StoredMessage
 from bot.speaker import Said, Speaker
-from bot.store import Agent, AgentRole, AgentSession, Conversation, Presence, Store
+from bot.store import (
+    Agent,
+    AgentRole,
+    AgentSession,
+    Conversation,
+    DeliveryStatus,
+    Presence,
+    Store,
+)
 from handoff.auth import Sessions
 from handoff.board import Board
 from handoff.desk import DESK_NEWS, Desk, DeskError, is_online
@@ -34,6 +42,7 @@ from handoff.replies import load_canned_replies
 from handoff.report import Period, Report, make_report
 from handoff.report_view import as_csv, as_html, as_markdown
 from handoff.transcript import agent_json, message_json, transcript_json, transcript_text
+from handoff.webhooks import Webhooks
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +78,10 @@ class _Socket:
 
 class Console:
     def __init__(self, config: Config, store: Store, desk: Desk, board: Board,
-                 sessions: Sessions, speaker: Speaker, fanout: Fanout,
+                 sessions: Sessions, speaker: Speaker, fanout: Fanout, webhooks: Webhooks,
                  clock: Callable[[], float]) -> None:
         self._settings = config
+        self._webhooks = webhooks
         self._config = config.desk
         self._store = store
         self._desk = desk
@@ -102,6 +112,8 @@ class Console:
         r.add_post("/api/tickets/{id}/done", self._ticket_done)
         r.add_get("/api/handover", self._json(self._board.handover))
         r.add_get("/report", self._report)
+        r.add_get("/api/webhooks", self._webhook_deliveries)
+        r.add_post("/api/webhooks/{id}/retry", self._webhook_retry)
         r.add_get("/api/quick-replies", self._quick_replies)
         r.add_get("/api/conversations/{id}", self._conversation)
         r.add_get("/api/conversations/{id}/transcript", self._transcript)
@@ -195,6 +207,26 @@ class Console:
             headers["Content-Disposition"] = (f'attachment; filename="kefu-report-'
                                               f'{period.first}-{period.last}.{chosen}"')
         return web.Response(text=render(report), content_type=content_type, headers=headers)
+
+    async def _webhook_deliveries(self, request: web.Request) -> web.Response:
+        """Supervisors see what other systems have not received."""
+        if request[AGENT].role is not AgentRole.SUPERVISOR:
+            return _error(403, "supervisors_only", "webhook deliveries are for supervisors")
+        failed = await self._store.deliveries(DeliveryStatus.FAILED, limit=100)
+        pending = await self._store.deliveries(DeliveryStatus.PENDING, limit=100)
+        fields = ("id", "event_id", "endpoint", "type", "created_at", "next_at", "attempts",
+                  "last_error")
+        return web.json_response({
+            "failed": [{k: getattr(d, k) for k in fields} for d in failed],
+            "pending": [{k: getattr(d, k) for k in fields} for d in pending]}, dumps=_dumps)
+
+    async def _webhook_retry(self, request: web.Request) -> web.Response:
+        if request[AGENT].role is not AgentRole.SUPERVISOR:
+            return _error(403, "supervisors_only", "webhook deliveries are for supervisors")
+        again = await self._webhooks.retry(request.match_info["id"])
+        if again is None:
+            return _error(404, "not_found", "no failed delivery with this id")
+        return web.json_response({"id": again.id, "status": again.status.value})
 
     # sessions
 

@@ -48,8 +48,14 @@ from bot.tasks import BackgroundTasks
 from bot.texts import Texts
 from handoff.offline import due_time, extract_contact, is_skip
 from handoff.replies import vague_phrases
+from handoff.webhooks import Webhooks
 
 log = logging.getLogger(__name__)
+
+# The desk's events that other systems hear of (handoff/webhooks.py), by webhook type.
+PUBLISHED = {"queued": "conversation.handed_off", "offline_offered": "conversation.handed_off",
+             "assigned": "conversation.assigned", "closed": "conversation.closed",
+             "abandoned": "conversation.closed", "ticket_created": "ticket.created"}
 T = TypeVar("T")
 P = ParamSpec("P")
 
@@ -101,9 +107,10 @@ async def loads(store: Store) -> list[Load]:
 
 class Desk:
     def __init__(self, config: Config, store: Store, lanes: Lanes, speaker: Speaker,
-                 leases: Leases, fanout: Fanout, metrics: Metrics,
+                 leases: Leases, fanout: Fanout, metrics: Metrics, webhooks: Webhooks,
                  clock: Callable[[], float] = time.time) -> None:
         self._config = config
+        self._webhooks = webhooks
         self._metrics = metrics
         self._desk = config.desk
         self._store = store
@@ -128,6 +135,10 @@ class Desk:
         log.info("conversation %s: %s", conversation.id, type_, extra={
             "conversation_id": conversation.id, "event": type_,
             **({"agent_id": agent_id} if agent_id else {}), **detail})
+        published = PUBLISHED.get(type_)
+        if published is not None:
+            await self._webhooks.publish(published, self._webhooks.about(
+                conversation, event=type_, agent_id=agent_id, **detail))
 
     def _text(self, conversation: Conversation, key: str, **values: object) -> str:
         return self.texts.get(conversation.lang, key, **values)

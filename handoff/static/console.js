@@ -229,6 +229,14 @@
   }
   function insert(q) { $("reply").value = q.text; $("shortcuts").textContent = ""; $("reply").focus(); }
 
+  async function checkWebhooks() {
+    var view = await api("GET", "/webhooks");
+    var badge = $("webhooks-failed");
+    badge.hidden = view.failed.length === 0;
+    badge.textContent = "Webhooks: " + view.failed.length + " 未送达 failed";
+    badge.title = view.failed.map(function (d) { return d.endpoint + " · " + d.type + " · " + d.last_error; }).join("\n");
+  }
+
   async function refreshAgents() {
     state.agents = await api("GET", "/agents");
     var to = $("transfer-to"); to.textContent = "";
@@ -283,6 +291,10 @@
     state.me = me.agent; state.csrf = me.csrf_token;
     $("me").textContent = me.agent.name + " (" + me.agent.role + ")";
     $("reports").hidden = me.agent.role !== "supervisor";
+    if (me.agent.role === "supervisor") {
+      checkWebhooks();
+      setInterval(checkWebhooks, 60000);
+    }
     $("presence").value = me.agent.presence;
     var quick = await api("GET", "/quick-replies"); state.quick = quick.replies;
     await refreshAgents();
