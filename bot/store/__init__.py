@@ -129,6 +129,64 @@ class ConversationEvent:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Customer:
+    """A person, whatever channels they write on: their record for agents."""
+
+    id: str
+    created_at: float
+    updated_at: float
+    name: str = ""
+    phones: tuple[str, ...] = ()
+    emails: tuple[str, ...] = ()
+    verified: tuple[str, ...] = ()  # phones and emails an agent confirmed belong to them
+    tags: tuple[str, ...] = ()
+    notes: tuple[dict[str, Any], ...] = ()  # {"at", "by", "text"}, oldest first
+    owner_id: str | None = None  # the agent who follows the customer up
+    merged_into: str | None = None  # this record now lives on in another one
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """A customer's id on one channel (web visitor id, openid, QQ openid...)."""
+
+    channel: str
+    user_id: str
+    customer_id: str
+    display_name: str = ""
+    first_seen_at: float = 0.0
+
+
+class CaseStatus(StrEnum):
+    OPEN = "open"
+    INVESTIGATING = "investigating"
+    RESOLVED = "resolved"  # waiting for the follow-up (回访)
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """A complaint, tracked until the customer is satisfied."""
+
+    id: str
+    customer_id: str
+    conversation_id: str
+    created_at: float
+    due_at: float
+    summary: str
+    category: str = ""
+    severity: str = "normal"
+    owner_id: str | None = None  # the agent responsible
+    department: str = ""
+    status: CaseStatus = CaseStatus.OPEN
+    repeat_of: str | None = None  # the same customer's earlier complaint, within the window
+    timeline: tuple[dict[str, Any], ...] = ()  # {"at", "by", "what", "note"}, oldest first
+    resolved_at: float | None = None
+    follow_up_due_at: float | None = None
+    follow_up_at: float | None = None
+    satisfied: bool | None = None  # the follow-up's answer
+
+
 class DeliveryStatus(StrEnum):
     PENDING = "pending"  # to be sent (again) at `next_at`
     DELIVERED = "delivered"
@@ -236,6 +294,33 @@ class Store(Protocol):
         """Tickets by due time, soonest first; only those of `status` when given."""
 
     async def record_event(self, event: ConversationEvent) -> None: ...
+
+    # customers and their complaints
+
+    async def save_customer(self, customer: Customer) -> None: ...
+
+    async def get_customer(self, customer_id: str) -> Customer | None: ...
+
+    async def save_identity(self, identity: Identity) -> None:
+        """Insert or replace (moving an identity to another customer replaces it)."""
+
+    async def identity(self, channel: str, user_id: str) -> Identity | None: ...
+
+    async def identities_of(self, customer_id: str) -> list[Identity]:
+        """The customer's identities, first seen first."""
+
+    async def customers_with_contact(self, contact: str) -> list[Customer]:
+        """Customers (not merged away) who gave this phone number or email."""
+
+    async def customers(self, since: float = 0.0) -> list[Customer]:
+        """Customers (not merged away) created since `since`, oldest first."""
+
+    async def save_case(self, case: Case) -> None: ...
+
+    async def get_case(self, case_id: str) -> Case | None: ...
+
+    async def cases(self, customer_id: str | None = None) -> list[Case]:
+        """Cases by due time, soonest first; of one customer when given."""
 
     # outbound webhooks
 

@@ -30,9 +30,12 @@ from bot.messages import ConversationState, StoredMessage
 from bot.store import (
     Agent,
     AgentSession,
+    Case,
     Conversation,
     ConversationEvent,
+    Customer,
     DeliveryStatus,
+    Identity,
     NewMessage,
     Presence,
     Ticket,
@@ -337,6 +340,83 @@ class RedisStore:
             return []
         raw = await self.client.mget([self.key("ticket", _text(i)) for i in ids])
         return [from_json(Ticket, r) for r in raw if r is not None]
+
+    # customers and cases
+
+    async def save_customer(self, customer: Customer) -> None:
+        c = customer
+        old = await self.get_customer(c.id)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.set(self.key("customer", c.id), to_json(c))
+            for contact in (*old.phones, *old.emails) if old else ():
+                pipe.srem(self.key("contact", contact), c.id)
+            if c.merged_into is None:
+                pipe.zadd(self.key("customers"), {c.id: c.created_at})
+                for contact in (*c.phones, *c.emails):
+                    pipe.sadd(self.key("contact", contact), c.id)
+            else:
+                pipe.zrem(self.key("customers"), c.id)
+            await pipe.execute()
+
+    async def get_customer(self, customer_id: str) -> Customer | None:
+        raw = await self.client.get(self.key("customer", customer_id))
+        return from_json(Customer, raw) if raw is not None else None
+
+    async def _customers(self, ids: Any) -> list[Customer]:
+        if not ids:
+            return []
+        raw = await self.client.mget([self.key("customer", _text(i)) for i in ids])
+        found = [from_json(Customer, r) for r in raw if r is not None]
+        return sorted((c for c in found if c.merged_into is None),
+                      key=lambda c: (c.created_at, c.id))
+
+    async def save_identity(self, identity: Identity) -> None:
+        i = identity
+        old = await self.identity(i.channel, i.user_id)
+        member = f"{i.channel}\x00{i.user_id}"
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.set(self.key("identity", i.channel, i.user_id), to_json(i))
+            if old is not None and old.customer_id != i.customer_id:
+                pipe.zrem(self.key("identities-of", old.customer_id), member)
+            pipe.zadd(self.key("identities-of", i.customer_id), {member: i.first_seen_at})
+            await pipe.execute()
+
+    async def identity(self, channel: str, user_id: str) -> Identity | None:
+        raw = await self.client.get(self.key("identity", channel, user_id))
+        return from_json(Identity, raw) if raw is not None else None
+
+    async def identities_of(self, customer_id: str) -> list[Identity]:
+        members = await self.client.zrange(self.key("identities-of", customer_id), 0, -1)
+        keys = [self.key("identity", *_text(m).split("\x00", 1)) for m in members]
+        raw = await self.client.mget(keys) if keys else []
+        return [from_json(Identity, r) for r in raw if r is not None]
+
+    async def customers_with_contact(self, contact: str) -> list[Customer]:
+        return await self._customers(await self.client.smembers(self.key("contact", contact)))
+
+    async def customers(self, since: float = 0.0) -> list[Customer]:
+        return await self._customers(
+            await self.client.zrangebyscore(self.key("customers"), since, "+inf"))
+
+    async def save_case(self, case: Case) -> None:
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.set(self.key("case", case.id), to_json(case))
+            pipe.zadd(self.key("cases"), {case.id: case.due_at})
+            pipe.zadd(self.key("cases-of", case.customer_id), {case.id: case.due_at})
+            await pipe.execute()
+
+    async def get_case(self, case_id: str) -> Case | None:
+        raw = await self.client.get(self.key("case", case_id))
+        return from_json(Case, raw) if raw is not None else None
+
+    async def cases(self, customer_id: str | None = None) -> list[Case]:
+        index = self.key("cases") if customer_id is None else \
+            self.key("cases-of", customer_id)
+        ids = await self.client.zrange(index, 0, -1)
+        if not ids:
+            return []
+        raw = await self.client.mget([self.key("case", _text(i)) for i in ids])
+        return [from_json(Case, r) for r in raw if r is not None]
 
     # outbound webhooks
 

@@ -27,9 +27,12 @@ from bot.priority import is_urgent
 from bot.store import (
     Agent,
     AgentSession,
+    Case,
     Conversation,
     ConversationEvent,
+    Customer,
     DeliveryStatus,
+    Identity,
     NewMessage,
     Presence,
     Ticket,
@@ -113,8 +116,11 @@ SESSIONS = _Table("agent_sessions", AgentSession, key="token_hash")
 TICKETS = _Table("tickets", Ticket, key="id")
 EVENTS = _Table("events", ConversationEvent, key=None)
 DELIVERIES = _Table("webhook_deliveries", WebhookDelivery, key="id")
+CUSTOMERS = _Table("customers", Customer, key="id")
+IDENTITIES = _Table("identities", Identity, key=None)
+CASES = _Table("cases", Case, key="id")
 _TABLES: tuple[_Table[Any], ...] = (CONVERSATIONS, UNANSWERED, AGENTS, SESSIONS, TICKETS, EVENTS,
-                                    DELIVERIES)
+                                    DELIVERIES, CUSTOMERS, IDENTITIES, CASES)
 
 _SCHEMA = """
 CREATE INDEX IF NOT EXISTS conversations_by_customer
@@ -136,6 +142,14 @@ CREATE UNIQUE INDEX IF NOT EXISTS agents_by_name ON agents (name);
 CREATE INDEX IF NOT EXISTS tickets_by_due ON tickets (status, due_at);
 CREATE INDEX IF NOT EXISTS events_by_conversation ON events (conversation_id, ts);
 CREATE INDEX IF NOT EXISTS events_by_time ON events (ts);
+CREATE UNIQUE INDEX IF NOT EXISTS identities_by_channel ON identities (channel, user_id);
+CREATE INDEX IF NOT EXISTS identities_by_customer ON identities (customer_id, first_seen_at);
+CREATE TABLE IF NOT EXISTS customer_contacts (contact TEXT NOT NULL, customer_id TEXT NOT NULL,
+    PRIMARY KEY (contact, customer_id));
+CREATE INDEX IF NOT EXISTS contacts_by_customer ON customer_contacts (customer_id);
+CREATE INDEX IF NOT EXISTS customers_by_time ON customers (created_at);
+CREATE INDEX IF NOT EXISTS cases_by_customer ON cases (customer_id, due_at);
+CREATE INDEX IF NOT EXISTS cases_by_due ON cases (due_at);
 CREATE INDEX IF NOT EXISTS deliveries_due ON webhook_deliveries (status, next_at);
 CREATE INDEX IF NOT EXISTS deliveries_by_time ON webhook_deliveries (created_at);
 CREATE TABLE IF NOT EXISTS channel_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -408,6 +422,54 @@ class SqliteStore:
 
     async def record_event(self, event: ConversationEvent) -> None:
         await self._upsert(EVENTS, event)
+
+    # customers and cases
+
+    async def save_customer(self, customer: Customer) -> None:
+        def save() -> None:
+            self.db.execute(CUSTOMERS.upsert(), CUSTOMERS.values(customer))
+            self.db.execute("DELETE FROM customer_contacts WHERE customer_id = ?",
+                            (customer.id,))
+            if customer.merged_into is None:
+                self.db.executemany(
+                    "INSERT OR IGNORE INTO customer_contacts (contact, customer_id) "
+                    "VALUES (?, ?)", [(c, customer.id) for c in
+                                      (*customer.phones, *customer.emails)])
+
+        await self._run(save)
+
+    async def get_customer(self, customer_id: str) -> Customer | None:
+        return await self._first(CUSTOMERS, "id = ?", customer_id)
+
+    async def save_identity(self, identity: Identity) -> None:
+        await self._upsert(IDENTITIES, identity)
+
+    async def identity(self, channel: str, user_id: str) -> Identity | None:
+        return await self._first(IDENTITIES, "channel = ? AND user_id = ?", channel, user_id)
+
+    async def identities_of(self, customer_id: str) -> list[Identity]:
+        return await self._select(IDENTITIES, "customer_id = ? ORDER BY first_seen_at, rowid",
+                                  customer_id)
+
+    async def customers_with_contact(self, contact: str) -> list[Customer]:
+        return await self._select(
+            CUSTOMERS, "id IN (SELECT customer_id FROM customer_contacts WHERE contact = ?) "
+            "AND merged_into IS NULL ORDER BY created_at, id", contact)
+
+    async def customers(self, since: float = 0.0) -> list[Customer]:
+        return await self._select(CUSTOMERS, "created_at >= ? AND merged_into IS NULL "
+                                  "ORDER BY created_at, id", since)
+
+    async def save_case(self, case: Case) -> None:
+        await self._upsert(CASES, case)
+
+    async def get_case(self, case_id: str) -> Case | None:
+        return await self._first(CASES, "id = ?", case_id)
+
+    async def cases(self, customer_id: str | None = None) -> list[Case]:
+        if customer_id is None:
+            return await self._select(CASES, "1 ORDER BY due_at, id")
+        return await self._select(CASES, "customer_id = ? ORDER BY due_at, id", customer_id)
 
     async def save_delivery(self, delivery: WebhookDelivery) -> None:
         await self._upsert(DELIVERIES, delivery)

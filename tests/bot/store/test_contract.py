@@ -16,9 +16,13 @@ from bot.store import (
     Agent,
     AgentRole,
     AgentSession,
+    Case,
+    CaseStatus,
     Conversation,
     ConversationEvent,
+    Customer,
     DeliveryStatus,
+    Identity,
     NewMessage,
     Presence,
     Store,
@@ -101,6 +105,55 @@ async def test_webhook_deliveries_come_due_in_time_order_and_are_listed(store: S
     assert [d.id for d in await store.deliveries()] == ["later", "soon", "late"]
     assert await store.deliveries(DeliveryStatus.FAILED) == [gave_up]
     assert await store.deliveries(DeliveryStatus.DELIVERED) == [sent]
+
+
+async def test_customers_identities_and_contacts(store: Store) -> None:
+    alice = Customer(id="c-alice", created_at=10.0, updated_at=10.0, name="李女士",
+                     phones=("13812345678",), emails=("li@example.com",),
+                     notes=({"at": 11.0, "by": "duty", "text": "VIP, 要发票"},), tags=("vip",))
+    bob = Customer(id="c-bob", created_at=20.0, updated_at=20.0, phones=("13812345678",))
+    await store.save_customer(alice)
+    await store.save_customer(bob)
+    assert await store.get_customer("c-alice") == alice
+    assert [c.id for c in await store.customers_with_contact("13812345678")] == [
+        "c-alice", "c-bob"]
+    assert [c.id for c in await store.customers_with_contact("li@example.com")] == ["c-alice"]
+    # Bob changes his phone; then he is merged into Alice's record and no longer listed
+    await store.save_customer(replace(bob, phones=("13900000000",)))
+    assert [c.id for c in await store.customers_with_contact("13812345678")] == ["c-alice"]
+    await store.save_customer(replace(bob, phones=("13900000000",), merged_into="c-alice"))
+    assert await store.customers_with_contact("13900000000") == []
+    assert [c.id for c in await store.customers()] == ["c-alice"]
+    assert [c.id for c in await store.customers(since=15.0)] == []
+
+    web = Identity("webchat", "v1", "c-bob", "访客", first_seen_at=20.0)
+    wechat = Identity("wechat", "o-1", "c-alice", "李", first_seen_at=5.0)
+    await store.save_identity(web)
+    await store.save_identity(wechat)
+    assert await store.identity("webchat", "v1") == web
+    assert await store.identity("webchat", "nobody") is None
+    await store.save_identity(replace(web, customer_id="c-alice"))  # moved with the merge
+    assert await store.identities_of("c-bob") == []
+    assert [(i.channel, i.user_id) for i in await store.identities_of("c-alice")] == [
+        ("wechat", "o-1"), ("webchat", "v1")]
+
+
+async def test_cases_keep_their_timeline_and_come_soonest_due_first(store: Store) -> None:
+    first = Case(id="K1", customer_id="c-alice", conversation_id="conv-1", created_at=10.0,
+                 due_at=500.0, summary="快递三天没动", category="delivery", severity="high",
+                 timeline=({"at": 10.0, "by": "bot", "what": "opened", "note": ""},))
+    second = Case(id="K2", customer_id="c-bob", conversation_id="conv-2", created_at=20.0,
+                  due_at=100.0, summary="发票开错")
+    await store.save_case(first)
+    await store.save_case(second)
+    assert [c.id for c in await store.cases()] == ["K2", "K1"]
+    assert await store.cases("c-alice") == [first]
+    resolved = replace(first, status=CaseStatus.RESOLVED, resolved_at=50.0, satisfied=False,
+                       timeline=(*first.timeline, {"at": 50.0, "by": "duty",
+                                                   "what": "resolved", "note": "补发"}))
+    await store.save_case(resolved)
+    assert await store.get_case("K1") == resolved
+    assert await store.get_case("K9") is None
 
 
 async def test_current_conversation_skips_closed_ones(store: Store) -> None:
