@@ -32,7 +32,9 @@ from channels.wechat import WeChatChannel
 from channels.wecom import WeComChannel
 from handoff.auth import Sessions
 from handoff.board import Board
+from handoff.cases import CaseBook
 from handoff.console import Console
+from handoff.customers import CustomerBook
 from handoff.desk import Desk
 from handoff.webhooks import Webhooks
 from knowledge_base.base import KnowledgeBase
@@ -94,7 +96,10 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
     metrics = Metrics()
     speaker = Speaker(store, channels, clock, fanout, metrics)
     webhooks = Webhooks(config.webhooks, store, leases, clock)
-    desk = Desk(config, store, lanes, speaker, leases, fanout, metrics, webhooks, clock)
+    customers = CustomerBook(config.crm, store, clock)
+    customers.listen(speaker)
+    cases = CaseBook(config.crm, store, customers, webhooks, clock)
+    desk = Desk(config, store, lanes, speaker, leases, fanout, metrics, webhooks, cases, clock)
     router = Router(config, store, live_kb, lanes, speaker, desk, metrics, webhooks, clock)
     recovery = Recovery(store, router, speaker, leases,
                         config.conversation.recovery_after_seconds, clock)
@@ -118,8 +123,9 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
     if not channels:
         await store.close()
         raise ConfigError("channels: every channel is disabled; enable at least one")
-    console = Console(config, store, desk, Board(store, config.desk, clock),
-                      Sessions(store, config.desk, clock), speaker, fanout, webhooks, clock)
+    console = Console(config, store, desk, Board(store, config.desk, clock, customers),
+                      Sessions(store, config.desk, clock), speaker, fanout, webhooks, customers,
+                      cases, clock)
 
     app = web.Application()
 
@@ -170,6 +176,8 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
         lambda: live_kb.watch(config.knowledge_base.reload_interval_seconds)))
     app.cleanup_ctx.append(background(desk.run))
     app.cleanup_ctx.append(background(webhooks.run))
+    app.cleanup_ctx.append(background(customers.run))
+    app.cleanup_ctx.append(background(lambda: cases.run(leases)))
     app.cleanup_ctx.append(background(recovery.run))
     if telegram is not None and config.channels.telegram.bridge.group_id:
         bridge = TelegramBridge(config.channels.telegram, config.desk, telegram, store, desk,

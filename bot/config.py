@@ -191,8 +191,37 @@ class LoggingConfig(_Model):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+class OwnerRule(_Model):
+    """New customers matching this get `owner` (an agent's name) for follow-ups."""
+
+    owner: str
+    channel: str | None = None
+    tag: str | None = None
+
+
+class CrmConfig(_Model):
+    """Customer records and complaint cases; see docs/crm.md."""
+
+    owner_rules: list[OwnerRule] = Field(default_factory=list)  # the first that matches
+    case_categories: list[str] = Field(default_factory=lambda: [
+        "delivery", "product", "refund", "service", "other"])
+    departments: list[str] = Field(default_factory=list)  # who a case can be given to
+    case_due_hours: dict[str, float] = Field(default_factory=lambda: {
+        "low": 72.0, "normal": 24.0, "high": 4.0, "urgent": 1.0})  # by severity
+    follow_up_after_hours: Annotated[float, Field(gt=0)] = 24.0  # 回访 after a resolution
+    repeat_days: Annotated[int, Field(ge=1)] = 7  # a complaint again within: a repeat
+
+    @field_validator("case_due_hours")
+    @classmethod
+    def _has_normal(cls, value: dict[str, float]) -> dict[str, float]:
+        if "normal" not in value:
+            raise ValueError("needs a due time for severity 'normal'")
+        return value
+
+
 WEBHOOK_EVENTS = ("conversation.started", "conversation.handed_off", "conversation.assigned",
-                  "conversation.closed", "rating.received", "ticket.created")
+                  "conversation.closed", "rating.received", "ticket.created", "case.opened",
+                  "case.resolved", "case.reopened", "follow_up.due")
 
 
 class WebhookEndpoint(_Model):
@@ -449,6 +478,7 @@ class Config(_Model):
     desk: DeskConfig = DeskConfig()
     reports: ReportsConfig = ReportsConfig()
     webhooks: WebhooksConfig = WebhooksConfig()
+    crm: CrmConfig = CrmConfig()
     metrics: MetricsConfig = MetricsConfig()
     logging: LoggingConfig = LoggingConfig()
     channels: ChannelsConfig = ChannelsConfig()

@@ -12,6 +12,7 @@ from typing import Any
 from bot.config import DeskConfig
 from bot.messages import ConversationState, Role, StoredMessage
 from bot.store import Agent, AgentRole, Conversation, Store, TicketStatus
+from handoff.customers import CustomerBook
 from handoff.desk import is_online, loads, reply_overdue
 from handoff.transcript import (
     agent_json,
@@ -31,8 +32,10 @@ def _preview(messages: list[StoredMessage]) -> str:
 
 
 class Board:
-    def __init__(self, store: Store, config: DeskConfig, clock: Callable[[], float]) -> None:
+    def __init__(self, store: Store, config: DeskConfig, clock: Callable[[], float],
+                 customers: CustomerBook | None = None) -> None:
         self._store = store
+        self._customers = customers
         self._config = config
         self._clock = clock
 
@@ -86,7 +89,10 @@ class Board:
                     message_json(m) for m in await self._store.messages(other.id)]})
             if len(earlier) == EARLIER_CONVERSATIONS:
                 break
+        customer = await self._customers.of(conversation.channel, conversation.user_id) \
+            if self._customers else None
         return {
+            "customer_id": customer.id if customer else None,
             "conversation": await self._summary(conversation, names),
             "messages": [message_json(m) for m in await self._store.messages(conversation.id)],
             "events": [event_json(e) for e in await self._store.events(conversation.id)],

@@ -37,6 +37,9 @@ from bot.store import (
 )
 from handoff.auth import Sessions
 from handoff.board import Board
+from handoff.cases import CaseBook
+from handoff.crm_views import CrmViews
+from handoff.customers import CustomerBook, CustomerError
 from handoff.desk import DESK_NEWS, Desk, DeskError, is_online
 from handoff.replies import load_canned_replies
 from handoff.report import Period, Report, make_report
@@ -65,7 +68,7 @@ WS_SESSION_EXPIRED = 4401
 SOCKET_QUEUE_FRAMES = 1000  # a console that falls this far behind is closed and reloads
 
 _ERROR_STATUS = {"not_found": 404, "empty_text": 400, "text_too_long": 400, "bad_request": 400,
-                 "vague_reply": 422, "not_yours": 403}
+                 "vague_reply": 422, "not_yours": 403, "bad_state": 409}
 
 
 @dataclass(eq=False)
@@ -79,9 +82,12 @@ class _Socket:
 class Console:
     def __init__(self, config: Config, store: Store, desk: Desk, board: Board,
                  sessions: Sessions, speaker: Speaker, fanout: Fanout, webhooks: Webhooks,
-                 clock: Callable[[], float]) -> None:
+                 customers: CustomerBook, cases: CaseBook, clock: Callable[[], float]) -> None:
         self._settings = config
         self._webhooks = webhooks
+        self._customers = customers
+        self._cases = cases
+        self._crm = CrmViews(store, customers)
         self._config = config.desk
         self._store = store
         self._desk = desk
@@ -112,6 +118,15 @@ class Console:
         r.add_post("/api/tickets/{id}/done", self._ticket_done)
         r.add_get("/api/handover", self._json(self._board.handover))
         r.add_get("/report", self._report)
+        r.add_get("/api/customers/{id}", self._customer)
+        r.add_post("/api/customers/{id}", self._customer_change)
+        r.add_post("/api/customers/{id}/verify", self._customer_change)
+        r.add_post("/api/customers/{id}/merge", self._customer_change)
+        r.add_get("/api/cases", self._case_list)
+        r.add_post("/api/cases", self._case_open)
+        r.add_get("/api/cases/{id}", self._case)
+        for action in ("investigate", "resolve", "follow_up", "assign", "classify", "note"):
+            r.add_post(f"/api/cases/{{id}}/{action}", self._case_act)
         r.add_get("/api/webhooks", self._webhook_deliveries)
         r.add_post("/api/webhooks/{id}/retry", self._webhook_retry)
         r.add_get("/api/quick-replies", self._quick_replies)
@@ -207,6 +222,72 @@ class Console:
             headers["Content-Disposition"] = (f'attachment; filename="kefu-report-'
                                               f'{period.first}-{period.last}.{chosen}"')
         return web.Response(text=render(report), content_type=content_type, headers=headers)
+
+    # customers and cases
+
+    async def _customer(self, request: web.Request) -> web.Response:
+        view = await self._crm.customer(request.match_info["id"], self._clock())
+        if view is None:
+            return _error(404, "not_found", "no such customer")
+        return web.json_response(view, dumps=_dumps)
+
+    async def _customer_change(self, request: web.Request) -> web.Response:
+        agent, customer_id = request[AGENT], request.match_info["id"]
+        body = await _body(request)
+        action = request.path.rsplit("/", 1)[1]
+        try:
+            if action == "verify":
+                await self._customers.verify(agent, customer_id, _required_text(body, "contact"))
+            elif action == "merge":
+                await self._customers.merge(agent, customer_id, _required_text(body, "other_id"))
+            else:
+                tags = body.get("tags")
+                if tags is not None and not (isinstance(tags, list)
+                                             and all(isinstance(t, str) for t in tags)):
+                    return _error(400, "bad_request", "tags must be a list of words")
+                await self._customers.update(
+                    agent, customer_id, name=_optional_text(body, "name"), tags=tags,
+                    note=_optional_text(body, "note"), owner_id=_optional_text(body, "owner_id"))
+        except CustomerError as exc:
+            return _error(_ERROR_STATUS.get(exc.code, 409), exc.code, str(exc))
+        return await self._customer(request)
+
+    async def _case_list(self, request: web.Request) -> web.Response:
+        return web.json_response(await self._crm.cases(
+            self._clock(), include_closed=request.query.get("closed") == "1"), dumps=_dumps)
+
+    async def _case(self, request: web.Request) -> web.Response:
+        view = await self._crm.case(request.match_info["id"], self._clock())
+        if view is None:
+            return _error(404, "not_found", "no such case")
+        return web.json_response(view, dumps=_dumps)
+
+    async def _case_open(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        conversation = await self._store.get_conversation(
+            _required_text(body, "conversation_id"))
+        if conversation is None:
+            return _error(404, "not_found", "no such conversation")
+        try:
+            case = await self._cases.open(
+                conversation, _required_text(body, "summary"), by=request[AGENT].name,
+                category=_optional_text(body, "category") or "",
+                severity=_optional_text(body, "severity") or "normal", agent=request[AGENT])
+        except CustomerError as exc:
+            return _error(_ERROR_STATUS.get(exc.code, 409), exc.code, str(exc))
+        return web.json_response(await self._crm.case(case.id, self._clock()), dumps=_dumps)
+
+    async def _case_act(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        fields = {k: body[k] for k in ("satisfied", "owner_id", "department", "category",
+                                       "severity") if k in body}
+        try:
+            case = await self._cases.act(request[AGENT], request.match_info["id"],
+                                         request.path.rsplit("/", 1)[1],
+                                         _optional_text(body, "note") or "", **fields)
+        except CustomerError as exc:
+            return _error(_ERROR_STATUS.get(exc.code, 409), exc.code, str(exc))
+        return web.json_response(await self._crm.case(case.id, self._clock()), dumps=_dumps)
 
     async def _webhook_deliveries(self, request: web.Request) -> web.Response:
         """Supervisors see what other systems have not received."""
@@ -464,6 +545,27 @@ def _same_origin(request: web.Request) -> bool:
     if origin is None:
         return True  # not from a browser page (curl, other tools): the token is the guard
     return urlsplit(origin).netloc == request.host
+
+
+def _bad_request(message: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=json.dumps({"error": "bad_request", "message": message}),
+                              content_type="application/json")
+
+
+def _optional_text(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _bad_request(f"{name} must be text")
+    return value
+
+
+def _required_text(body: dict[str, Any], name: str) -> str:
+    value = _optional_text(body, name)
+    if not value or not value.strip():
+        raise _bad_request(f"{name} is needed")
+    return value
 
 
 async def _body(request: web.Request) -> dict[str, Any]:

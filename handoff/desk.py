@@ -46,6 +46,7 @@ from bot.store import (
 )
 from bot.tasks import BackgroundTasks
 from bot.texts import Texts
+from handoff.cases import CaseBook
 from handoff.offline import due_time, extract_contact, is_skip
 from handoff.replies import vague_phrases
 from handoff.webhooks import Webhooks
@@ -108,9 +109,10 @@ async def loads(store: Store) -> list[Load]:
 class Desk:
     def __init__(self, config: Config, store: Store, lanes: Lanes, speaker: Speaker,
                  leases: Leases, fanout: Fanout, metrics: Metrics, webhooks: Webhooks,
-                 clock: Callable[[], float] = time.time) -> None:
+                 cases: CaseBook, clock: Callable[[], float] = time.time) -> None:
         self._config = config
         self._webhooks = webhooks
+        self._cases = cases
         self._metrics = metrics
         self._desk = config.desk
         self._store = store
@@ -139,6 +141,10 @@ class Desk:
         if published is not None:
             await self._webhooks.publish(published, self._webhooks.about(
                 conversation, event=type_, agent_id=agent_id, **detail))
+        if type_ in ("queued", "offline_offered") and detail.get("reason") == "complaint":
+            said = [m.text for m in await self._store.messages(conversation.id)
+                    if m.role is Role.CUSTOMER and m.text]
+            await self._cases.open(conversation, said[-1] if said else "", by="kefu")
 
     def _text(self, conversation: Conversation, key: str, **values: object) -> str:
         return self.texts.get(conversation.lang, key, **values)

@@ -1,0 +1,53 @@
+"""Phone numbers and email addresses in what customers type, found and written one way.
+
+Chinese mobiles with or without +86 (and spaces or dashes), landlines with an area code,
+international numbers with +, and email addresses. Other runs of digits are order numbers
+and dates, not phones. The same number typed two ways is one contact: `+86 138-1234-5678`
+and `13812345678` both become `13812345678`; emails are compared in lower case.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+_MOBILE = re.compile(r"(?<!\d)(?:(?:\+|00)?86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}(?!\d)")
+_PHONE = re.compile(r"(?<![\d.])(?:\+|0)\d[\d -]{5,18}\d(?![\d.])")
+MIN_PHONE_DIGITS = 7
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    kind: str  # "phone" or "email"
+    typed: str  # as the customer wrote it
+    value: str  # normalised: what records and searches use
+
+
+def normalise_phone(typed: str) -> str:
+    digits = re.sub(r"[^\d+]", "", typed)
+    if digits.startswith("00"):
+        digits = "+" + digits[2:]
+    national = re.fullmatch(r"\+?86(1[3-9]\d{9})", digits)
+    return national.group(1) if national else digits
+
+
+def contacts_in(text: str) -> list[Contact]:
+    """Every email and phone number in `text`, in order, each once."""
+    found: list[tuple[int, Contact]] = []
+    taken: list[range] = []
+    for kind, pattern in (("email", _EMAIL), ("phone", _MOBILE), ("phone", _PHONE)):
+        for match in pattern.finditer(text):
+            span = range(match.start(), match.end())
+            if any(span.start < t.stop and t.start < span.stop for t in taken):
+                continue  # a number inside an email, or a mobile the wider pattern sees too
+            typed = match.group().strip()
+            if kind == "phone" and sum(c.isdigit() for c in typed) < MIN_PHONE_DIGITS:
+                continue
+            value = typed.lower() if kind == "email" else normalise_phone(typed)
+            taken.append(span)
+            found.append((match.start(), Contact(kind, typed, value)))
+    unique: dict[str, Contact] = {}
+    for _, contact in sorted(found, key=lambda f: f[0]):
+        unique.setdefault(contact.value, contact)
+    return list(unique.values())

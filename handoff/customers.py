@@ -1,0 +1,207 @@
+"""Customer records: one per person, whatever channels they write on.
+
+Every conversation belongs to a customer, found by the channel identity (created the
+first time it writes). Phone numbers and emails a customer types are captured into the
+record as soon as the message is stored (in the background: a conversation never waits
+for it). Two records are one person when an agent says so (merge), or when an agent
+verifies a contact that another record has verified too: a contact the customer only
+typed is not proof (anyone can type someone else's number), so it is offered to agents as
+a possible match instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+
+from bot.config import CrmConfig
+from bot.messages import Role, StoredMessage
+from bot.speaker import Speaker
+from bot.store import Agent, Conversation, Customer, Identity, Store
+from handoff.contacts import contacts_in
+
+log = logging.getLogger(__name__)
+
+MAX_MERGE_HOPS = 20  # a merged record points on; chains are short, loops are refused
+CAPTURE_QUEUE = 10_000
+
+
+class CustomerError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class CustomerBook:
+    def __init__(self, config: CrmConfig, store: Store, clock: Callable[[], float] = time.time
+                 ) -> None:
+        self._config = config
+        self._store = store
+        self._clock = clock
+        self._captures: asyncio.Queue[tuple[Conversation, StoredMessage]] = asyncio.Queue(
+            CAPTURE_QUEUE)
+
+    # finding
+
+    async def get(self, customer_id: str) -> Customer | None:
+        """The record, following merges to the one that lives on."""
+        customer = await self._store.get_customer(customer_id)
+        for _ in range(MAX_MERGE_HOPS):
+            if customer is None or customer.merged_into is None:
+                return customer
+            customer = await self._store.get_customer(customer.merged_into)
+        return None
+
+    async def of(self, channel: str, user_id: str) -> Customer:
+        """The customer behind a channel identity, created the first time."""
+        identity = await self._store.identity(channel, user_id)
+        if identity is not None:
+            found = await self.get(identity.customer_id)
+            if found is not None:
+                return found
+        now = self._clock()
+        customer = Customer(id="C" + uuid.uuid4().hex[:12], created_at=now, updated_at=now)
+        owner = await self._owner_by_rules(customer, channel)
+        customer = replace(customer, owner_id=owner)
+        await self._store.save_customer(customer)
+        await self._store.save_identity(Identity(channel, user_id, customer.id,
+                                                 first_seen_at=now))
+        return customer
+
+    async def possible_matches(self, customer: Customer) -> list[Customer]:
+        """Other records with one of this customer's phones or emails."""
+        others: dict[str, Customer] = {}
+        for contact in (*customer.phones, *customer.emails):
+            for other in await self._store.customers_with_contact(contact):
+                if other.id != customer.id:
+                    others.setdefault(other.id, other)
+        return list(others.values())
+
+    async def _owner_by_rules(self, customer: Customer, channel: str | None) -> str | None:
+        for rule in self._config.owner_rules:
+            if (rule.channel is None or rule.channel == channel) and \
+                    (rule.tag is None or rule.tag in customer.tags):
+                agent = await self._store.agent_by_name(rule.owner)
+                if agent is not None:
+                    return agent.id
+                log.warning("crm: owner rule names %r, who has no account", rule.owner)
+        return None
+
+    # capturing contacts
+
+    def listen(self, speaker: Speaker) -> None:
+        speaker.listen_here(self._heard)
+
+    def _heard(self, conversation: Conversation, message: StoredMessage | None) -> None:
+        if message is None or message.role is not Role.CUSTOMER:
+            return
+        try:
+            self._captures.put_nowait((conversation, message))
+        except asyncio.QueueFull:
+            log.warning("crm: contact capture is behind; message %s of %s skipped",
+                        message.seq, conversation.id)
+
+    async def run(self) -> None:
+        """Take contacts from customers' messages into their records, in order."""
+        while True:
+            conversation, message = await self._captures.get()
+            try:
+                await self.capture(conversation, message.text)
+            except Exception:  # the loop must go on; the failure is logged
+                log.exception("crm: contacts of message %s of %s not captured", message.seq,
+                              conversation.id)
+
+    async def capture(self, conversation: Conversation, text: str) -> Customer:
+        customer = await self.of(conversation.channel, conversation.user_id)
+        found = contacts_in(text)
+        phones = [c.value for c in found if c.kind == "phone" and c.value not in customer.phones]
+        emails = [c.value for c in found if c.kind == "email" and c.value not in customer.emails]
+        if not (phones or emails):
+            return customer
+        customer = replace(customer, phones=(*customer.phones, *phones),
+                           emails=(*customer.emails, *emails), updated_at=self._clock())
+        await self._store.save_customer(customer)
+        return customer
+
+    # agents' changes
+
+    async def update(self, agent: Agent, customer_id: str, *, name: str | None = None,
+                     tags: list[str] | None = None, note: str | None = None,
+                     owner_id: str | None = None) -> Customer:
+        customer = await self._required(customer_id)
+        now = self._clock()
+        if name is not None:
+            customer = replace(customer, name=name.strip()[:100])
+        if tags is not None:
+            customer = replace(customer, tags=tuple(dict.fromkeys(
+                t.strip() for t in tags if t.strip())))
+            if customer.owner_id is None:
+                customer = replace(customer, owner_id=await self._owner_by_rules(customer,
+                                                                                 None))
+        if note:
+            customer = replace(customer, notes=(*customer.notes, {
+                "at": now, "by": agent.name, "text": note.strip()[:2000]}))
+        if owner_id is not None:
+            if await self._store.get_agent(owner_id) is None:
+                raise CustomerError("not_found", f"no agent {owner_id}")
+            customer = replace(customer, owner_id=owner_id)
+        customer = replace(customer, updated_at=now)
+        await self._store.save_customer(customer)
+        return customer
+
+    async def verify(self, agent: Agent, customer_id: str, contact: str) -> Customer:
+        """The agent confirmed the contact is the customer's; records that verified the same
+        contact are the same person and are merged into the older one."""
+        customer = await self._required(customer_id)
+        found = contacts_in(contact)
+        value = found[0].value if found else contact.strip().lower()
+        if value not in (*customer.phones, *customer.emails):
+            raise CustomerError("bad_request", f"{contact!r} is not one of the customer's "
+                                "phones or emails")
+        customer = replace(customer, verified=tuple(dict.fromkeys((*customer.verified, value))),
+                           updated_at=self._clock())
+        await self._store.save_customer(customer)
+        same = [c for c in await self._store.customers_with_contact(value)
+                if c.id != customer.id and value in c.verified]
+        for other in same:
+            older, newer = sorted((customer, other), key=lambda c: (c.created_at, c.id))
+            customer = await self.merge(agent, older.id, newer.id,
+                                        why=f"both verified {value}")
+        return customer
+
+    async def merge(self, agent: Agent, keep_id: str, other_id: str, why: str = "") -> Customer:
+        """`other` becomes part of `keep`: identities, contacts, tags, notes, cases."""
+        keep, other = await self._required(keep_id), await self._required(other_id)
+        if keep.id == other.id:
+            raise CustomerError("bad_request", "a customer cannot be merged with itself")
+        now = self._clock()
+        for identity in await self._store.identities_of(other.id):
+            await self._store.save_identity(replace(identity, customer_id=keep.id))
+        for case in await self._store.cases(other.id):
+            await self._store.save_case(replace(case, customer_id=keep.id))
+        merged = replace(
+            keep, name=keep.name or other.name, phones=_union(keep.phones, other.phones),
+            emails=_union(keep.emails, other.emails),
+            verified=_union(keep.verified, other.verified), tags=_union(keep.tags, other.tags),
+            notes=(*sorted((*keep.notes, *other.notes), key=lambda n: n["at"]),
+                   {"at": now, "by": agent.name,
+                    "text": f"merged with {other.id}" + (f" ({why})" if why else "")}),
+            owner_id=keep.owner_id or other.owner_id, updated_at=now)
+        await self._store.save_customer(merged)
+        await self._store.save_customer(replace(other, merged_into=keep.id, updated_at=now))
+        log.info("crm: %s merged into %s by %s %s", other.id, keep.id, agent.name, why)
+        return merged
+
+    async def _required(self, customer_id: str) -> Customer:
+        customer = await self.get(customer_id)
+        if customer is None:
+            raise CustomerError("not_found", f"no customer {customer_id}")
+        return customer
+
+
+def _union(first: tuple[str, ...], second: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys((*first, *second)))
