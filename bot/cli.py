@@ -25,6 +25,9 @@ from bot.store import AgentRole, Store
 from bot.text import detect_language
 from handoff.auth import new_agent, password_problem
 from handoff.board import Board
+from handoff.export import FORMATS as EXPORT_FORMATS
+from handoff.export import KINDS as EXPORT_KINDS
+from handoff.export import export
 from handoff.replies import load_canned_replies, vague_phrases
 from handoff.report import Period, make_report
 from handoff.report_view import FORMATS, as_csv, as_html, as_markdown
@@ -87,6 +90,16 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--format", choices=FORMATS,
                         help="html, md or csv (default: from --output's suffix, else md)")
     report.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+    exporting = commands.add_parser("export", help="customers, cases or conversations of a "
+                                                   "period, as CSV or JSON lines")
+    exporting.add_argument("kind", choices=EXPORT_KINDS)
+    exporting.add_argument("--from", dest="first", metavar="DATE",
+                           help="first day, YYYY-MM-DD (default: 6 days before --to)")
+    exporting.add_argument("--to", dest="last", metavar="DATE",
+                           help="last day, included (default: today)")
+    exporting.add_argument("--format", choices=EXPORT_FORMATS,
+                           help="csv or jsonl (default: from --output's suffix, else csv)")
+    exporting.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO,
@@ -109,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             config = load_config(args.config)
             return _with_store(config, lambda store: _report(config, store, args))
+        if args.command == "export":
+            config = load_config(args.config)
+            return _with_store(config, lambda store: _export(config, store, args))
         config = _config_or_default(args.config)
         if args.kb_command == "check":
             return _kb_check(args.path or config.knowledge_base.path, config)
@@ -241,6 +257,26 @@ async def _report(config: Config, store: Store, args: argparse.Namespace) -> int
         await asyncio.to_thread(output.write_text, text, encoding="utf-8")
         print(f"{output}: {chosen} report, {report.conversations} conversations from "
               f"{period.first} to {period.last}", file=sys.stderr)
+    return 0
+
+
+async def _export(config: Config, store: Store, args: argparse.Namespace) -> int:
+    try:
+        period = Period.parse(args.first, args.last, ZoneInfo(config.business.timezone),
+                              time.time(), config.reports.max_days)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    output: Path | None = args.output
+    suffix = output.suffix.lstrip(".").lower() if output else ""
+    chosen = args.format or (suffix if suffix in EXPORT_FORMATS else "csv")
+    text, count = await export(store, args.kind, period, chosen, progress=lambda items, total:
+                               progress(items, total, f"reading {args.kind}"))
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        await asyncio.to_thread(output.write_text, text, encoding="utf-8")
+        print(f"{output}: {count} {args.kind} from {period.first} to {period.last} "
+              f"({chosen})", file=sys.stderr)
     return 0
 
 

@@ -15,6 +15,12 @@ _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _MOBILE = re.compile(r"(?<!\d)(?:(?:\+|00)?86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}(?!\d)")
 _PHONE = re.compile(r"(?<![\d.])(?:\+|0)\d[\d -]{5,18}\d(?![\d.])")
 MIN_PHONE_DIGITS = 7
+_MAYBE = re.compile(r"@|\d(?:[ -]?\d){6}")
+
+
+def might_hold_contact(text: str) -> bool:
+    """A quick test before the full search: an @, or 7 digits in a row."""
+    return _MAYBE.search(text) is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,12 +1,13 @@
 """Customer records: one per person, whatever channels they write on.
 
-Every conversation belongs to a customer, found by the channel identity (created the
-first time it writes). Phone numbers and emails a customer types are captured into the
-record as soon as the message is stored (in the background: a conversation never waits
-for it). Two records are one person when an agent says so (merge), or when an agent
-verifies a contact that another record has verified too: a contact the customer only
-typed is not proof (anyone can type someone else's number), so it is offered to agents as
-a possible match instead.
+Every conversation belongs to a customer, found by the channel identity; the record is
+made when there is something to keep (a contact typed, an agent opening the chat, a case),
+so a burst of new customers costs no extra writes. Phone numbers and emails a customer
+types are captured into the record as soon as the message is stored (in the background: a
+conversation never waits for it). Two records are one person when an agent says so
+(merge), or when an agent verifies a contact that another record has verified too: a
+contact the customer only typed is not proof (anyone can type someone else's number), so
+it is offered to agents as a possible match instead.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from bot.config import CrmConfig
 from bot.messages import Role, StoredMessage
 from bot.speaker import Speaker
 from bot.store import Agent, Conversation, Customer, Identity, Store
-from handoff.contacts import contacts_in
+from handoff.contacts import contacts_in, might_hold_contact
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,8 @@ class CustomerBook:
         speaker.listen_here(self._heard)
 
     def _heard(self, conversation: Conversation, message: StoredMessage | None) -> None:
-        if message is None or message.role is not Role.CUSTOMER:
+        if message is None or message.role is not Role.CUSTOMER \
+                or not might_hold_contact(message.text):
             return
         try:
             self._captures.put_nowait((conversation, message))

@@ -4,7 +4,7 @@
   "use strict";
   var $ = function (id) { return document.getElementById(id); };
   var state = { me: null, csrf: "", selected: null, detail: null, quick: [], agents: [],
-                lastSeq: 0, pendingReply: null };
+                lastSeq: 0, pendingReply: null, customer: null, caseId: null, caseConversation: null };
 
   function el(tag, cls, text) {
     var node = document.createElement(tag);
@@ -49,7 +49,8 @@
   }
 
   async function refreshLists() {
-    var results = await Promise.all([api("GET", "/queue"), api("GET", "/chats"), api("GET", "/tickets")]);
+    var results = await Promise.all([api("GET", "/queue"), api("GET", "/chats"), api("GET", "/tickets"), api("GET", "/cases")]);
+    renderCases(results[3]);
     var queue = $("queue"), chats = $("chats"), tickets = $("tickets");
     queue.textContent = ""; chats.textContent = ""; tickets.textContent = "";
     $("queue-count").textContent = "(" + results[0].length + ")";
@@ -81,6 +82,119 @@
       tickets.appendChild(li);
     });
   }
+  function caseLabel(k) {
+    return k.id + " · " + k.status + (k.repeat_of ? " · 重复 repeat" : "") + " · " + (k.severity || "");
+  }
+
+  function renderCases(cases) {
+    var list = $("cases"); list.textContent = "";
+    $("cases-count").textContent = "(" + cases.length + ")";
+    cases.forEach(function (k) {
+      var li = el("li", k.overdue || k.follow_up_overdue ? "overdue" : "");
+      li.appendChild(el("div", null, caseLabel(k)));
+      li.appendChild(el("div", "preview", k.summary));
+      var due = k.status === "resolved" ? "回访 follow-up " + clock(k.follow_up_due_at) : "截止 due " + clock(k.due_at);
+      li.appendChild(el("div", "muted", (k.customer_name || k.customer_id) + " · " + due));
+      li.onclick = function () { showCase(k.id); };
+      list.appendChild(li);
+    });
+  }
+
+  // customer records and cases
+
+  async function loadCustomer(id) {
+    var view = await api("GET", "/customers/" + encodeURIComponent(id));
+    if (state.detail && state.detail.customer_id !== id && state.detail.customer_id !== view.customer.id) return;
+    state.customer = view;
+    renderCustomer(view);
+  }
+
+  function renderCustomer(view) {
+    var c = view.customer;
+    $("customer-name").textContent = c.name || c.id;
+    $("customer-tags").textContent = c.tags.length ? "· " + c.tags.join(", ") : "";
+    $("customer-name-input").value = c.name;
+    $("customer-tags-input").value = c.tags.join(", ");
+    $("customer-note-input").value = "";
+    var contacts = $("customer-contacts"); contacts.textContent = "";
+    c.phones.concat(c.emails).forEach(function (value) {
+      var span = el("span", "contact", value);
+      if (c.verified.indexOf(value) >= 0) span.appendChild(el("span", "verified", " ✓"));
+      else {
+        var verify = el("button", null, "核实 Verify"); verify.type = "button";
+        verify.onclick = function () { changeCustomer("/verify", { contact: value }); };
+        span.appendChild(verify);
+      }
+      contacts.appendChild(span);
+    });
+    if (!c.phones.length && !c.emails.length) contacts.appendChild(el("span", "muted", "没有联系方式 no phone or email yet"));
+    $("customer-facts").textContent = "负责人 owner: " + (view.owner_name || "-") + " · " +
+      view.identities.map(function (i) { return i.channel; }).join(", ") + " · 会话 conversations: " +
+      view.conversation_count + " · 留言 offline messages: " + view.tickets.length;
+    var notes = $("customer-notes"); notes.textContent = "";
+    c.notes.forEach(function (n) { notes.appendChild(el("li", null, clock(n.at) + " " + n.by + ": " + n.text)); });
+    var matches = $("customer-matches"); matches.textContent = "";
+    view.possible_matches.forEach(function (m) {
+      var line = el("div", "match", "可能是同一人 Same person? " + (m.name || m.id) + " · " + m.phones.concat(m.emails).join(", ") + " ");
+      var merge = el("button", null, "合并 Merge"); merge.type = "button";
+      merge.onclick = function () {
+        if (confirm("把 " + m.id + " 合并到当前客户？ Merge into this customer?")) changeCustomer("/merge", { other_id: m.id });
+      };
+      line.appendChild(merge); matches.appendChild(line);
+    });
+    var cases = $("customer-cases"); cases.textContent = "";
+    view.cases.forEach(function (k) {
+      var line = el("div", "case-line", "投诉 " + caseLabel(k) + " · " + k.summary + " ");
+      var open = el("button", null, "查看 Open"); open.type = "button";
+      open.onclick = function () { showCase(k.id); };
+      line.appendChild(open); cases.appendChild(line);
+    });
+  }
+
+  async function changeCustomer(suffix, body) {
+    try {
+      var view = await api("POST", "/customers/" + encodeURIComponent(state.customer.customer.id) + suffix, body);
+      state.customer = view; renderCustomer(view);
+    } catch (error) { if (error.message !== "login") alert(error.message); }
+  }
+
+  async function showCase(id) {
+    var view = await api("GET", "/cases/" + encodeURIComponent(id));
+    var k = view.case;
+    state.caseId = k.id; state.caseConversation = k.conversation_id;
+    $("case-title").textContent = k.id + " · " + k.status + (k.repeat_of ? " · 重复投诉 repeat of " + k.repeat_of : "");
+    var info = $("case-info"); info.textContent = "";
+    info.appendChild(el("span", null, "客户 customer: " + (view.customer ? (view.customer.name || view.customer.id) : k.customer_id) +
+      " · 类别 " + (k.category || "-") + " · 严重度 " + k.severity + " · "));
+    var due = k.status === "resolved" ? "回访 follow-up due " + clock(k.follow_up_due_at) : "截止 due " + clock(k.due_at);
+    info.appendChild(el("span", k.overdue || k.follow_up_overdue ? "overdue-text" : null, due));
+    $("case-summary").textContent = k.summary;
+    var timeline = $("case-timeline"); timeline.textContent = "";
+    k.timeline.forEach(function (t) { timeline.appendChild(el("li", null, clock(t.at) + " · " + t.by + " · " + t.what + (t.note ? ": " + t.note : ""))); });
+    $("chat").hidden = true; $("handover").hidden = true; $("empty").hidden = true; $("case-view").hidden = false;
+  }
+
+  async function caseAction(action) {
+    var body = {}, path = action;
+    if (action === "resolve") {
+      var how = prompt("如何解决的？ How was it resolved?", "");
+      if (!how) return;
+      body.note = how;
+    } else if (action === "satisfied" || action === "unsatisfied") {
+      path = "follow_up"; body.satisfied = action === "satisfied";
+      body.note = prompt("回访记录 Follow-up note", "") || "";
+    } else if (action === "note") {
+      var note = prompt("备注 Note", "");
+      if (!note) return;
+      body.note = note;
+    }
+    try {
+      await api("POST", "/cases/" + encodeURIComponent(state.caseId) + "/" + path, body);
+      await showCase(state.caseId);
+      refreshSoon();
+    } catch (error) { if (error.message !== "login") alert(error.message); }
+  }
+
   var refreshTimer = null;
   function refreshSoon() {
     clearTimeout(refreshTimer);
@@ -140,8 +254,9 @@
     var detail = await api("GET", "/conversations/" + encodeURIComponent(id));
     if (state.selected !== id) return;
     state.detail = detail; state.lastSeq = 0;
-    $("handover").hidden = true; $("chat").hidden = false; $("empty").hidden = true;
+    $("handover").hidden = true; $("case-view").hidden = true; $("chat").hidden = false; $("empty").hidden = true;
     renderHead(detail.conversation);
+    if (detail.customer_id) loadCustomer(detail.customer_id).catch(console.error);
     var transcript = $("transcript"); transcript.textContent = "";
     var events = detail.events.slice();
     detail.messages.forEach(function (m) {
@@ -283,7 +398,7 @@
     section("排队中 Queued", view.queued.map(function (c) { return "#" + c.position + " " + c.channel + "/" + c.user_id + " · waiting " + age(c.waited_seconds) + " · " + (c.preview || ""); }));
     section("进行中 In progress", view.in_progress.map(function (c) { return c.channel + "/" + c.user_id + " · " + (c.agent_name || "") + (c.flagged ? " · NO REPLY " + age(c.awaiting_seconds) : ""); }));
     section("超时留言 Overdue offline messages", view.overdue_tickets.map(function (t) { return t.id + " · due " + clock(t.due_at) + " · " + (t.contact || "-") + " · " + t.question; }));
-    $("chat").hidden = true; $("empty").hidden = true; $("handover").hidden = false;
+    $("chat").hidden = true; $("empty").hidden = true; $("case-view").hidden = true; $("handover").hidden = false;
   }
 
   async function start() {
@@ -306,6 +421,25 @@
     $("close").onclick = function () { if (confirm("结束会话并邀请客户评分？ Close and ask for a rating?")) act("close"); };
     $("transfer").onclick = function () { if ($("transfer-to").value) act("transfer", { to: $("transfer-to").value }); };
     $("show-handover").onclick = showHandover;
+    $("customer-form").onsubmit = function (event) {
+      event.preventDefault();
+      changeCustomer("", { name: $("customer-name-input").value,
+                           tags: $("customer-tags-input").value.split(/[,，]/).map(function (t) { return t.trim(); }).filter(Boolean),
+                           note: $("customer-note-input").value || null });
+    };
+    $("open-case").onclick = async function () {
+      var summary = prompt("投诉内容 What is the complaint?", "");
+      if (!summary) return;
+      try {
+        var view = await api("POST", "/cases", { conversation_id: state.detail.conversation.id, summary: summary });
+        refreshSoon(); showCase(view.case.id);
+      } catch (error) { if (error.message !== "login") alert(error.message); }
+    };
+    document.querySelectorAll("#case-actions [data-action]").forEach(function (button) {
+      button.onclick = function () { caseAction(button.dataset.action); };
+    });
+    $("case-conversation").onclick = function () { select(state.caseConversation); };
+    $("hide-case").onclick = function () { $("case-view").hidden = true; $("empty").hidden = !!state.selected; $("chat").hidden = !state.selected; };
     $("hide-handover").onclick = function () { $("handover").hidden = true; $("empty").hidden = !!state.selected; $("chat").hidden = !state.selected; };
     var lastTyping = 0;
     $("reply").oninput = function () {
