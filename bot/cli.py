@@ -81,25 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     transcript.add_argument("conversation_id")
     transcript.add_argument("--format", choices=["text", "json"], default="text")
     commands.add_parser("handover", help="what is still open: queue, chats, overdue tickets")
-    report = commands.add_parser("report", help="service-desk figures for a period, with "
-                                                "charts in HTML")
-    report.add_argument("--from", dest="first", metavar="DATE",
-                        help="first day, YYYY-MM-DD (default: 6 days before --to)")
-    report.add_argument("--to", dest="last", metavar="DATE",
-                        help="last day, included (default: today)")
-    report.add_argument("--format", choices=FORMATS,
-                        help="html, md or csv (default: from --output's suffix, else md)")
-    report.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+    _period_arguments(commands.add_parser(
+        "report", help="service-desk figures for a period, with charts in HTML"), FORMATS, "md")
     exporting = commands.add_parser("export", help="customers, cases or conversations of a "
                                                    "period, as CSV or JSON lines")
     exporting.add_argument("kind", choices=EXPORT_KINDS)
-    exporting.add_argument("--from", dest="first", metavar="DATE",
-                           help="first day, YYYY-MM-DD (default: 6 days before --to)")
-    exporting.add_argument("--to", dest="last", metavar="DATE",
-                           help="last day, included (default: today)")
-    exporting.add_argument("--format", choices=EXPORT_FORMATS,
-                           help="csv or jsonl (default: from --output's suffix, else csv)")
-    exporting.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+    _period_arguments(exporting, EXPORT_FORMATS, "csv")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO,
@@ -236,47 +223,54 @@ def _kb_import(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _report(config: Config, store: Store, args: argparse.Namespace) -> int:
-    now = time.time()
-    try:
-        period = Period.parse(args.first, args.last, ZoneInfo(config.business.timezone), now,
-                              config.reports.max_days)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    output: Path | None = args.output
-    suffix = output.suffix.lstrip(".").lower() if output else ""
-    chosen = args.format or {"htm": "html", "markdown": "md"}.get(suffix, suffix)
-    if chosen not in FORMATS:
-        chosen = "md"
-    report = await make_report(store, period, config, now=now, progress=lambda items, total:
-                               progress(items, total, "reading conversations"))
-    text = {"html": as_html, "md": as_markdown, "csv": as_csv}[chosen](report)
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        await asyncio.to_thread(output.write_text, text, encoding="utf-8")
-        print(f"{output}: {chosen} report, {report.conversations} conversations from "
-              f"{period.first} to {period.last}", file=sys.stderr)
-    return 0
+def _period_arguments(command: argparse.ArgumentParser, formats: tuple[str, ...],
+                      default: str) -> None:
+    command.add_argument("--from", dest="first", metavar="DATE",
+                         help="first day, YYYY-MM-DD (default: 6 days before --to)")
+    command.add_argument("--to", dest="last", metavar="DATE",
+                         help="last day, included (default: today)")
+    command.add_argument("--format", choices=formats, help=f"{', '.join(formats)} (default: "
+                         f"from --output's suffix, else {default})")
+    command.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
 
 
-async def _export(config: Config, store: Store, args: argparse.Namespace) -> int:
+def _period_and_format(config: Config, args: argparse.Namespace, formats: tuple[str, ...],
+                       default: str) -> tuple[Period, str]:
     try:
         period = Period.parse(args.first, args.last, ZoneInfo(config.business.timezone),
                               time.time(), config.reports.max_days)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    output: Path | None = args.output
-    suffix = output.suffix.lstrip(".").lower() if output else ""
-    chosen = args.format or (suffix if suffix in EXPORT_FORMATS else "csv")
-    text, count = await export(store, args.kind, period, chosen, progress=lambda items, total:
-                               progress(items, total, f"reading {args.kind}"))
+    suffix = args.output.suffix.lstrip(".").lower() if args.output else ""
+    suffix = {"htm": "html", "markdown": "md"}.get(suffix, suffix)
+    return period, args.format or (suffix if suffix in formats else default)
+
+
+async def _write(output: Path | None, text: str, said: str) -> None:
     if output is None:
         sys.stdout.write(text)
     else:
         await asyncio.to_thread(output.write_text, text, encoding="utf-8")
-        print(f"{output}: {count} {args.kind} from {period.first} to {period.last} "
-              f"({chosen})", file=sys.stderr)
+        print(f"{output}: {said}", file=sys.stderr)
+
+
+async def _report(config: Config, store: Store, args: argparse.Namespace) -> int:
+    period, chosen = _period_and_format(config, args, FORMATS, "md")
+    report = await make_report(store, period, config, now=time.time(),
+                               progress=lambda items, total:
+                               progress(items, total, "reading conversations"))
+    text = {"html": as_html, "md": as_markdown, "csv": as_csv}[chosen](report)
+    await _write(args.output, text, f"{chosen} report, {report.conversations} conversations "
+                 f"from {period.first} to {period.last}")
+    return 0
+
+
+async def _export(config: Config, store: Store, args: argparse.Namespace) -> int:
+    period, chosen = _period_and_format(config, args, EXPORT_FORMATS, "csv")
+    text, count = await export(store, args.kind, period, chosen, progress=lambda items, total:
+                               progress(items, total, f"reading {args.kind}"))
+    await _write(args.output, text, f"{count} {args.kind} from {period.first} to "
+                 f"{period.last} ({chosen})")
     return 0
 
 
