@@ -220,7 +220,8 @@ class CrmConfig(_Model):
 
 
 WEBHOOK_EVENTS = ("conversation.started", "conversation.handed_off", "conversation.assigned",
-                  "conversation.closed", "rating.received", "ticket.created", "case.opened",
+                  "conversation.closed", "rating.received", "ticket.created", "ticket.overdue",
+                  "case.opened",
                   "case.resolved", "case.reopened", "follow_up.due")
 
 

@@ -558,6 +558,21 @@ class Desk:
                 await self._in_lane(conversation, self._hold_for_agent, conversation.id)
         if queued and not nobody:
             await self.dispatch()
+        await self._tell_overdue_tickets(now)
+
+    async def _tell_overdue_tickets(self, now: float) -> None:
+        """Once per offline message past its due time: `ticket.overdue` for other systems."""
+        for ticket in await self._store.tickets(TicketStatus.OPEN):
+            if ticket.due_at >= now:
+                break  # soonest due first: the rest are not due either
+            if ticket.overdue_told:
+                continue
+            await self._store.save_ticket(replace(ticket, overdue_told=True))
+            conversation = await self._store.get_conversation(ticket.conversation_id)
+            data = self._webhooks.about(conversation) if conversation else {}
+            await self._webhooks.publish("ticket.overdue", {
+                **data, "ticket": ticket.id, "due_at": ticket.due_at, "contact": ticket.contact,
+                "question": ticket.question})
 
     async def _timed_queue_update(self, conversation_id: str) -> None:
         conversation = await self._current(conversation_id)

@@ -116,6 +116,7 @@ class Ticket:
     done_at: float | None = None
     done_by: str | None = None  # agent id
     note: str = ""
+    overdue_told: bool = False  # other systems heard that it is overdue (ticket.overdue)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from bot.config import Config
-from bot.store import AgentRole, DeliveryStatus
+from bot.store import AgentRole, DeliveryStatus, Ticket
 from tests.channels.local import serve
 from tests.harness import Kefu, wait_for
 
@@ -172,3 +173,26 @@ async def test_given_up_deliveries_are_shown_to_supervisors_who_can_resend(
         assert (await boss.get("/webhooks"))["failed"] == []
     finally:
         await kefu.stop()
+
+
+async def test_an_overdue_offline_message_is_told_once(
+        make_config: Callable[..., Config], receiver: Receiver, tmp_path: Path) -> None:
+    kefu = await Kefu(webhook_config(make_config, receiver, tmp_path / "k.sqlite3")).start()
+    try:
+        now = time.time()
+        await kefu.store.save_ticket(Ticket(
+            id="T1", conversation_id="gone", channel="webchat", user_id="v1", lang="zh",
+            question="发票开错了", contact="13812345678", created_at=now - 7200,
+            due_at=now - 3600))
+        await kefu.store.save_ticket(Ticket(
+            id="T2", conversation_id="gone", channel="webchat", user_id="v2", lang="zh",
+            question="还没到", contact="", created_at=now, due_at=now + 3600))
+        await kefu.desk.tick()
+        await kefu.desk.tick()
+        await wait_for(lambda: len(receiver.events) == 1)
+        await asyncio.sleep(0.2)  # time for a second (wrong) one to arrive
+    finally:
+        await kefu.stop()
+    (event,) = receiver.events.values()
+    assert (event["type"], event["data"]["ticket"], event["data"]["contact"]) == (
+        "ticket.overdue", "T1", "13812345678")
