@@ -131,6 +131,14 @@
     $("customer-facts").textContent = "负责人 owner: " + (view.owner_name || "-") + " · " +
       view.identities.map(function (i) { return i.channel; }).join(", ") + " · 会话 conversations: " +
       view.conversation_count + " · 留言 offline messages: " + view.tickets.length;
+    var list = $("customer-conversations"); list.textContent = "";
+    view.conversations.forEach(function (conv) {
+      var li = el("li", null, clock(conv.created_at) + " · " + conv.channel + " · " + conv.state +
+        (conv.handoff_reason ? " · " + conv.handoff_reason : "") + (conv.rating ? " · ★" + conv.rating : ""));
+      var open = el("button", null, "查看 Open"); open.type = "button";
+      open.onclick = function () { select(conv.id); };
+      li.appendChild(open); list.appendChild(li);
+    });
     var notes = $("customer-notes"); notes.textContent = "";
     c.notes.forEach(function (n) { notes.appendChild(el("li", null, clock(n.at) + " " + n.by + ": " + n.text)); });
     var matches = $("customer-matches"); matches.textContent = "";
