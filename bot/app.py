@@ -111,7 +111,7 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
                                            leases, clock)
     if config.channels.wecom.enabled:
         channels["wecom"] = WeComChannel(config.channels.wecom, store, router.submit, leases,
-                                         clock)
+                                         desk.platform_news, clock)
     if config.channels.qq.enabled:
         channels["qq"] = QQChannel(config.channels.qq, store, router.submit, leases, clock)
     if config.channels.onebot.enabled:

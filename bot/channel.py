@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from aiohttp import web
@@ -30,3 +31,51 @@ class Channel(Protocol):
         (a web chat tab closed); None while connected or when the channel cannot tell."""
 
     async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformNews:
+    """What a platform's own human agents did in a customer's session (WeCom's 接待人员,
+    who answer in the WeCom app), for the desk to record."""
+
+    channel: str
+    user_id: str
+    what: str  # "assigned", "transferred", "wrote", "ended"
+    agent: str  # the platform's id of the person
+    ts: float
+    text: str = ""  # what they wrote
+    platform_msg_id: str | None = None
+    can_tell: bool = False  # the platform lets kefu write to the customer about it, once
+
+
+def platform_holder(channel: str, person: str | None = None) -> str:
+    """The `agent_id` of a conversation held by a platform's own agents: one person, or
+    the platform's waiting pool while nobody has taken it yet."""
+    return f"{channel}:{person}" if person else f"{channel}:pool"
+
+
+def held_by_platform(agent_id: str | None) -> bool:
+    """kefu's own agents have ids without a colon."""
+    return agent_id is not None and ":" in agent_id
+
+
+def holder_name(agent_id: str) -> str:
+    channel, _, person = agent_id.partition(":")
+    return f"{channel} pool" if person == "pool" else f"{person} ({channel})"
+
+
+class PlatformAgents(Protocol):
+    """A channel whose platform has human agents of its own, who answer customers in the
+    platform's app; kefu hands sessions to them and records what they do."""
+
+    async def on_duty(self, conversation: Conversation) -> bool:
+        """Someone of the platform's agents takes sessions now."""
+
+    async def hand_over(self, conversation: Conversation) -> str:
+        """Give the session to the platform's agents; the conversation's new `agent_id`.
+        Raises ChannelSendError when the platform refuses."""
+
+    async def end(self, conversation: Conversation) -> None:
+        """End a session a platform agent holds, so that the bot answers the customer's next
+        message; the message said next (a notice, the rating request) still reaches the
+        customer. Raises ChannelSendError when the platform refuses."""

@@ -379,6 +379,9 @@ class WeComConfig(TencentApiConfig):
     first_read_max_age_seconds: Seconds = 600.0  # the very first read skips older messages
     event_window_quota: Annotated[int, Field(ge=0)] = 0  # entering opens no window: the
     # greeting goes with the welcome_code instead
+    # who answers when the bot hands off: kefu's agents (console, Telegram), or the
+    # account's servicers (接待人员) in the WeCom app, through WeCom's pool
+    agents: Literal["kefu", "wecom"] = "kefu"
 
     @model_validator(mode="after")
     def _complete_when_enabled(self) -> WeComConfig:

@@ -70,13 +70,15 @@ class Speaker:
         _call(self._listeners, from_json(Conversation, news["conversation"]),
               from_json(StoredMessage, message) if message is not None else None)
 
-    async def record(self, conversation: Conversation, message: NewMessage
-                     ) -> StoredMessage | None:
-        """Store a message without delivering it (what the customer said); None for a
-        retry or resend of a message already stored."""
+    async def record(self, conversation: Conversation, message: NewMessage,
+                     inbound: bool = True) -> StoredMessage | None:
+        """Store a message without delivering it (what the customer said, or what a
+        platform's own agent wrote in its app); None for a retry or resend of a message
+        already stored."""
         stored = await self._store.append_message(conversation, message)
         if stored is not None:
-            self._metrics.messages.labels(conversation.channel, "in").inc()
+            if inbound:
+                self._metrics.messages.labels(conversation.channel, "in").inc()
             await self._notify(conversation, stored)
         return stored
 

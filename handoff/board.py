@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from bot.channel import held_by_platform, holder_name
 from bot.config import DeskConfig
 from bot.messages import ConversationState, Role, StoredMessage
 from bot.store import Agent, AgentRole, Conversation, Store, TicketStatus
@@ -48,7 +49,9 @@ class Board:
         waiting = conversation.awaiting_agent_since
         return {
             **conversation_json(conversation),
-            "agent_name": names.get(conversation.agent_id or ""),
+            "agent_name": names.get(conversation.agent_id or "") or (
+                holder_name(conversation.agent_id)
+                if held_by_platform(conversation.agent_id) and conversation.agent_id else None),
             "preview": _preview(messages),
             "unread": unread,
             "last_seq": messages[-1].seq if messages else 0,

@@ -10,6 +10,11 @@ and agent-held conversations every `desk.tick_seconds`:
   and is recorded as a breach (the 1-minute rule);
 - a web customer who left the queue is recorded as abandoned, with the time waited;
 - when nobody is on duty any more, a waiting customer is offered to leave a message.
+
+A channel whose platform has human agents of its own (WeCom's servicers, `platform_agents`)
+gets its handoffs there instead of kefu's queue; kefu records what those agents do
+(PlatformNews) in the same conversation, so the transcript, the 1-minute rule and the
+reports cover them too.
 """
 
 from __future__ import annotations
@@ -24,9 +29,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import ParamSpec, TypeVar
 
+from bot.channel import PlatformAgents, PlatformNews, held_by_platform, holder_name, platform_holder
 from bot.cluster import Fanout, Leases
 from bot.config import Config, DeskConfig
-from bot.errors import KefuError
+from bot.errors import ChannelSendError, KefuError
 from bot.hours import BusinessHours, describe_moment
 from bot.lanes import Lanes
 from bot.logs import about
@@ -39,6 +45,7 @@ from bot.store import (
     AgentRole,
     Conversation,
     ConversationEvent,
+    NewMessage,
     Presence,
     Store,
     Ticket,
@@ -158,12 +165,25 @@ class Desk:
 
     # from the router (in the conversation's lane)
 
+    def _platform_agents(self, conversation: Conversation) -> PlatformAgents | None:
+        channel = self._speaker.channel(conversation.channel)
+        return getattr(channel, "platform_agents", None)
+
     async def hand_off(self, conversation: Conversation, trigger: HandoffTrigger,
                        text_key: str | None, reason: str | None = None) -> Conversation:
         now = self._clock()
         reason = reason or trigger.value
+        platform = self._platform_agents(conversation)
+        if platform is not None:
+            return await self._hand_to_platform(conversation, platform, trigger, text_key,
+                                                reason)
         if await self._nobody_on_duty(now):
             return await self._offer_offline_message(conversation, reason)
+        return await self._queue(conversation, trigger, text_key, reason)
+
+    async def _queue(self, conversation: Conversation, trigger: HandoffTrigger,
+                     text_key: str | None, reason: str) -> Conversation:
+        now = self._clock()
         conversation = replace(
             conversation, state=QUEUED, queued_at=now, handoff_reason=reason,
             consecutive_misses=0, priority=self._desk.priorities.get(trigger.value, 0),
@@ -176,6 +196,104 @@ class Desk:
             await self._speaker.say(conversation, OutboundReply(
                 self._text(conversation, text_key), Kind.HANDOFF, meta={"reason": reason}))
         self._background.spawn(self.dispatch())
+        return conversation
+
+    async def _hand_to_platform(self, conversation: Conversation, platform: PlatformAgents,
+                                trigger: HandoffTrigger, text_key: str | None, reason: str
+                                ) -> Conversation:
+        """To the platform's own agents; the handoff message goes first, while kefu may
+        still write to the customer. If the platform refuses, kefu's own queue takes it."""
+        now = self._clock()
+        if not self._hours.is_open(self._hours.local(now)) \
+                or not await platform.on_duty(conversation):
+            return await self._offer_offline_message(conversation, reason)
+        if text_key:
+            await self._speaker.say(conversation, OutboundReply(
+                self._text(conversation, text_key), Kind.HANDOFF, meta={"reason": reason}))
+        try:
+            holder = await platform.hand_over(conversation)
+        except ChannelSendError as exc:
+            log.warning("conversation %s: %s refused the handoff (%s); kefu's agents take it",
+                        conversation.id, conversation.channel, exc)
+            return await self._queue(conversation, trigger, None, reason)
+        conversation = replace(
+            conversation, state=AGENT, agent_id=holder, queued_at=now, assigned_at=None,
+            handoff_reason=reason, consecutive_misses=0, awaiting_agent_since=now,
+            last_holding_at=None, priority=self._desk.priorities.get(trigger.value, 0))
+        await self._store.save_conversation(conversation)
+        await self._event(conversation, "queued", reason=reason, priority=conversation.priority,
+                          to=holder)
+        self._metrics.handoffs.labels(reason).inc()
+        await self._speaker.send_state(conversation)
+        return conversation
+
+    async def platform_news(self, news: PlatformNews) -> None:
+        """A platform's own agent took, passed on or ended a session, or wrote to the
+        customer in the platform's app: recorded in the customer's conversation."""
+        async def job() -> None:
+            conversation = await self._store.latest_conversation(news.channel, news.user_id)
+            if conversation is None:
+                log.info("%s: %s about %s, who has no conversation in kefu", news.channel,
+                         news.what, news.user_id)
+                return
+            with about(conversation.id):
+                await self._platform_did(conversation, news)
+
+        await self._lanes.run((news.channel, news.user_id), job)
+
+    async def _platform_did(self, conversation: Conversation, news: PlatformNews) -> None:
+        holder = platform_holder(news.channel, news.agent)
+        now = self._clock()
+        held = conversation.state is AGENT and held_by_platform(conversation.agent_id)
+        if news.what == "ended":
+            if held:
+                await self._end(conversation, holder, rate=news.can_tell)
+            return
+        if news.what == "wrote":
+            stored = await self._speaker.record(conversation, NewMessage(
+                role=Role.AGENT, kind=Kind.TEXT, text=news.text, ts=news.ts,
+                platform_msg_id=news.platform_msg_id,
+                meta={"via": news.channel, "agent_id": holder, "agent_name": news.agent}),
+                inbound=False)
+            if stored is None:
+                return  # read twice
+            await self._store.settle(conversation.id, stored.seq)  # delivered by the platform
+            if conversation.state is not AGENT or conversation.agent_id != holder:
+                conversation = await self._platform_took(conversation, holder, news)
+            if not any(e.type == "first_response" for e in await self._store.events(
+                    conversation.id)):
+                await self._event(conversation, "first_response", holder, seconds=round(
+                    stored.ts - (conversation.assigned_at or stored.ts), 3))
+            await self._store.save_conversation(replace(
+                conversation, awaiting_agent_since=None, agent_read_seq=stored.seq,
+                last_activity_at=stored.ts))
+            return
+        if news.what == "transferred" and held:
+            moved = replace(conversation, agent_id=holder, assigned_at=now,
+                            awaiting_agent_since=conversation.awaiting_agent_since or now)
+            await self._store.save_conversation(moved)
+            await self._event(moved, "transferred", conversation.agent_id, to=holder,
+                              from_agent=conversation.agent_id)
+            await self._speaker.send_state(moved)
+            return
+        await self._platform_took(conversation, holder, news)
+
+    async def _platform_took(self, conversation: Conversation, holder: str, news: PlatformNews
+                             ) -> Conversation:
+        """A platform agent holds the session now: from its pool, or taken directly (the
+        bot falls silent, as the platform would not let it write anyway)."""
+        now = self._clock()
+        waited = now - conversation.queued_at if conversation.queued_at else 0.0
+        conversation = replace(conversation, state=AGENT, agent_id=holder, assigned_at=now,
+                               awaiting_agent_since=conversation.awaiting_agent_since or now,
+                               offline_step=None, closed_at=None, close_reason=None)
+        await self._store.save_conversation(conversation)
+        await self._event(conversation, "assigned", holder, waited_seconds=round(waited, 3))
+        await self._speaker.send_state(conversation)
+        if news.can_tell:
+            await self._speaker.say(conversation, OutboundReply(
+                self._text(conversation, "agent_joined", agent=news.agent), Kind.NOTICE,
+                role=Role.SYSTEM, meta={"agent_id": holder, "agent_name": news.agent}))
         return conversation
 
     async def customer_wrote(self, conversation: Conversation, message: StoredMessage
@@ -376,16 +494,39 @@ class Desk:
         await self._tell_positions()
         return await self._current(conversation_id)
 
-    def _check_holder(self, agent: Agent, conversation: Conversation) -> None:
+    def _check_holder(self, agent: Agent, conversation: Conversation, ending: bool = False
+                      ) -> None:
+        """`agent` may act on the chat; a supervisor may also end (`ending`) a session a
+        platform's own agent holds."""
         if conversation.state is not AGENT:
             raise DeskError("not_held", "this chat is not held by an agent")
+        if held_by_platform(conversation.agent_id):
+            if ending and agent.role is AgentRole.SUPERVISOR:
+                return
+            raise DeskError("platform_agent", f"{holder_name(conversation.agent_id or '')} "
+                            "holds this chat and answers in the platform's app; a supervisor "
+                            "may end it or hand it back to the bot")
         if conversation.agent_id != agent.id and agent.role is not AgentRole.SUPERVISOR:
             raise DeskError("not_yours", "this chat is held by another agent")
 
-    async def _held(self, agent: Agent, conversation_id: str) -> Conversation:
+    async def _held(self, agent: Agent, conversation_id: str, ending: bool = False
+                    ) -> Conversation:
         conversation = await self._current(conversation_id)
-        self._check_holder(agent, conversation)
+        self._check_holder(agent, conversation, ending)
         return conversation
+
+    async def _end_on_platform(self, conversation: Conversation) -> None:
+        """A session a platform's own agent holds is ended there first, so that the bot
+        (or nobody) holds it when kefu does."""
+        platform = self._platform_agents(conversation)
+        if conversation.state is not AGENT or not held_by_platform(conversation.agent_id) \
+                or platform is None:
+            return
+        try:
+            await platform.end(conversation)
+        except ChannelSendError as exc:
+            raise DeskError("platform_refused", f"{conversation.channel} refused to end the "
+                            f"session: {exc}") from None
 
     async def typing(self, agent: Agent, conversation_id: str) -> None:
         """The agent is writing: the customer sees it where the channel can show it."""
@@ -473,11 +614,12 @@ class Desk:
         return await self._in_lane(conversation, move)
 
     async def hand_back(self, agent: Agent, conversation_id: str) -> Conversation:
-        conversation = await self._held(agent, conversation_id)
+        conversation = await self._held(agent, conversation_id, ending=True)
 
         async def back() -> Conversation:
             current = await self._current(conversation_id)
-            self._check_holder(agent, current)
+            self._check_holder(agent, current, ending=True)
+            await self._end_on_platform(current)
             bot = replace(current, state=BOT, agent_id=None, awaiting_agent_since=None,
                           consecutive_misses=0, queued_at=None)
             await self._store.save_conversation(bot)
@@ -493,7 +635,7 @@ class Desk:
         """End the chat and ask the customer for a 1-5 rating."""
         conversation = await self._current(conversation_id)
         if conversation.state is AGENT:
-            self._check_holder(agent, conversation)
+            self._check_holder(agent, conversation, ending=True)
         elif agent.role is not AgentRole.SUPERVISOR:
             raise DeskError("not_held", "only a supervisor may close a chat no agent holds")
 
@@ -501,20 +643,27 @@ class Desk:
             current = await self._current(conversation_id)
             if current.state is CLOSED:
                 raise DeskError("closed", "this chat is already closed")
-            now = self._clock()
-            closed = replace(current, state=CLOSED, closed_at=now, close_reason="resolved",
-                             rating_requested_at=now, awaiting_agent_since=None)
-            await self._store.save_conversation(closed)
-            await self._event(closed, "closed", agent.id, reason="resolved")
-            await self._speaker.send_state(closed)
-            await self._speaker.say(closed, OutboundReply(
-                self._text(closed, "rating_request"), Kind.RATING_REQUEST, role=Role.SYSTEM,
-                quick_replies=tuple(self._text(closed, "rating_options").split("|"))))
-            return closed
+            await self._end_on_platform(current)
+            return await self._end(current, agent.id)
 
         closed = await self._in_lane(conversation, end)
         await self._tell_positions()
         self._background.spawn(self.dispatch())  # a slot is free
+        return closed
+
+    async def _end(self, conversation: Conversation, by: str, rate: bool = True
+                   ) -> Conversation:
+        """In the lane: close the chat, asking the customer for a 1-5 rating when `rate`."""
+        now = self._clock()
+        closed = replace(conversation, state=CLOSED, closed_at=now, close_reason="resolved",
+                         rating_requested_at=now if rate else None, awaiting_agent_since=None)
+        await self._store.save_conversation(closed)
+        await self._event(closed, "closed", by, reason="resolved")
+        await self._speaker.send_state(closed)
+        if rate:
+            await self._speaker.say(closed, OutboundReply(
+                self._text(closed, "rating_request"), Kind.RATING_REQUEST, role=Role.SYSTEM,
+                quick_replies=tuple(self._text(closed, "rating_options").split("|"))))
         return closed
 
     async def set_presence(self, agent: Agent, presence: Presence) -> None:
@@ -593,6 +742,11 @@ class Desk:
         await self._event(conversation, "reply_breach", conversation.agent_id,
                           waited_seconds=round(waited, 3))
         self._metrics.sla_breaches.labels("agent_reply").inc()
+        if held_by_platform(conversation.agent_id):
+            log.warning("1-minute rule: conversation %s waited %.1f s for %s, who answers in "
+                        "the platform's app (kefu cannot write to the customer meanwhile)",
+                        conversation.id, waited, holder_name(conversation.agent_id or ""))
+            return
         await self._speaker.say(conversation, OutboundReply(
             self._text(conversation, "agent_holding"), Kind.HOLDING,
             meta={"reason": "agent_reply_timeout", "waited_seconds": round(waited, 1)}))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from bot.channel import held_by_platform, holder_name
 from bot.config import Config
 from bot.messages import Kind, Role, StoredMessage
 from bot.store import Conversation, ConversationEvent, Store, Ticket, TicketStatus
@@ -251,7 +252,8 @@ async def make_report(store: Store, period: Period, config: Config, *, now: floa
 
     def agent(agent_id: str) -> AgentFigures:
         if agent_id not in agents:
-            agents[agent_id] = AgentFigures(agent_names.get(agent_id, agent_id))
+            agents[agent_id] = AgentFigures(agent_names.get(agent_id) or (
+                holder_name(agent_id) if held_by_platform(agent_id) else agent_id))
         return agents[agent_id]
 
     listed: Iterable[Conversation] = conversations

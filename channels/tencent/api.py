@@ -90,17 +90,19 @@ class TencentApi:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise self._unreachable(exc) from None
 
-    async def call(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """POST to the API with the access_token; an expired or replaced token is refreshed
-        and the call tried once more."""
+    async def call(self, path: str, payload: dict[str, Any] | None,
+                   params: dict[str, str] | None = None) -> dict[str, Any]:
+        """POST `payload` (GET without one) to the API with the access_token; an expired or
+        replaced token is refreshed and the call tried once more."""
         # Chinese must go as UTF-8, not \\u escapes: the platforms show escapes as they are.
-        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        body = None if payload is None else json.dumps(payload, ensure_ascii=False).encode()
         for attempt in (1, 2):
             token = await self.access_token()
             try:
-                async with self._http().post(
-                        f"{self._config.api_base}{path}", params={"access_token": token},
-                        data=body, headers={"Content-Type": "application/json"}) as response:
+                async with self._http().request(
+                        "GET" if body is None else "POST", f"{self._config.api_base}{path}",
+                        params={**(params or {}), "access_token": token}, data=body,
+                        headers={"Content-Type": "application/json"}) as response:
                     reply = await self._json(response)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise self._unreachable(exc) from None
@@ -112,13 +114,14 @@ class TencentApi:
             return reply
         return reply
 
-    async def checked(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+    async def checked(self, path: str, payload: dict[str, Any] | None,
+                      params: dict[str, str] | None = None) -> dict[str, Any]:
         """Call, retrying while the platform is busy or unreachable; raise what it refused."""
         name = self._platform.name
         delay = 0.5
         for attempt in range(1, self._config.send_attempts + 1):
             try:
-                reply = await self.call(path, payload)
+                reply = await self.call(path, payload, params)
             except ChannelSendError as exc:
                 if not exc.retryable or attempt == self._config.send_attempts:
                     raise

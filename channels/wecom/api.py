@@ -38,3 +38,21 @@ class WeComApi(TencentApi):
         """The one message an event's code allows (the welcome_code: the greeting)."""
         await self.checked("/cgi-bin/kf/send_msg_on_event", {
             "code": code, "msgid": msgid, "msgtype": "text", "text": {"content": text}})
+
+    async def servicers(self, open_kfid: str) -> list[dict[str, Any]]:
+        """The account's servicers (接待人员) with their `status`: 0 takes sessions,
+        1 stopped (停止接待)."""
+        found = await self.checked("/cgi-bin/kf/servicer/list", None,
+                                   params={"open_kfid": open_kfid})
+        return [s for s in found.get("servicer_list") or [] if isinstance(s, dict)]
+
+    async def trans_state(self, open_kfid: str, external_userid: str, state: int,
+                          servicer: str = "") -> str:
+        """Move the session to `state` (2 the pool, 3 a servicer, 4 ended); the `msg_code`
+        WeCom gives for a message to the customer about it, if any."""
+        payload: dict[str, Any] = {"open_kfid": open_kfid, "external_userid": external_userid,
+                                   "service_state": state}
+        if servicer:
+            payload["servicer_userid"] = servicer
+        answer = await self.checked("/cgi-bin/kf/service_state/trans", payload)
+        return str(answer.get("msg_code") or "")

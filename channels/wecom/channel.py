@@ -11,8 +11,11 @@ message; the greeting goes with it (outside the 48-hour window, which needs a cu
 message). Without a code (WeCom gives none to a customer greeted in the last 48 hours),
 the greeting comes with the customer's first message.
 
-Agents answer in kefu's console: the session stays with the API (service state 0/1), where
-WeCom lets kf/send_msg write to the customer: 5 messages within 48 hours of their message.
+Agents: with `agents: kefu` (the default) kefu's agents answer in kefu's console, and the
+session stays with the API (service state 0/1), where WeCom lets kf/send_msg write to the
+customer: 5 messages within 48 hours of their message. With `agents: wecom` the desk hands
+sessions to WeCom's pool, and the account's servicers answer in the WeCom app
+(servicers.py). Either way, what servicers write and do comes into kefu's transcript.
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.channel import PlatformNews, held_by_platform
 from bot.cluster import Leases
 from bot.config import WeComConfig
 from bot.errors import ChannelSendError
-from bot.messages import Kind, StoredMessage, render_quick_replies_as_text, split_text
+from bot.messages import ConversationState, StoredMessage, render_quick_replies_as_text, split_text
 from bot.messages import utf8_size as size
 from bot.router import Accepted
 from bot.store import Conversation, ConversationEvent, Store
@@ -41,7 +45,6 @@ from channels.wecom.callback import (
     EVENT,
     NAME,
     SEND_FAILURES,
-    SERVICER,
     Nudge,
     crypto_for,
     customer_id,
@@ -51,6 +54,7 @@ from channels.wecom.callback import (
     to_inbound,
     verify_url,
 )
+from channels.wecom.servicers import WeComServicers, news
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +67,12 @@ class WeComChannel:
 
     def __init__(self, config: WeComConfig, store: Store,
                  on_message: Callable[..., Awaitable[Accepted]], leases: Leases,
+                 on_platform_news: Callable[[PlatformNews], Awaitable[None]],
                  clock: Callable[[], float] = time.time) -> None:
         self._config = config
         self._store = store
         self._on_message = on_message
+        self._on_platform_news = on_platform_news
         self._leases = leases
         self._clock = clock
         self._crypto = crypto_for(config)
@@ -74,7 +80,11 @@ class WeComChannel:
         self._windows = DeliveryWindows(config, store, "WeCom", config.corp_id)
         self._wanted: dict[str, tuple[str, float]] = {}  # account -> (token, nudged at)
         self._reading: set[str] = set()
-        self._welcome: dict[str, tuple[str, float]] = {}  # customer -> (code, valid until)
+        # customer -> (code, valid until): a welcome_code or another event's msg_code, for
+        # the next message to them
+        self._codes: dict[str, tuple[str, float]] = {}
+        self.platform_agents = WeComServicers(self.api, self._keep_code) \
+            if config.agents == "wecom" else None
         self._background = BackgroundTasks("wecom")
 
     def add_routes(self, app: web.Application) -> None:
@@ -169,10 +179,8 @@ class WeComChannel:
             await self._on_message(inbound)
         elif origin == EVENT and isinstance(item.get("event"), dict):
             await self._event(item, nudged_at)
-        elif origin == SERVICER:
-            log.info("wecom: a WeCom servicer wrote to %s from the WeCom app; kefu's agents "
-                     "answer in kefu's console, so it is not in kefu's transcript",
-                     item.get("external_userid"))
+        if (said := news(item, nudged_at)) is not None:
+            await self._on_platform_news(said)
 
     async def _event(self, item: dict[str, Any], nudged_at: float) -> None:
         event = item["event"]
@@ -183,12 +191,12 @@ class WeComChannel:
             code = event.get("welcome_code")
             if not code:
                 return  # greeted within 48 hours: WeCom gives no code; greet on a message
-            sent = float(item.get("send_time") or nudged_at)
-            if len(self._welcome) > 10_000:  # codes never used (not a new conversation)
-                now = self._clock()
-                self._welcome = {u: w for u, w in self._welcome.items() if w[1] > now}
-            self._welcome[user] = (str(code), sent + self._config.welcome_code_seconds)
+            self._keep_code(user, str(code), float(item.get("send_time") or nudged_at))
             await self._on_message(enter_session(item, nudged_at))
+        elif kind == "session_status_change" and event.get("msg_code"):
+            # a servicer took the session (say who) or ended it (ask for the rating)
+            self._keep_code(user, str(event["msg_code"]),
+                            float(item.get("send_time") or nudged_at))
         elif kind == "msg_send_fail":
             reason = SEND_FAILURES.get(int(event.get("fail_type", 0)), SEND_FAILURES[0])
             conversation = await self._store.latest_conversation(NAME, user)
@@ -199,6 +207,14 @@ class WeComChannel:
                     conversation.id, self._clock(), "undelivered", None,
                     {"platform_msg_id": event.get("fail_msgid"), "reason": reason}))
 
+    def _keep_code(self, user: str, code: str, issued_at: float | None = None) -> None:
+        """The next message to `user` goes with this event code, while it is valid."""
+        if len(self._codes) > 10_000:  # codes never used (the customer said nothing more)
+            now = self._clock()
+            self._codes = {u: c for u, c in self._codes.items() if c[1] > now}
+        issued = self._clock() if issued_at is None else issued_at
+        self._codes[user] = (code, issued + self._config.welcome_code_seconds)
+
     # outbound
 
     async def send(self, conversation: Conversation, message: StoredMessage) -> None:
@@ -208,11 +224,15 @@ class WeComChannel:
         now = self._clock()
         for i, part in enumerate(parts):
             msgid = f"{message.id[:29]}-{i:02d}"  # WeCom: at most 32 of [0-9a-zA-Z_-]
-            welcome = self._welcome.pop(conversation.user_id, None) \
-                if message.kind is Kind.GREETING else None
-            if welcome is not None and welcome[1] > now:
-                await self.api.send_on_event(welcome[0], part, msgid)
+            code = self._codes.pop(conversation.user_id, None)
+            if code is not None and code[1] > now:
+                await self.api.send_on_event(code[0], part, msgid)
                 continue
+            if conversation.state is ConversationState.AGENT and \
+                    held_by_platform(conversation.agent_id):
+                raise ChannelSendError("a WeCom servicer holds this session, and WeCom lets "
+                                       "kefu write only to sessions it holds itself",
+                                       retryable=False)
             refused = await self._windows.take(conversation.user_id, now)
             if refused:
                 raise ChannelSendError(refused, retryable=False)

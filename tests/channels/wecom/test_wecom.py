@@ -151,12 +151,18 @@ async def test_handoff_and_an_agent_reply_reach_the_customer(wecom_world: Any) -
     wecom = await wecom_world()
     said = await wecom.writes("wmCarol", "转人工")
     assert len(said) == 2 and "人工" in said[1]  # the greeting, then the handoff
-    conversation = await wecom.conversation("wmCarol")
+    await kefus_agent_answers(wecom, "wmCarol", "您好，我是客服，马上为您查询。")
+
+
+async def kefus_agent_answers(wecom: WeCom, customer: str, reply: str) -> None:
+    """The customer waits in kefu's queue; an agent takes the chat and the reply reaches
+    them."""
+    conversation = await wecom.conversation(customer)
     assert conversation.state is ConversationState.QUEUED
     duty = await wecom.kefu.agent("duty")
     await duty.act(conversation.id, "take")
-    await duty.act(conversation.id, "reply", text="您好，我是客服，马上为您查询。")
-    assert wecom.standin.sent_to("wmCarol")[-1] == "您好，我是客服，马上为您查询。"
+    await duty.act(conversation.id, "reply", text=reply)
+    assert wecom.standin.sent_to(customer)[-1] == reply
 
 
 async def test_nudges_and_pages_read_twice_are_answered_once(wecom_world: Any) -> None:
@@ -245,3 +251,137 @@ async def test_a_restart_in_the_middle_of_a_read_resumes_from_the_saved_cursor(
         assert len(said) == 2 and said[1] == "签收后 7 天内可以无理由退货。", (customer, said)
     resumed = second.standin.sync_calls[2]  # the second process's first read
     assert resumed == first.standin.sync_calls[1] != ""
+
+
+# WeCom's own servicers (接待人员), who answer in the WeCom app (`agents: wecom`)
+
+POOL_STATE, SERVICER_STATE, ENDED_STATE = 2, 3, 4
+
+
+async def servicers_world(wecom_world: Any, **wecom: Any) -> WeCom:
+    world: WeCom = await wecom_world(agents="wecom", **wecom)
+    world.standin.servicers = {"zhangsan": 0, "lisi": 0}
+    return world
+
+
+async def kinds_of_events(wecom: WeCom, conversation_id: str) -> list[tuple[str, str | None]]:
+    return [(e.type, e.agent_id) for e in await wecom.kefu.store.events(conversation_id)]
+
+
+async def test_a_handoff_goes_to_wecoms_pool_and_the_servicers_work_is_in_the_transcript(
+        wecom_world: Any) -> None:
+    wecom = await servicers_world(wecom_world)
+    greeting, handoff = await wecom.writes("wmHan", "转人工")
+    assert "欢迎" in greeting
+    assert "人工" in handoff  # said while kefu may still write to the customer
+    assert wecom.standin.states["wmHan"] == POOL_STATE
+    conversation = await wecom.conversation("wmHan")
+    assert (conversation.state, conversation.agent_id) == (ConversationState.AGENT,
+                                                           "wecom:pool")
+    # in the pool, the customer's messages are kept and the bot stays silent
+    assert await wecom.writes("wmHan", "在吗？") == []
+
+    wecom.standin.servicer_takes("zhangsan", "wmHan")
+    await wecom.nudged()
+    joined = wecom.standin.sent[-1]
+    assert joined.how == "msg_code" and "zhangsan" in joined.content  # with WeCom's code
+    sent_before = len(wecom.standin.sent)
+    wecom.standin.servicer_writes("zhangsan", "wmHan", "您好，我是张三，帮您查一下订单。")
+    await wecom.nudged()
+    assert len(wecom.standin.sent) == sent_before  # WeCom delivered it, not kefu
+    conversation = await wecom.conversation("wmHan")
+    assert conversation.agent_id == "wecom:zhangsan"
+    said = await wecom.kefu.store.messages(conversation.id)
+    assert [(m.role.value, m.text) for m in said[-2:]] == [
+        ("system", joined.content), ("agent", "您好，我是张三，帮您查一下订单。")]
+    assert said[-1].meta["agent_name"] == "zhangsan"
+    events = await kinds_of_events(wecom, conversation.id)
+    assert ("assigned", "wecom:zhangsan") in events
+    assert ("first_response", "wecom:zhangsan") in events
+
+    # the agents in kefu's console see the chat and who holds it, but cannot write into it
+    duty = await wecom.kefu.agent("duty")
+    refused = await duty.act(conversation.id, "reply", status=409, text="我来帮您看看。")
+    assert refused["error"] == "platform_agent"
+    detail = await duty.get(f"/conversations/{conversation.id}")
+    assert detail["conversation"]["agent_name"] == "zhangsan (wecom)"
+
+    # the 1-minute rule is kept for them too: recorded, without a message kefu may not send
+    await wecom.writes("wmHan", "订单号是 12345")
+    wecom.clock.advance(61)
+    await wecom.kefu.desk.tick()
+    assert ("reply_breach", "wecom:zhangsan") in await kinds_of_events(wecom, conversation.id)
+    assert len(wecom.standin.sent) == sent_before
+
+    wecom.standin.servicer_passes_on("zhangsan", "wmHan", "lisi")
+    await wecom.nudged()
+    assert (await wecom.conversation("wmHan")).agent_id == "wecom:lisi"
+    wecom.standin.servicer_writes("lisi", "wmHan", "您的订单明天送到。")
+    wecom.standin.servicer_ends("lisi", "wmHan")
+    await wecom.nudged()
+    conversation = await wecom.conversation("wmHan")
+    assert conversation.state is ConversationState.CLOSED
+    rating = wecom.standin.sent[-1]
+    assert rating.how == "msg_code" and "打分" in rating.content  # with the 结束语 code
+    thanks, = await wecom.writes("wmHan", "5")
+    assert (await wecom.conversation("wmHan")).rating == 5 and "感谢" in thanks
+    # the session is back with the API: a new conversation, with the bot answering
+    assert (await wecom.writes("wmHan", "退货怎么办"))[-1] == "签收后 7 天内可以无理由退货。"
+
+
+async def test_with_no_servicer_taking_sessions_the_customer_leaves_a_message(
+        wecom_world: Any) -> None:
+    wecom = await servicers_world(wecom_world)
+    wecom.standin.servicers = {"zhangsan": 1, "lisi": 1}  # 停止接待
+    _, offer = await wecom.writes("wmIvy", "转人工")
+    assert "留言" in offer
+    assert wecom.standin.states["wmIvy"] == 1  # still the API's: kefu takes the message
+    (received,) = await wecom.writes("wmIvy", "发票什么时候开？电话 13800138000")
+    assert "T" in received and (await wecom.kefu.store.tickets())[0].contact
+
+
+async def test_when_wecom_refuses_the_handoff_kefus_own_agents_take_it(
+        wecom_world: Any) -> None:
+    wecom = await servicers_world(wecom_world)
+    wecom.standin.behaviour.trans_refused = True
+    said = await wecom.writes("wmJack", "转人工")
+    assert len(said) == 2  # the greeting and one handoff message, not two
+    await kefus_agent_answers(wecom, "wmJack", "您好，我来为您处理。")
+
+
+async def test_a_supervisor_hands_a_servicers_session_back_to_the_bot(
+        wecom_world: Any) -> None:
+    from bot.store import AgentRole
+
+    wecom = await servicers_world(wecom_world)
+    await wecom.kefu.add_agent("boss", role=AgentRole.SUPERVISOR, online=True)
+    boss = await wecom.kefu.agent("boss")
+    await wecom.writes("wmKim", "转人工")
+    conversation = await wecom.conversation("wmKim")
+    # WeCom lets a session in its pool go only to a servicer: the supervisor is told why
+    refused = await boss.act(conversation.id, "handback", status=409)
+    assert refused["error"] == "platform_refused" and "2 -> 4" in refused["message"]
+    wecom.standin.servicer_takes("zhangsan", "wmKim")
+    await wecom.nudged()
+    await boss.act(conversation.id, "handback")
+    assert wecom.standin.states["wmKim"] == ENDED_STATE
+    back = wecom.standin.sent[-1]
+    assert back.how == "msg_code" and "智能客服" in back.content
+    assert (await wecom.conversation("wmKim")).state is ConversationState.BOT
+    assert await wecom.writes("wmKim", "退款多久到账") == ["退款 1-3 个工作日到账。"]
+
+
+async def test_a_servicer_writing_from_the_app_silences_the_bot_in_kefus_own_mode(
+        wecom_world: Any) -> None:
+    wecom = await wecom_world()  # agents: kefu
+    await wecom.writes("wmLeo", "你好")
+    wecom.standin.states["wmLeo"] = ENDED_STATE  # the session ended in WeCom
+    wecom.standin.servicers = {"zhangsan": 0}
+    wecom.standin.servicer_writes("zhangsan", "wmLeo", "您好，上次的问题解决了吗？")
+    await wecom.nudged()
+    conversation = await wecom.conversation("wmLeo")
+    assert (conversation.state, conversation.agent_id) == (ConversationState.AGENT,
+                                                           "wecom:zhangsan")
+    said = await wecom.kefu.store.messages(conversation.id)
+    assert said[-1].text == "您好，上次的问题解决了吗？"
+    assert await wecom.writes("wmLeo", "解决了，谢谢") == []  # the servicer answers, not the bot
