@@ -68,6 +68,7 @@ class InboundMessage:
     lang: str | None = None  # a hint from the client, if it sent one
     rating: int | None = None  # 1..5 with InboundEvent.RATING
     attachments: tuple[Attachment, ...] = ()
+    display_name: str = ""  # the name the channel shows for the customer, if it gives one
     raw: Any = field(default=None, compare=False, repr=False)
 
 

@@ -189,8 +189,10 @@ class Router:
         loaded = self._clock()
         stored = None
         if inbound.event is InboundEvent.MESSAGE:
-            meta = {"attachments": [asdict(a) for a in inbound.attachments]} \
+            meta: dict[str, Any] = {"attachments": [asdict(a) for a in inbound.attachments]} \
                 if inbound.attachments else {}
+            if inbound.display_name:  # for the customer's record (handoff/customers.py)
+                meta["display_name"] = inbound.display_name
             recording = self._speaker.record(conversation, NewMessage(
                 role=Role.CUSTOMER, kind=Kind.TEXT, ts=inbound.received_at,
                 text=inbound.text or attachments_text(inbound.attachments),

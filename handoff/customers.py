@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 MAX_MERGE_HOPS = 20  # a merged record points on; chains are short, loops are refused
 CAPTURE_QUEUE = 10_000
+NAMES_REMEMBERED = 10_000  # (channel, user, name) already taken into records, per process
 
 
 class CustomerError(Exception):
@@ -45,6 +46,7 @@ class CustomerBook:
         self._clock = clock
         self._captures: asyncio.Queue[tuple[Conversation, StoredMessage]] = asyncio.Queue(
             CAPTURE_QUEUE)
+        self._names_seen: set[tuple[str, str, str]] = set()
 
     # finding
 
@@ -57,20 +59,44 @@ class CustomerBook:
             customer = await self._store.get_customer(customer.merged_into)
         return None
 
-    async def of(self, channel: str, user_id: str) -> Customer:
-        """The customer behind a channel identity, created the first time."""
+    async def of(self, channel: str, user_id: str, display_name: str = "") -> Customer:
+        """The customer behind a channel identity, created the first time; `display_name`
+        is the name the channel shows for them, if it gives one."""
         identity = await self._store.identity(channel, user_id)
         if identity is not None:
             found = await self.get(identity.customer_id)
             if found is not None:
-                return found
+                return await self._named(found, identity, display_name)
         now = self._clock()
-        customer = Customer(id="C" + uuid.uuid4().hex[:12], created_at=now, updated_at=now)
+        customer = Customer(id="C" + uuid.uuid4().hex[:12], created_at=now, updated_at=now,
+                            name=display_name)
         owner = await self._owner_by_rules(customer, channel)
         customer = replace(customer, owner_id=owner)
         await self._store.save_customer(customer)
-        await self._store.save_identity(Identity(channel, user_id, customer.id,
-                                                 first_seen_at=now))
+        mine = Identity(channel, user_id, customer.id, display_name=display_name,
+                        first_seen_at=now)
+        if identity is not None:  # its record is gone: the identity moves to the new one
+            await self._store.save_identity(mine)
+            return customer
+        held = await self._store.claim_identity(mine)
+        if held.customer_id == customer.id:
+            return customer
+        # another process made the record at the same moment: theirs is the one
+        await self._store.save_customer(replace(customer, merged_into=held.customer_id))
+        found = await self.get(held.customer_id)
+        return found if found is not None else customer
+
+    async def _named(self, customer: Customer, identity: Identity, display_name: str
+                     ) -> Customer:
+        """The channel's name for the customer, kept on the identity; the record takes it
+        while it has no name (an agent's choice is kept)."""
+        if not display_name or display_name == identity.display_name:
+            return customer
+        await self._store.save_identity(replace(identity, display_name=display_name))
+        if customer.name:
+            return customer
+        customer = replace(customer, name=display_name, updated_at=self._clock())
+        await self._store.save_customer(customer)
         return customer
 
     async def possible_matches(self, customer: Customer) -> list[Customer]:
@@ -92,15 +118,23 @@ class CustomerBook:
                 log.warning("crm: owner rule names %r, who has no account", rule.owner)
         return None
 
-    # capturing contacts
+    # capturing contacts and names
 
     def listen(self, speaker: Speaker) -> None:
         speaker.listen_here(self._heard)
 
     def _heard(self, conversation: Conversation, message: StoredMessage | None) -> None:
-        if message is None or message.role is not Role.CUSTOMER \
-                or not might_hold_contact(message.text):
+        if message is None or message.role is not Role.CUSTOMER:
             return
+        name = str(message.meta.get("display_name") or "")
+        named = (conversation.channel, conversation.user_id, name)
+        new_name = bool(name) and named not in self._names_seen
+        if not new_name and not might_hold_contact(message.text):
+            return
+        if new_name:
+            if len(self._names_seen) >= NAMES_REMEMBERED:
+                self._names_seen.clear()  # a name seen again costs one read, no write
+            self._names_seen.add(named)
         try:
             self._captures.put_nowait((conversation, message))
         except asyncio.QueueFull:
@@ -108,18 +142,21 @@ class CustomerBook:
                         message.seq, conversation.id)
 
     async def run(self) -> None:
-        """Take contacts from customers' messages into their records, in order."""
+        """Take contacts (and the channel's name for the customer) from customers'
+        messages into their records, in order."""
         while True:
             conversation, message = await self._captures.get()
             try:
-                await self.capture(conversation, message.text)
+                await self.capture(conversation, message.text,
+                                   str(message.meta.get("display_name") or ""))
             except Exception:  # the loop must go on; the failure is logged
                 log.exception("crm: contacts of message %s of %s not captured", message.seq,
                               conversation.id)
 
-    async def capture(self, conversation: Conversation, text: str) -> Customer:
-        customer = await self.of(conversation.channel, conversation.user_id)
-        found = contacts_in(text)
+    async def capture(self, conversation: Conversation, text: str, display_name: str = ""
+                      ) -> Customer:
+        customer = await self.of(conversation.channel, conversation.user_id, display_name)
+        found = contacts_in(text) if might_hold_contact(text) else []
         phones = [c.value for c in found if c.kind == "phone" and c.value not in customer.phones]
         emails = [c.value for c in found if c.kind == "email" and c.value not in customer.emails]
         if not (phones or emails):

@@ -305,6 +305,10 @@ class Store(Protocol):
     async def save_identity(self, identity: Identity) -> None:
         """Insert or replace (moving an identity to another customer replaces it)."""
 
+    async def claim_identity(self, identity: Identity) -> Identity:
+        """Insert unless the channel identity already belongs to a customer; the identity
+        that holds (another process's, when it claimed it first)."""
+
     async def identity(self, channel: str, user_id: str) -> Identity | None: ...
 
     async def identities_of(self, customer_id: str) -> list[Identity]:

@@ -381,6 +381,17 @@ class RedisStore:
             pipe.zadd(self.key("identities-of", i.customer_id), {member: i.first_seen_at})
             await pipe.execute()
 
+    async def claim_identity(self, identity: Identity) -> Identity:
+        i = identity
+        key = self.key("identity", i.channel, i.user_id)
+        while not await self.client.set(key, to_json(i), nx=True):
+            held = await self.client.get(key)
+            if held is not None:  # else it went between the two calls: claim again
+                return from_json(Identity, held)
+        await self.client.zadd(self.key("identities-of", i.customer_id),
+                               {f"{i.channel}\x00{i.user_id}": i.first_seen_at})
+        return identity
+
     async def identity(self, channel: str, user_id: str) -> Identity | None:
         raw = await self.client.get(self.key("identity", channel, user_id))
         return from_json(Identity, raw) if raw is not None else None

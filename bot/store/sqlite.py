@@ -444,6 +444,16 @@ class SqliteStore:
     async def save_identity(self, identity: Identity) -> None:
         await self._upsert(IDENTITIES, identity)
 
+    async def claim_identity(self, identity: Identity) -> Identity:
+        def claim() -> Identity:  # in a transaction: see bot/store/worker.py
+            insert = IDENTITIES.upsert().replace("INSERT OR REPLACE", "INSERT OR IGNORE")
+            self.db.execute(insert, IDENTITIES.values(identity))
+            row = self.db.execute(f"{IDENTITIES.select} WHERE channel = ? AND user_id = ?",
+                                  (identity.channel, identity.user_id)).fetchone()
+            return IDENTITIES.decode(row)
+
+        return await self._run(claim)
+
     async def identity(self, channel: str, user_id: str) -> Identity | None:
         return await self._first(IDENTITIES, "channel = ? AND user_id = ?", channel, user_id)
 

@@ -59,10 +59,13 @@ def to_inbound(event: dict[str, Any], received_at: float) -> InboundMessage | No
     self_id = event.get("self_id")
     if event.get("post_type") == "message" and event.get("message_type") == "private":
         text, attachments = read_message(event.get("message", event.get("raw_message", "")))
+        sender = event.get("sender")
         return InboundMessage(
             channel=NAME, user_id=customer_id(self_id, event.get("user_id")),
             platform_msg_id=f"{self_id}:{event.get('message_id')}", text=text,
-            received_at=received_at, attachments=attachments, raw=event)
+            received_at=received_at, attachments=attachments,
+            display_name=str(sender.get("nickname") or "") if isinstance(sender, dict) else "",
+            raw=event)
     if event.get("post_type") == "notice" and event.get("notice_type") == "friend_add":
         user = event.get("user_id")
         return InboundMessage(

@@ -162,6 +162,7 @@ class TelegramChannel:
             "channel": NAME, "user_id": str(message.chat.id), "received_at": received_at,
             "platform_msg_id": f"{message.chat.id}:{message.message_id}",
             "lang": "zh" if language.startswith("zh") else "en" if language else None,
+            "display_name": user.full_name if user else "",
         }
         text = message.text or ""
         if text.split("@")[0] == "/start":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -12,12 +13,14 @@ from bot.cluster import LocalLeases
 from bot.config import Config, CrmConfig, WebhooksConfig
 from bot.messages import ConversationState
 from bot.store import Agent, AgentRole, CaseStatus, Conversation
+from bot.store.redis import RedisStore
 from bot.store.sqlite import SqliteStore
 from handoff.cases import FOLLOW_UP_DUE, CaseBook
 from handoff.contacts import contacts_in
 from handoff.customers import CustomerBook
 from handoff.webhooks import Webhooks
 from tests.harness import AgentClient, Kefu, Visitor, wait_for
+from tests.redis_support import REDIS_URL, redis_store
 
 
 @pytest.mark.parametrize(("text", "found"), [
@@ -212,3 +215,19 @@ async def test_a_due_follow_up_is_announced_once(tmp_path: Path) -> None:
         assert await cases.announce_follow_ups() == []  # once
     finally:
         await store.close()
+
+
+async def test_two_processes_meeting_a_new_customer_at_once_make_one_record() -> None:
+    async with redis_store() as first:
+        second = await RedisStore.open(REDIS_URL, prefix=first.prefix)  # another process
+        try:
+            books = [CustomerBook(CrmConfig(), store) for store in (first, second)]
+            found = await asyncio.gather(*(b.of("telegram", "42", "李雷") for b in books))
+            assert found[0] == found[1] and found[0].name == "李雷"
+            assert [c.id for c in await second.customers()] == [found[0].id]
+            # an agent's name for them is kept when the channel's name changes
+            renamed = await books[0].of("telegram", "42", "Li Lei")
+            assert renamed.name == "李雷"
+            assert (await first.identity("telegram", "42")).display_name == "Li Lei"
+        finally:
+            await second.close()

@@ -138,6 +138,17 @@ async def test_customers_identities_and_contacts(store: Store) -> None:
         ("wechat", "o-1"), ("webchat", "v1")]
 
 
+async def test_an_identity_is_claimed_by_one_customer_only(store: Store) -> None:
+    first = Identity("webchat", "v9", "c-first", first_seen_at=1.0)
+    second = Identity("webchat", "v9", "c-second", first_seen_at=2.0)
+    held = await asyncio.gather(store.claim_identity(first), store.claim_identity(second))
+    assert held[0] == held[1] and held[0] in (first, second)
+    assert await store.identity("webchat", "v9") == held[0]
+    loser = "c-second" if held[0] == first else "c-first"
+    assert await store.identities_of(loser) == []
+    assert await store.identities_of(held[0].customer_id) == [held[0]]
+
+
 async def test_cases_keep_their_timeline_and_come_soonest_due_first(store: Store) -> None:
     first = Case(id="K1", customer_id="c-alice", conversation_id="conv-1", created_at=10.0,
                  due_at=500.0, summary="快递三天没动", category="delivery", severity="high",

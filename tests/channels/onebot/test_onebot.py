@@ -86,6 +86,13 @@ async def test_the_reverse_websocket_carries_events_and_replies(onebot: Any) -> 
     await duty.act(conversation.id, "take")
     reply = await duty.act(conversation.id, "reply", text="您好，请问[CQ:at,qq=all]订单号？")
     assert reply["undelivered"] is None
+    detail = await duty.get(f"/conversations/{conversation.id}")
+
+    async def named() -> bool:  # the QQ nickname is in the customer's record
+        record = await duty.get(f"/customers/{detail['customer_id']}")
+        return bool(record["customer"]["name"] == "顾客")
+
+    await wait_for(named)
     last = client.sent[-1]
     assert (last.message, last.auto_escape, last.via) == (
         "您好，请问[CQ:at,qq=all]订单号？", True, "ws")  # sent as text, never as a code
