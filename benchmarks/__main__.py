@@ -114,13 +114,16 @@ def load_section(rows: list[webchat_load.LoadRow], memory: webchat_load.MemoryRo
              f"Each customer opens the chat, then asks {webchat_load.QUESTIONS_EACH} questions "
              "one after another; 50 more customers arrive while the others ask (\"late\"). "
              "The load generator is a separate process on the same machine.", "",
-             "| customers | greeting p50 | p99 | max | late greeting p99 | max | answer p50 | "
-             "p99 | answers/s kefu | echo server | kefu / echo | failures |",
-             "|" + " ---: |" * 12]
+             "The echo server answers every frame at once and stores nothing: its greeting p99 "
+             "is what the load generator measures when the server costs nothing.", "",
+             "| customers | greeting p50 | p99 | max | echo greeting p99 | late greeting p99 | "
+             "max | answer p50 | p99 | answers/s kefu | echo server | kefu / echo | failures |",
+             "|" + " ---: |" * 13]
     for r in rows:
         lines.append(
             f"| {r.connections} | {ms(r.greeting_p50)} | {ms(r.greeting_p99)} | "
-            f"{ms(r.greeting_max)} | {ms(r.late_greeting_p99)} | {ms(r.late_greeting_max)} | "
+            f"{ms(r.greeting_max)} | {ms(r.echo_greeting_p99)} | {ms(r.late_greeting_p99)} | "
+            f"{ms(r.late_greeting_max)} | "
             f"{ms(r.answer_p50)} | {ms(r.answer_p99)} | {r.answers_per_second:.0f} | "
             f"{r.echo_per_second:.0f} | {pct(r.answers_per_second / r.echo_per_second)} | "
             f"{r.failures} |")
@@ -131,8 +134,9 @@ def load_section(rows: list[webchat_load.LoadRow], memory: webchat_load.MemoryRo
               f"{verdict(worst < 5)}"]
     if at_1000 is not None:
         lines.append(f"- p99 greeting < 100 ms at 1,000 customers: {ms(at_1000.greeting_p99)}"
-                     f" (all opening at once), {verdict(at_1000.greeting_p99 < .1)}; late "
-                     f"arrivals while the others ask: {ms(at_1000.late_greeting_p99)}, "
+                     f" (all opening at once; the echo server: "
+                     f"{ms(at_1000.echo_greeting_p99)}), {verdict(at_1000.greeting_p99 < .1)}; "
+                     f"late arrivals while the others ask: {ms(at_1000.late_greeting_p99)}, "
                      f"{verdict(at_1000.late_greeting_p99 < .1)}")
     ratios = [r.answers_per_second / r.echo_per_second for r in rows]
     lines += [f"- throughput >= 30% of the echo server: {', '.join(pct(x) for x in ratios)}, "

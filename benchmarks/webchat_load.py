@@ -45,6 +45,7 @@ class LoadRow:
     answers_per_second: float
     echo_per_second: float
     failures: int
+    echo_greeting_p99: float  # the same load generator's greeting from a server doing nothing
 
 
 def _free_port() -> int:
@@ -127,7 +128,8 @@ def run(loads: tuple[int, ...] = LOADS) -> list[LoadRow]:
             max(result.late_greetings, default=float("nan")),
             percentile(result.answers, 50), percentile(result.answers, 99),
             len(result.answers) / result.ask_seconds,
-            len(baseline.answers) / baseline.ask_seconds, result.failures))
+            len(baseline.answers) / baseline.ask_seconds, result.failures,
+            percentile(baseline.greetings, 99)))
     return rows
 
 

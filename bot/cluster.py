@@ -42,6 +42,8 @@ class Leases(Protocol):
 
 
 class Fanout(Protocol):
+    in_process: bool  # only this process hears: news may skip the trip through JSON
+
     def subscribe(self, topic: str, handler: Handler) -> None: ...
 
     def on_reconnect(self, handler: Callable[[], Awaitable[None]]) -> None:
@@ -65,6 +67,8 @@ class LocalLeases:
 
 
 class LocalFanout:
+    in_process = True
+
     def __init__(self) -> None:
         self._handlers: dict[str, list[Handler]] = defaultdict(list)
 
@@ -152,6 +156,8 @@ class RedisLeases:
 class RedisFanout:
     """News through Redis pub/sub; every process, the publisher included, hears it from
     Redis, so all of them see the same order."""
+
+    in_process = False
 
     def __init__(self, client: Any, prefix: str) -> None:
         self._client = client

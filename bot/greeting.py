@@ -19,6 +19,9 @@ class Greeter:
         self._config = config
         self._hours = hours
         self._templates: dict[str, jinja2.Template] = {}
+        # what each language's greeting says during the current minute: the template reads
+        # the clock only to the minute (time of day, open or not, when we open)
+        self._this_minute: dict[tuple[str, int], str] = {}
         for lang, source in config.greeting.templates.items():
             try:
                 self._templates[lang] = _env.from_string(source)
@@ -43,9 +46,16 @@ class Greeter:
         }
 
     def render(self, lang: str, now: float) -> str:
-        default = self._config.business.default_language
-        template = self._templates.get(lang) or self._templates[default]
-        return template.render(**self.context(lang, now)).strip()
+        key = (lang, int(now // 60))
+        text = self._this_minute.get(key)
+        if text is None:
+            default = self._config.business.default_language
+            template = self._templates.get(lang) or self._templates[default]
+            text = template.render(**self.context(lang, now)).strip()
+            if not any(minute == key[1] for _, minute in self._this_minute):
+                self._this_minute.clear()  # a new minute
+            self._this_minute[key] = text
+        return text
 
 
 def breach_cause(phases: dict[str, float]) -> str:

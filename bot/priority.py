@@ -18,8 +18,10 @@ def is_urgent() -> bool:
 
 
 @contextmanager
-def urgent() -> Iterator[None]:
-    token = _urgent.set(True)
+def urgent(really: bool = True) -> Iterator[None]:
+    """Work in this block is urgent; `urgent(False)` for what follows the urgent part
+    of a step (storing a greeting already sent) and must not delay other greetings."""
+    token = _urgent.set(really)
     try:
         yield
     finally:

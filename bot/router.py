@@ -264,7 +264,11 @@ class Router:
         await self._lanes.run((conversation.channel, conversation.user_id), job_about)
 
     async def _conversation_for(self, inbound: InboundMessage) -> tuple[Conversation, bool]:
-        current = await self._store.current_conversation(inbound.channel, inbound.user_id)
+        # One read: a customer's conversations follow one another (a new one begins only
+        # once the one before is closed), so the latest is the current one unless closed.
+        latest = await self._store.latest_conversation(inbound.channel, inbound.user_id)
+        current = latest if latest is not None \
+            and latest.state is not ConversationState.CLOSED else None
         idle_limit = self._config.conversation.idle_timeout_seconds
         if current is not None:
             idle = inbound.received_at - current.last_activity_at
@@ -274,8 +278,7 @@ class Router:
                               closed_at=inbound.received_at, close_reason="idle")
             await self._store.save_conversation(current)
             await self._speaker.send_state(current)
-        latest = current or await self._store.latest_conversation(inbound.channel,
-                                                                  inbound.user_id)
+            latest = current
         if latest is not None and self._rating_in(latest, inbound) is not None:
             return latest, False  # rating a closed conversation starts nothing new
         lang = inbound.lang if inbound.lang in self.greeter_languages else None
@@ -317,17 +320,19 @@ class Router:
                         conversation.id, latency, breach)
         conversation = replace(conversation, greeting_latency_ms=round(latency * 1000, 3),
                                greeting_breach=breach)
-        stored, _ = await asyncio.gather(
-            self._store.append_message(conversation, NewMessage(
-                role=Role.BOT, kind=Kind.GREETING, text=text, ts=greeting.ts, id=greeting.id)),
-            self._store.save_conversation(conversation))
-        if stored is not None and undelivered is None:
-            await self._store.settle(conversation.id, stored.seq)
-        if stored is None or stored.seq != seq:
-            log.error("conversation %s: greeting stored as message %s, sent as %d",
-                      conversation.id, stored.seq if stored else None, seq)
-        await self._webhooks.publish("conversation.started",
-                                     self._webhooks.about(conversation, lang=conversation.lang))
+        with urgent(False):  # it is sent: storing it must not delay other greetings
+            stored, _ = await asyncio.gather(
+                self._store.append_message(conversation, NewMessage(
+                    role=Role.BOT, kind=Kind.GREETING, text=text, ts=greeting.ts,
+                    id=greeting.id)),
+                self._store.save_conversation(conversation))
+            if stored is not None and undelivered is None:
+                await self._store.settle(conversation.id, stored.seq)
+            if stored is None or stored.seq != seq:
+                log.error("conversation %s: greeting stored as message %s, sent as %d",
+                          conversation.id, stored.seq if stored else None, seq)
+            await self._webhooks.publish("conversation.started", self._webhooks.about(
+                conversation, lang=conversation.lang))
         return conversation
 
     # ratings

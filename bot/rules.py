@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import lru_cache
 
 from bot.config import HandoffConfig
 from bot.text import normalize
@@ -15,14 +16,20 @@ class HandoffTrigger(StrEnum):
     ENTRY = "entry"  # an FAQ entry marked `handoff: true` was answered
 
 
+@lru_cache(maxsize=32)
+def _normalized(phrases: tuple[str, ...]) -> tuple[str, ...]:
+    """The configured phrases, normalized once rather than for every message."""
+    return tuple(normalize(p) for p in phrases)
+
+
 def detect_handoff(text: str, config: HandoffConfig) -> HandoffTrigger | None:
     """Complaint phrases and request phrases count anywhere in the message; request words
     (客服, agent...) only as the whole message, so '客服电话是多少' stays an FAQ question."""
     normalized = normalize(text)
-    if any(normalize(p) in normalized for p in config.complaint_phrases):
+    if any(p in normalized for p in _normalized(tuple(config.complaint_phrases))):
         return HandoffTrigger.COMPLAINT
-    if any(normalize(p) in normalized for p in config.request_phrases):
+    if any(p in normalized for p in _normalized(tuple(config.request_phrases))):
         return HandoffTrigger.REQUEST
-    if normalized in {normalize(w) for w in config.request_words}:
+    if normalized in _normalized(tuple(config.request_words)):
         return HandoffTrigger.REQUEST
     return None

@@ -61,6 +61,9 @@ class Speaker:
 
     async def _notify(self, conversation: Conversation, message: StoredMessage | None) -> None:
         _call(self._local_listeners, conversation, message)
+        if self._fanout.in_process:  # one process: every listener is here
+            _call(self._listeners, conversation, message)
+            return
         await self._fanout.publish(TOPIC, {
             "conversation": to_json(conversation),
             "message": to_json(message) if message is not None else None})

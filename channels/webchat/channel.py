@@ -242,14 +242,16 @@ class WebChatChannel:
         ws = web.WebSocketResponse(max_msg_size=self._config.max_frame_bytes, heartbeat=30.0)
         await ws.prepare(request)
         self._sockets[visitor].add(ws)
+        # Presence is for other processes' timers: written alongside, not waited for before
+        # the first frame is read (that would put a commit on the greeting's path).
+        present = asyncio.ensure_future(self._mark_present([visitor]))
         try:
             with urgent():  # a customer opening the chat: part of the greeting's path
-                await asyncio.gather(
-                    self._replay(ws, visitor, request.query.get("conversation"), after),
-                    self._mark_present([visitor]))
+                await self._replay(ws, visitor, request.query.get("conversation"), after)
             await self._receive(ws, visitor)
         finally:
             self._sockets[visitor].discard(ws)
+            await present  # so that leaving is written after arriving
             if not self._sockets[visitor]:
                 del self._sockets[visitor]
                 self._last_sent.pop(visitor, None)
