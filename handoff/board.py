@@ -52,6 +52,8 @@ class Board:
             "agent_name": names.get(conversation.agent_id or "") or (
                 holder_name(conversation.agent_id)
                 if held_by_platform(conversation.agent_id) and conversation.agent_id else None),
+            # a platform's own agent (a WeCom servicer) answers in the platform's app
+            "held_by_platform": held_by_platform(conversation.agent_id),
             "preview": _preview(messages),
             "unread": unread,
             "last_seq": messages[-1].seq if messages else 0,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from typing import Any
 
 import pytest
 
@@ -25,3 +26,14 @@ def skip_without_chromium() -> None:
 def url(kefu: Kefu, path: str = "/") -> str:
     assert kefu.client is not None
     return str(kefu.client.make_url(path))
+
+
+async def log_in(page: Any, kefu: Kefu, name: str, role: str = "agent") -> None:
+    """The console's login form, filled in as an agent does (password "correct horse")."""
+    from playwright.async_api import expect
+
+    await page.goto(url(kefu, "/agent/login"))
+    await page.get_by_label("账号 Name").fill(name)
+    await page.get_by_label("密码 Password").fill("correct horse")
+    await page.get_by_role("button", name="登录 Log in").click()
+    await expect(page.locator("#me")).to_have_text(f"{name} ({role})")

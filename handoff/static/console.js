@@ -243,12 +243,16 @@
 
   function renderHead(c) {
     $("chat-title").textContent = c.channel + " · " + c.user_id;
+    var platform = c.state === "agent" && c.held_by_platform;
     $("chat-info").textContent = "状态 " + c.state + (c.agent_name ? " · " + c.agent_name : "") +
+      (platform ? " · 在平台应用中接待，此处不能回复 (answered in the platform's app)" : "") +
       (c.handoff_reason ? " · 转人工原因 handoff: " + c.handoff_reason : "") + " · 语言 " + c.lang +
       " · 开始 " + clock(c.created_at);
-    var mine = c.state === "agent" && (c.agent_id === state.me.id || state.me.role === "supervisor");
+    var supervisor = state.me.role === "supervisor";
+    var mine = c.state === "agent" && !platform && (c.agent_id === state.me.id || supervisor);
     $("take").hidden = !(c.state === "queued" || c.state === "bot");
-    ["hold", "transfer", "transfer-to", "handback"].forEach(function (id) { $(id).hidden = !mine; });
+    ["hold", "transfer", "transfer-to"].forEach(function (id) { $(id).hidden = !mine; });
+    $("handback").hidden = !(mine || (platform && supervisor));
     $("close").hidden = !(mine || (state.me.role === "supervisor" && c.state !== "closed"));
     $("reply-form").hidden = !mine;
     $("chat-flag").hidden = !c.flagged;

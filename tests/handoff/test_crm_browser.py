@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import skip_without_chromium, url
+from tests.browser import log_in, skip_without_chromium
 from tests.harness import Kefu
 
 pytestmark = pytest.mark.browser
@@ -20,11 +20,7 @@ async def agent_logs_in(browser: Browser, kefu: Kefu, answers: list[str]) -> Pag
         await dialog.accept(answers.pop(0) if answers else "")  # type: ignore[attr-defined]
 
     page.on("dialog", answer)
-    await page.goto(url(kefu, "/agent/login"))
-    await page.get_by_label("账号 Name").fill("duty")
-    await page.get_by_label("密码 Password").fill("correct horse")
-    await page.get_by_role("button", name="登录 Log in").click()
-    await expect(page.locator("#me")).to_have_text("duty (agent)")
+    await log_in(page, kefu, "duty")
     return page
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.store import AgentRole
-from tests.browser import skip_without_chromium, url
+from tests.browser import log_in, skip_without_chromium, url
 from tests.handoff.report_seed import WEEK, generate, seed
 from tests.harness import Kefu
 
@@ -21,11 +21,7 @@ async def supervisor_opens_reports(browser: Browser, kefu: Kefu) -> Page:
     await kefu.add_agent("boss", role=AgentRole.SUPERVISOR)
     context = await browser.new_context(viewport={"width": 1100, "height": 900})
     console = await context.new_page()
-    await console.goto(url(kefu, "/agent/login"))
-    await console.get_by_label("账号 Name").fill("boss")
-    await console.get_by_label("密码 Password").fill("correct horse")
-    await console.get_by_role("button", name="登录 Log in").click()
-    await expect(console.locator("#me")).to_have_text("boss (supervisor)")
+    await log_in(console, kefu, "boss", "supervisor")
     async with context.expect_page() as opened:
         await console.get_by_role("link", name="报表 Reports").click()
     report = await opened.value
@@ -61,11 +57,7 @@ async def test_supervisor_sees_the_weeks_charts(kefu: Kefu, browser: Browser,
 
 async def test_agents_are_not_shown_reports(kefu: Kefu, browser: Browser) -> None:
     page = await browser.new_page()
-    await page.goto(url(kefu, "/agent/login"))
-    await page.get_by_label("账号 Name").fill("duty")
-    await page.get_by_label("密码 Password").fill("correct horse")
-    await page.get_by_role("button", name="登录 Log in").click()
-    await expect(page.locator("#me")).to_have_text("duty (agent)")
+    await log_in(page, kefu, "duty")
     await expect(page.get_by_role("link", name="报表 Reports")).to_be_hidden()
     response = await page.goto(url(kefu, "/agent/report"))
     assert response is not None and response.status == 403

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.app import CHANNELS
-from bot.config import Config, WeComConfig
+from bot.config import WeComConfig
 from bot.messages import ConversationState
+from bot.store import AgentRole
 from channels.tencent.push import PushRejected
 from channels.wecom.callback import crypto_for, open_callback, verify_url
-from tests.channels.tencent_envelope import Clock
-from tests.channels.wecom.standin import WeComStandIn
-from tests.conftest import TEST_KB
-from tests.harness import Kefu, write_kb
+from tests.channels.wecom.world import WeCom, servicers_world
 
 # WeCom's published sample (WXBizMsgCrypt): the URL check and a sealed message.
 SAMPLE = WeComConfig(enabled=True, corp_id="wx5823bf96d3bd56c7", secret="x", token="QDG6eK",
@@ -55,72 +50,6 @@ def test_wecoms_published_sample_passes_and_a_changed_one_does_not() -> None:
     with pytest.raises(PushRejected, match="forged msg_signature"):
         verify_url(SAMPLE, crypto, {**SAMPLE_URL_CHECK, "echostr": "x" + SAMPLE_URL_CHECK[
             "echostr"]}, now=1409659589)
-
-
-@dataclass
-class WeCom:
-    kefu: Kefu
-    standin: WeComStandIn
-    clock: Clock
-    url: str
-
-    async def settle(self) -> None:
-        """Until kefu has read everything and answered it."""
-        channel = self.kefu.app[CHANNELS]["wecom"]
-        for _ in range(3):  # reading leads to answers, answers to nothing more
-            await channel.finished_reading()
-            await self.kefu.router.idle()
-
-    async def nudged(self, **how: Any) -> None:
-        status, text = await self.standin.nudge(self.url, **how)
-        assert (status, text) == (200, "success")
-        await self.settle()
-
-    async def writes(self, customer: str, text: str) -> list[str]:
-        """The customer writes; what kefu said to them because of it."""
-        before = len(self.standin.sent_to(customer))
-        self.standin.writes(customer, text)
-        await self.nudged()
-        return self.standin.sent_to(customer)[before:]
-
-    async def conversation(self, customer: str) -> Any:
-        return await self.kefu.store.latest_conversation(
-            "wecom", f"{self.standin.open_kfid}:{customer}")
-
-
-@pytest.fixture
-async def wecom_world(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
-    started: list[tuple[Kefu, WeComStandIn]] = []
-
-    async def start(standin: WeComStandIn | None = None, store: Path | None = None,
-                    **wecom: Any) -> WeCom:
-        clock = standin.clock if standin else Clock()
-        standin = standin or WeComStandIn(clock)
-        api = await standin.start() if standin.server is None else \
-            str(standin.server.make_url("")).rstrip("/")
-        kb = write_kb(tmp_path / f"kb-{len(started)}", TEST_KB)
-        config = Config.model_validate({
-            "business": {"name": "测试店", "hours": {d: "00:00-24:00" for d in (
-                "mon", "tue", "wed", "thu", "fri", "sat", "sun")}},
-            "knowledge_base": {"path": str(kb), "regressions": str(tmp_path / "none.yaml")},
-            "store": {"path": str(store or tmp_path / f"kefu-{len(started)}.sqlite3")},
-            "desk": {"auto_assign": False},
-            "channels": {"wecom": {
-                "enabled": True, "corp_id": standin.corp_id, "secret": standin.secret,
-                "token": standin.token, "encoding_aes_key": standin.aes_key,
-                "api_base": api, "send_attempts": 2, **wecom}},
-        })
-        kefu = await Kefu(config, clock).start()
-        if not started or store is None:
-            await kefu.add_agent("duty", online=True)
-        started.append((kefu, standin))
-        assert kefu.client is not None
-        return WeCom(kefu, standin, clock, str(kefu.client.make_url("/wecom")))
-
-    yield start
-    for kefu, standin in reversed(started):
-        await kefu.stop()
-        await standin.close()
 
 
 async def test_a_customer_entering_is_greeted_with_the_welcome_code(wecom_world: Any) -> None:
@@ -258,12 +187,6 @@ async def test_a_restart_in_the_middle_of_a_read_resumes_from_the_saved_cursor(
 POOL_STATE, SERVICER_STATE, ENDED_STATE = 2, 3, 4
 
 
-async def servicers_world(wecom_world: Any, **wecom: Any) -> WeCom:
-    world: WeCom = await wecom_world(agents="wecom", **wecom)
-    world.standin.servicers = {"zhangsan": 0, "lisi": 0}
-    return world
-
-
 async def kinds_of_events(wecom: WeCom, conversation_id: str) -> list[tuple[str, str | None]]:
     return [(e.type, e.agent_id) for e in await wecom.kefu.store.events(conversation_id)]
 
@@ -351,8 +274,6 @@ async def test_when_wecom_refuses_the_handoff_kefus_own_agents_take_it(
 
 async def test_a_supervisor_hands_a_servicers_session_back_to_the_bot(
         wecom_world: Any) -> None:
-    from bot.store import AgentRole
-
     wecom = await servicers_world(wecom_world)
     await wecom.kefu.add_agent("boss", role=AgentRole.SUPERVISOR, online=True)
     boss = await wecom.kefu.agent("boss")

@@ -1,0 +1,48 @@
+"""A WeCom servicer's chat in kefu's console, in a real browser."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bot.store import AgentRole
+from tests.browser import log_in, skip_without_chromium
+from tests.channels.wecom.world import servicers_world
+
+pytestmark = pytest.mark.browser
+skip_without_chromium()
+
+from playwright.async_api import Browser, expect  # noqa: E402
+
+
+async def test_a_supervisor_follows_a_servicers_chat_and_hands_it_back(
+        wecom_world: Any, browser: Browser) -> None:
+    wecom = await servicers_world(wecom_world)
+    await wecom.kefu.add_agent("boss", role=AgentRole.SUPERVISOR, online=True)
+    await wecom.writes("wmHan", "转人工")
+    wecom.standin.servicer_takes("zhangsan", "wmHan")
+    wecom.standin.servicer_writes("zhangsan", "wmHan", "您好，我是张三，帮您查一下订单。")
+    await wecom.nudged()
+
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    await log_in(page, wecom.kefu, "boss", "supervisor")
+    chat = page.locator("#chats li")
+    await expect(chat).to_have_count(1)
+    await expect(chat).to_contain_text("zhangsan (wecom)")
+    await chat.click()
+    info = page.locator("#chat-info")
+    await expect(info).to_contain_text("zhangsan (wecom)")
+    await expect(info).to_contain_text("answered in the platform's app")
+    said = page.locator("#transcript .msg.agent").last
+    await expect(said).to_contain_text("您好，我是张三，帮您查一下订单。")
+    await expect(said).to_contain_text("zhangsan")
+    # kefu cannot write into WeCom's session: no reply box, only handing back or closing
+    await expect(page.locator("#reply-form")).to_be_hidden()
+    await expect(page.locator("#hold")).to_be_hidden()
+
+    await page.get_by_role("button", name="转回机器人 Hand back").click()
+    await expect(info).to_contain_text("状态 bot")
+    await wecom.settle()
+    assert wecom.standin.states["wmHan"] == 4  # ended in WeCom: the bot has the customer
+    assert "智能客服" in wecom.standin.sent[-1].content
