@@ -176,7 +176,7 @@ class Router:
         elif stored is not None:
             await self._handle(replace(conversation, last_activity_at=inbound.received_at),
                                inbound, stored)
-        else:
+        elif conversation.last_activity_at != inbound.received_at:  # a new one is saved
             await self._store.save_conversation(
                 replace(conversation, last_activity_at=inbound.received_at))
 
@@ -232,8 +232,7 @@ class Router:
                 conversation = await self._desk.customer_wrote(conversation, stored)
         finally:
             replying_to.reset(answering)
-        await self._store.save_conversation(conversation)
-        await self._store.settle(conversation.id, stored.seq)
+        await self._store.save_conversation(conversation, settled=stored.seq)
 
     async def resume(self, message: StoredMessage) -> None:
         """Handle a customer message that was stored but never handled: its process died.

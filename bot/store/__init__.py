@@ -225,8 +225,10 @@ class Store(Protocol):
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None: ...
 
-    async def save_conversation(self, conversation: Conversation) -> None:
-        """Insert or replace the conversation."""
+    async def save_conversation(self, conversation: Conversation, settled: int | None = None
+                                ) -> None:
+        """Insert or replace the conversation; with `settled`, its message of that seq is
+        settled in the same write (a customer message handled: one round trip, not two)."""
 
     async def conversations_in_state(self, state: ConversationState) -> list[Conversation]:
         """Queued ones in queue order (priority, then time queued); others oldest first.

@@ -52,7 +52,8 @@ SESSION_GRACE_SECONDS = 86400
 
 _SAVE_CONVERSATION = """
 -- KEYS: conversation, by customer, by creation time, state:bot, state:queued, state:agent,
---       new state set or ''
+--       new state set or '', unsettled set
+-- ARGV: conversation JSON, id, created at, state score, unsettled member to settle or ''
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
@@ -60,6 +61,7 @@ redis.call('ZREM', KEYS[4], ARGV[2])
 redis.call('ZREM', KEYS[5], ARGV[2])
 redis.call('ZREM', KEYS[6], ARGV[2])
 if KEYS[7] ~= '' then redis.call('ZADD', KEYS[7], ARGV[4], ARGV[2]) end
+if ARGV[5] ~= '' then redis.call('ZREM', KEYS[8], ARGV[5]) end
 return 1
 """
 
@@ -174,7 +176,8 @@ class RedisStore:
         raw = await self.client.get(self.key("conv", conversation_id))
         return from_json(Conversation, raw) if raw is not None else None
 
-    async def save_conversation(self, conversation: Conversation) -> None:
+    async def save_conversation(self, conversation: Conversation, settled: int | None = None
+                                ) -> None:
         c = conversation
         open_state = c.state is not ConversationState.CLOSED
         score = (-c.priority * PRIORITY_WEIGHT + (c.queued_at or c.created_at)
@@ -182,8 +185,10 @@ class RedisStore:
         await self._save_conversation(
             keys=[self.key("conv", c.id), self.key("customer", c.channel, c.user_id),
                   self.key("created"), *(self.key("state", s.value) for s in OPEN_STATES),
-                  self.key("state", c.state.value) if open_state else ""],
-            args=[to_json(c), c.id, c.created_at, score])
+                  self.key("state", c.state.value) if open_state else "",
+                  self.key("unsettled")],
+            args=[to_json(c), c.id, c.created_at, score,
+                  f"{c.id}|{settled}" if settled is not None else ""])
 
     async def conversations_in_state(self, state: ConversationState) -> list[Conversation]:
         if state is ConversationState.CLOSED:

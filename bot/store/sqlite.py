@@ -258,8 +258,18 @@ class SqliteStore:
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
         return await self._first(CONVERSATIONS, "id = ?", conversation_id)
 
-    async def save_conversation(self, conversation: Conversation) -> None:
-        await self._upsert(CONVERSATIONS, conversation)
+    async def save_conversation(self, conversation: Conversation, settled: int | None = None
+                                ) -> None:
+        if settled is None:
+            await self._upsert(CONVERSATIONS, conversation)
+            return
+
+        def save() -> None:  # in a transaction: see bot/store/worker.py
+            self.db.execute(CONVERSATIONS.upsert(), CONVERSATIONS.values(conversation))
+            self.db.execute("DELETE FROM unsettled WHERE conversation_id = ? AND seq = ?",
+                            (conversation.id, settled))
+
+        await self._run(save)
 
     async def conversations_in_state(self, state: ConversationState) -> list[Conversation]:
         if state is ConversationState.CLOSED:

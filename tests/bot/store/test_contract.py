@@ -149,6 +149,17 @@ async def test_an_identity_is_claimed_by_one_customer_only(store: Store) -> None
     assert await store.identities_of(held[0].customer_id) == [held[0]]
 
 
+async def test_saving_a_conversation_can_settle_its_handled_message(store: Store) -> None:
+    c = conversation()
+    await store.save_conversation(c)
+    first = await store.append_message(c, said("一", msg_id="m1"))
+    second = await store.append_message(c, said("二", msg_id="m2"))
+    assert first is not None and second is not None
+    await store.save_conversation(replace(c, consecutive_misses=1), settled=first.seq)
+    assert (await store.get_conversation(c.id)).consecutive_misses == 1
+    assert [m.seq for m in await store.unsettled(before=time.time() + 1)] == [second.seq]
+
+
 async def test_cases_keep_their_timeline_and_come_soonest_due_first(store: Store) -> None:
     first = Case(id="K1", customer_id="c-alice", conversation_id="conv-1", created_at=10.0,
                  due_at=500.0, summary="快递三天没动", category="delivery", severity="high",
