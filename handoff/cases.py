@@ -19,7 +19,7 @@ from typing import Any
 
 from bot.cluster import Leases
 from bot.config import CrmConfig
-from bot.store import Agent, Case, CaseStatus, Conversation, Store
+from bot.store import Agent, Case, CaseStatus, Conversation, Store, WebhookDelivery
 from handoff.customers import CustomerBook, CustomerError
 from handoff.webhooks import Webhooks
 
@@ -73,11 +73,21 @@ class CaseBook:
             repeat_of=max(earlier, key=lambda c: c.created_at).id if earlier else None,
             timeline=({"at": now, "by": by, "what": "opened",
                        "note": "repeat complaint" if earlier else ""},))
-        await self._store.save_case(case)
+        await self._save(case, "case.opened", conversation)
         log.info("crm: case %s opened for %s%s", case.id, customer.id,
                  " (a repeat)" if case.repeat_of else "")
-        await self._webhooks.publish("case.opened", self._data(case, conversation))
         return case
+
+    async def _save(self, case: Case, event: str | None,
+                    conversation: Conversation | None = None) -> None:
+        """Save the case, with the webhook that announces `event` in the same write."""
+        deliveries: tuple[WebhookDelivery, ...] = ()
+        if event is not None:
+            if conversation is None:
+                conversation = await self._store.get_conversation(case.conversation_id)
+            deliveries = self._webhooks.prepare(event, self._data(case, conversation))
+        await self._store.save_case(case, deliveries)
+        self._webhooks.queued(deliveries)
 
     async def act(self, agent: Agent, case_id: str, action: str, note: str = "",
                   **fields: Any) -> Case:
@@ -136,10 +146,7 @@ class CaseBook:
         case = replace(case, timeline=(*case.timeline, {
             "at": now, "by": agent.name, "what": _done(action, fields),
             "note": note.strip()[:2000]}))
-        await self._store.save_case(case)
-        if event is not None:
-            conversation = await self._store.get_conversation(case.conversation_id)
-            await self._webhooks.publish(event, self._data(case, conversation))
+        await self._save(case, event)
         return case
 
     async def announce_follow_ups(self) -> list[Case]:
@@ -154,9 +161,7 @@ class CaseBook:
                 continue
             case = replace(case, timeline=(*case.timeline, {
                 "at": now, "by": "kefu", "what": FOLLOW_UP_DUE, "note": ""}))
-            await self._store.save_case(case)
-            conversation = await self._store.get_conversation(case.conversation_id)
-            await self._webhooks.publish("follow_up.due", self._data(case, conversation))
+            await self._save(case, "follow_up.due")
             announced.append(case)
         return announced
 

@@ -139,15 +139,15 @@ class Desk:
 
     async def _event(self, conversation: Conversation, type_: str, agent_id: str | None = None,
                      **detail: object) -> None:
+        published = PUBLISHED.get(type_)
+        deliveries = self._webhooks.prepare(published, self._webhooks.about(
+            conversation, event=type_, agent_id=agent_id, **detail)) if published else ()
         await self._store.record_event(ConversationEvent(
-            conversation.id, self._clock(), type_, agent_id, dict(detail)))
+            conversation.id, self._clock(), type_, agent_id, dict(detail)), deliveries)
+        self._webhooks.queued(deliveries)
         log.info("conversation %s: %s", conversation.id, type_, extra={
             "conversation_id": conversation.id, "event": type_,
             **({"agent_id": agent_id} if agent_id else {}), **detail})
-        published = PUBLISHED.get(type_)
-        if published is not None:
-            await self._webhooks.publish(published, self._webhooks.about(
-                conversation, event=type_, agent_id=agent_id, **detail))
         if type_ in ("queued", "offline_offered") and detail.get("reason") == "complaint":
             said = [m.text for m in await self._store.messages(conversation.id)
                     if m.role is Role.CUSTOMER and m.text]
@@ -716,12 +716,13 @@ class Desk:
                 break  # soonest due first: the rest are not due either
             if ticket.overdue_told:
                 continue
-            await self._store.save_ticket(replace(ticket, overdue_told=True))
             conversation = await self._store.get_conversation(ticket.conversation_id)
             data = self._webhooks.about(conversation) if conversation else {}
-            await self._webhooks.publish("ticket.overdue", {
+            deliveries = self._webhooks.prepare("ticket.overdue", {
                 **data, "ticket": ticket.id, "due_at": ticket.due_at, "contact": ticket.contact,
                 "question": ticket.question})
+            await self._store.save_ticket(replace(ticket, overdue_told=True), deliveries)
+            self._webhooks.queued(deliveries)
 
     async def _timed_queue_update(self, conversation_id: str) -> None:
         conversation = await self._current(conversation_id)

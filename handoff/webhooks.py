@@ -54,19 +54,31 @@ class Webhooks:
     def _wanting(self, type_: str) -> list[WebhookEndpoint]:
         return [e for e in self._endpoints.values() if "*" in e.events or type_ in e.events]
 
-    async def publish(self, type_: str, data: dict[str, Any]) -> None:
-        """Queue the event for every endpoint that wants it."""
+    def prepare(self, type_: str, data: dict[str, Any]) -> tuple[WebhookDelivery, ...]:
+        """The event's deliveries, one per endpoint that wants it, for the store to queue
+        in the same write as the change they announce (then call `queued`)."""
         endpoints = self._wanting(type_)
         if not endpoints:
-            return
+            return ()
         now, event_id = self._clock(), uuid.uuid4().hex
         body = json.dumps({"id": event_id, "type": type_, "created_at": now, "data": data},
                           ensure_ascii=False, sort_keys=True)
-        for endpoint in endpoints:
-            await self._store.save_delivery(WebhookDelivery(
-                id=f"{event_id}-{endpoint.name}", event_id=event_id, endpoint=endpoint.name,
-                type=type_, body=body, created_at=now, next_at=now))
-        self._wake.set()
+        return tuple(WebhookDelivery(
+            id=f"{event_id}-{endpoint.name}", event_id=event_id, endpoint=endpoint.name,
+            type=type_, body=body, created_at=now, next_at=now) for endpoint in endpoints)
+
+    def queued(self, deliveries: tuple[WebhookDelivery, ...]) -> None:
+        """Deliveries were stored: the sender looks at once."""
+        if deliveries:
+            self._wake.set()
+
+    async def publish(self, type_: str, data: dict[str, Any]) -> None:
+        """Queue the event for every endpoint that wants it, on its own (a change with a
+        record of its own queues its deliveries with that record: `prepare`)."""
+        deliveries = self.prepare(type_, data)
+        for delivery in deliveries:
+            await self._store.save_delivery(delivery)
+        self.queued(deliveries)
 
     def about(self, conversation: Conversation, **more: Any) -> dict[str, Any]:
         """An event's data about a conversation, with a link to its transcript."""

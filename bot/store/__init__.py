@@ -6,6 +6,7 @@ and runs the same contract tests (tests/bot/store/test_contract.py).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -289,14 +290,18 @@ class Store(Protocol):
 
     # offline messages and the event record
 
-    async def save_ticket(self, ticket: Ticket) -> None: ...
+    async def save_ticket(self, ticket: Ticket, deliveries: Sequence[WebhookDelivery] = ()
+                          ) -> None:
+        """Insert or replace; `deliveries` (the webhooks that announce the change) are
+        queued in the same write, so a crash keeps both or neither. So for events and cases."""
 
     async def get_ticket(self, ticket_id: str) -> Ticket | None: ...
 
     async def tickets(self, status: TicketStatus | None = None) -> list[Ticket]:
         """Tickets by due time, soonest first; only those of `status` when given."""
 
-    async def record_event(self, event: ConversationEvent) -> None: ...
+    async def record_event(self, event: ConversationEvent,
+                           deliveries: Sequence[WebhookDelivery] = ()) -> None: ...
 
     # customers and their complaints
 
@@ -322,7 +327,8 @@ class Store(Protocol):
     async def customers(self, since: float = 0.0) -> list[Customer]:
         """Customers (not merged away) created since `since`, oldest first."""
 
-    async def save_case(self, case: Case) -> None: ...
+    async def save_case(self, case: Case, deliveries: Sequence[WebhookDelivery] = ()
+                        ) -> None: ...
 
     async def get_case(self, case_id: str) -> Case | None: ...
 

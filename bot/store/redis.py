@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -259,9 +259,14 @@ class RedisStore:
     async def unanswered(self, since: float = 0.0) -> list[UnansweredQuestion]:
         return await self._ordered("unanswered", UnansweredQuestion, since)
 
-    async def record_event(self, event: ConversationEvent) -> None:
-        await self._add_ordered("events", event.ts, event)
-        await self._add_ordered(f"events:{event.conversation_id}", event.ts, event)
+    async def record_event(self, event: ConversationEvent,
+                           deliveries: Sequence[WebhookDelivery] = ()) -> None:
+        async with self.client.pipeline(transaction=True) as pipe:
+            for name in ("events", f"events:{event.conversation_id}"):
+                await self._ordered_add(keys=[self.key(name), self.key(name, "counter")],
+                                        args=[event.ts, to_json(event)], client=pipe)
+            self._queue_deliveries(pipe, deliveries)
+            await pipe.execute()
 
     async def events(self, conversation_id: str | None = None, since: float = 0.0
                      ) -> list[ConversationEvent]:
@@ -325,8 +330,10 @@ class RedisStore:
 
     # tickets
 
-    async def save_ticket(self, ticket: Ticket) -> None:
+    async def save_ticket(self, ticket: Ticket, deliveries: Sequence[WebhookDelivery] = ()
+                          ) -> None:
         async with self.client.pipeline(transaction=True) as pipe:
+            self._queue_deliveries(pipe, deliveries)
             pipe.set(self.key("ticket", ticket.id), to_json(ticket))
             pipe.zadd(self.key("tickets"), {ticket.id: ticket.due_at})
             for status in TicketStatus:
@@ -414,8 +421,10 @@ class RedisStore:
         return await self._customers(
             await self.client.zrangebyscore(self.key("customers"), since, "+inf"))
 
-    async def save_case(self, case: Case) -> None:
+    async def save_case(self, case: Case, deliveries: Sequence[WebhookDelivery] = ()
+                        ) -> None:
         async with self.client.pipeline(transaction=True) as pipe:
+            self._queue_deliveries(pipe, deliveries)
             pipe.set(self.key("case", case.id), to_json(case))
             pipe.zadd(self.key("cases"), {case.id: case.due_at})
             pipe.zadd(self.key("cases-of", case.customer_id), {case.id: case.due_at})
@@ -437,8 +446,13 @@ class RedisStore:
     # outbound webhooks
 
     async def save_delivery(self, delivery: WebhookDelivery) -> None:
-        d = delivery
         async with self.client.pipeline(transaction=True) as pipe:
+            self._queue_deliveries(pipe, [delivery])
+            await pipe.execute()
+
+    def _queue_deliveries(self, pipe: Any, deliveries: Sequence[WebhookDelivery]) -> None:
+        """The commands that save `deliveries`, in a transaction the caller executes."""
+        for d in deliveries:
             pipe.set(self.key("delivery", d.id), to_json(d))
             pipe.zadd(self.key("deliveries"), {d.id: d.created_at})
             for status in DeliveryStatus:
@@ -448,7 +462,6 @@ class RedisStore:
                 pipe.zadd(self.key("deliveries-due"), {d.id: d.next_at})
             else:
                 pipe.zrem(self.key("deliveries-due"), d.id)
-            await pipe.execute()
 
     async def _deliveries(self, ids: list[Any]) -> list[WebhookDelivery]:
         if not ids:

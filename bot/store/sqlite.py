@@ -17,7 +17,7 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -231,8 +231,18 @@ class SqliteStore:
         found = await self._select(table, f"{where} LIMIT 1", *args)
         return found[0] if found else None
 
-    async def _upsert(self, table: _Table[R], record: R) -> None:
-        await self._run(self.db.execute, table.upsert(), table.values(record))
+    async def _upsert(self, table: _Table[R], record: R,
+                      deliveries: Sequence[WebhookDelivery] = ()) -> None:
+        """Insert or replace `record`, with the webhook deliveries that announce it."""
+        if not deliveries:
+            await self._run(self.db.execute, table.upsert(), table.values(record))
+            return
+
+        def save() -> None:  # in a transaction: see bot/store/worker.py
+            self.db.execute(table.upsert(), table.values(record))
+            self.db.executemany(DELIVERIES.upsert(), [DELIVERIES.values(d) for d in deliveries])
+
+        await self._run(save)
 
     # conversations
 
@@ -419,8 +429,9 @@ class SqliteStore:
 
     # tickets and events
 
-    async def save_ticket(self, ticket: Ticket) -> None:
-        await self._upsert(TICKETS, ticket)
+    async def save_ticket(self, ticket: Ticket, deliveries: Sequence[WebhookDelivery] = ()
+                          ) -> None:
+        await self._upsert(TICKETS, ticket, deliveries)
 
     async def get_ticket(self, ticket_id: str) -> Ticket | None:
         return await self._first(TICKETS, "id = ?", ticket_id)
@@ -430,8 +441,9 @@ class SqliteStore:
             return await self._select(TICKETS, "1 ORDER BY due_at, id")
         return await self._select(TICKETS, "status = ? ORDER BY due_at, id", status.value)
 
-    async def record_event(self, event: ConversationEvent) -> None:
-        await self._upsert(EVENTS, event)
+    async def record_event(self, event: ConversationEvent,
+                           deliveries: Sequence[WebhookDelivery] = ()) -> None:
+        await self._upsert(EVENTS, event, deliveries)
 
     # customers and cases
 
@@ -480,8 +492,9 @@ class SqliteStore:
         return await self._select(CUSTOMERS, "created_at >= ? AND merged_into IS NULL "
                                   "ORDER BY created_at, id", since)
 
-    async def save_case(self, case: Case) -> None:
-        await self._upsert(CASES, case)
+    async def save_case(self, case: Case, deliveries: Sequence[WebhookDelivery] = ()
+                        ) -> None:
+        await self._upsert(CASES, case, deliveries)
 
     async def get_case(self, case_id: str) -> Case | None:
         return await self._first(CASES, "id = ?", case_id)

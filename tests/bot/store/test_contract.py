@@ -160,6 +160,28 @@ async def test_saving_a_conversation_can_settle_its_handled_message(store: Store
     assert [m.seq for m in await store.unsettled(before=time.time() + 1)] == [second.seq]
 
 
+async def test_a_change_and_the_webhooks_announcing_it_are_written_together(store: Store
+                                                                         ) -> None:
+    def announcing(what: str) -> tuple[WebhookDelivery, ...]:
+        return tuple(WebhookDelivery(id=f"{what}-{endpoint}", event_id=what, endpoint=endpoint,
+                                     type=what, body="{}", created_at=5.0, next_at=5.0)
+                     for endpoint in ("crm", "erp"))
+
+    await store.record_event(ConversationEvent("c1", 5.0, "closed", "a1"),
+                             announcing("conversation.closed"))
+    await store.save_case(Case(id="K9", customer_id="c-x", conversation_id="c1", created_at=5.0,
+                               due_at=9.0, summary="少发一件"), announcing("case.opened"))
+    await store.save_ticket(Ticket(id="T9", conversation_id="c1", channel="webchat",
+                                   user_id="u1", lang="zh", question="发票", contact="",
+                                   created_at=5.0, due_at=9.0), announcing("ticket.overdue"))
+    assert [e.type for e in await store.events("c1")] == ["closed"]
+    assert [c.id for c in await store.cases()] == ["K9"]
+    assert [t.id for t in await store.tickets()] == ["T9"]
+    assert sorted(d.id for d in await store.due_deliveries(now=6.0, limit=10)) == [
+        "case.opened-crm", "case.opened-erp", "conversation.closed-crm",
+        "conversation.closed-erp", "ticket.overdue-crm", "ticket.overdue-erp"]
+
+
 async def test_cases_keep_their_timeline_and_come_soonest_due_first(store: Store) -> None:
     first = Case(id="K1", customer_id="c-alice", conversation_id="conv-1", created_at=10.0,
                  due_at=500.0, summary="快递三天没动", category="delivery", severity="high",
