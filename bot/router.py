@@ -36,7 +36,7 @@ from bot.metrics import Metrics
 from bot.priority import urgent
 from bot.rules import HandoffTrigger, detect_handoff
 from bot.speaker import Speaker, replying_to
-from bot.store import Conversation, NewMessage, Store, UnansweredQuestion
+from bot.store import Conversation, NewMessage, Store, UnansweredQuestion, WebhookDelivery
 from bot.text import detect_language
 from bot.texts import Texts
 from knowledge_base.decide import Action, decide
@@ -63,9 +63,12 @@ class Desk(Protocol):
 
 
 class Publisher(Protocol):
-    """Other systems hear what happens (handoff/webhooks.py)."""
+    """Other systems hear what happens (handoff/webhooks.py): an event's deliveries are
+    prepared, stored with the change they announce, then the sender is told."""
 
-    async def publish(self, type_: str, data: dict[str, Any]) -> None: ...
+    def prepare(self, type_: str, data: dict[str, Any]) -> tuple[WebhookDelivery, ...]: ...
+
+    def queued(self, deliveries: tuple[WebhookDelivery, ...]) -> None: ...
 
     def about(self, conversation: Conversation, **more: Any) -> dict[str, Any]: ...
 
@@ -319,19 +322,20 @@ class Router:
                         conversation.id, latency, breach)
         conversation = replace(conversation, greeting_latency_ms=round(latency * 1000, 3),
                                greeting_breach=breach)
+        started = self._webhooks.prepare("conversation.started", self._webhooks.about(
+            conversation, lang=conversation.lang))
         with urgent(False):  # it is sent: storing it must not delay other greetings
             stored, _ = await asyncio.gather(
                 self._store.append_message(conversation, NewMessage(
                     role=Role.BOT, kind=Kind.GREETING, text=text, ts=greeting.ts,
                     id=greeting.id)),
-                self._store.save_conversation(conversation))
+                self._store.save_conversation(conversation, deliveries=started))
+            self._webhooks.queued(started)
             if stored is not None and undelivered is None:
                 await self._store.settle(conversation.id, stored.seq)
             if stored is None or stored.seq != seq:
                 log.error("conversation %s: greeting stored as message %s, sent as %d",
                           conversation.id, stored.seq if stored else None, seq)
-            await self._webhooks.publish("conversation.started", self._webhooks.about(
-                conversation, lang=conversation.lang))
         return conversation
 
     # ratings
@@ -357,9 +361,10 @@ class Router:
 
     async def _rate(self, conversation: Conversation, score: int) -> None:
         conversation = replace(conversation, rating=score)
-        await self._store.save_conversation(conversation)
-        await self._webhooks.publish("rating.received",
-                                     self._webhooks.about(conversation, rating=score))
+        rated = self._webhooks.prepare("rating.received",
+                                       self._webhooks.about(conversation, rating=score))
+        await self._store.save_conversation(conversation, deliveries=rated)
+        self._webhooks.queued(rated)
         await self._speaker.say(conversation, OutboundReply(
             self.texts.get(conversation.lang, "rating_thanks"), Kind.RATING_THANKS,
             meta={"rating": score}))

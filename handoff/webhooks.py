@@ -1,7 +1,9 @@
 """Outbound webhooks: what happens at the desk, as signed JSON events for other systems.
 
-Publishing only writes the event to the store's outbox (one delivery per endpoint), so a
-slow or dead endpoint never slows a conversation. A background loop, in one process at a
+Publishing only writes the event to the store's outbox (one delivery per endpoint), in the
+same write as the change it announces (`prepare`, then the store's save with
+`deliveries`), so a crash keeps both or neither, and a slow or dead endpoint never slows a
+conversation. A background loop, in one process at a
 time (a lease), sends what is due: at least once, retried with doubling back-off, given up
 after `max_attempts` and then shown to supervisors. A delivery interrupted by a crash is
 sent again after a restart; receivers drop repeats by the event id.
@@ -71,14 +73,6 @@ class Webhooks:
         """Deliveries were stored: the sender looks at once."""
         if deliveries:
             self._wake.set()
-
-    async def publish(self, type_: str, data: dict[str, Any]) -> None:
-        """Queue the event for every endpoint that wants it, on its own (a change with a
-        record of its own queues its deliveries with that record: `prepare`)."""
-        deliveries = self.prepare(type_, data)
-        for delivery in deliveries:
-            await self._store.save_delivery(delivery)
-        self.queued(deliveries)
 
     def about(self, conversation: Conversation, **more: Any) -> dict[str, Any]:
         """An event's data about a conversation, with a link to its transcript."""

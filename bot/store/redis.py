@@ -176,19 +176,28 @@ class RedisStore:
         raw = await self.client.get(self.key("conv", conversation_id))
         return from_json(Conversation, raw) if raw is not None else None
 
-    async def save_conversation(self, conversation: Conversation, settled: int | None = None
-                                ) -> None:
+    async def save_conversation(self, conversation: Conversation, settled: int | None = None,
+                                deliveries: Sequence[WebhookDelivery] = ()) -> None:
+        if deliveries:
+            async with self.client.pipeline(transaction=True) as pipe:
+                await self._save_conversation_with(conversation, settled, pipe)
+                self._queue_deliveries(pipe, deliveries)
+                await pipe.execute()
+        else:
+            await self._save_conversation_with(conversation, settled, self.client)
+
+    async def _save_conversation_with(self, conversation: Conversation, settled: int | None,
+                                      client: Any) -> None:
         c = conversation
         open_state = c.state is not ConversationState.CLOSED
         score = (-c.priority * PRIORITY_WEIGHT + (c.queued_at or c.created_at)
                  if c.state is ConversationState.QUEUED else c.created_at)
+        keys = [self.key("conv", c.id), self.key("customer", c.channel, c.user_id),
+                self.key("created"), *(self.key("state", s.value) for s in OPEN_STATES),
+                self.key("state", c.state.value) if open_state else "", self.key("unsettled")]
         await self._save_conversation(
-            keys=[self.key("conv", c.id), self.key("customer", c.channel, c.user_id),
-                  self.key("created"), *(self.key("state", s.value) for s in OPEN_STATES),
-                  self.key("state", c.state.value) if open_state else "",
-                  self.key("unsettled")],
-            args=[to_json(c), c.id, c.created_at, score,
-                  f"{c.id}|{settled}" if settled is not None else ""])
+            client=client, keys=keys, args=[to_json(c), c.id, c.created_at, score,
+                                            f"{c.id}|{settled}" if settled is not None else ""])
 
     async def conversations_in_state(self, state: ConversationState) -> list[Conversation]:
         if state is ConversationState.CLOSED:

@@ -174,12 +174,18 @@ async def test_a_change_and_the_webhooks_announcing_it_are_written_together(stor
     await store.save_ticket(Ticket(id="T9", conversation_id="c1", channel="webchat",
                                    user_id="u1", lang="zh", question="发票", contact="",
                                    created_at=5.0, due_at=9.0), announcing("ticket.overdue"))
+    await store.save_conversation(conversation("c1"), deliveries=announcing("rating.received"))
+    await store.save_conversation(conversation("c2", "u2"), settled=1,
+                                  deliveries=announcing("conversation.started"))
     assert [e.type for e in await store.events("c1")] == ["closed"]
     assert [c.id for c in await store.cases()] == ["K9"]
     assert [t.id for t in await store.tickets()] == ["T9"]
-    assert sorted(d.id for d in await store.due_deliveries(now=6.0, limit=10)) == [
+    assert await store.get_conversation("c2") == conversation("c2", "u2")
+    assert sorted(d.id for d in await store.due_deliveries(now=6.0, limit=20)) == [
         "case.opened-crm", "case.opened-erp", "conversation.closed-crm",
-        "conversation.closed-erp", "ticket.overdue-crm", "ticket.overdue-erp"]
+        "conversation.closed-erp", "conversation.started-crm", "conversation.started-erp",
+        "rating.received-crm", "rating.received-erp", "ticket.overdue-crm",
+        "ticket.overdue-erp"]
 
 
 async def test_cases_keep_their_timeline_and_come_soonest_due_first(store: Store) -> None:
