@@ -268,6 +268,8 @@ class Desk:
                 conversation, awaiting_agent_since=None, agent_read_seq=stored.seq,
                 last_activity_at=stored.ts))
             return
+        if held and conversation.agent_id == holder:
+            return  # read twice (a page of events read again): it is recorded already
         if news.what == "transferred" and held:
             moved = replace(conversation, agent_id=holder, assigned_at=now,
                             awaiting_agent_since=conversation.awaiting_agent_since or now)

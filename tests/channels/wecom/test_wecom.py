@@ -209,6 +209,13 @@ async def test_a_handoff_goes_to_wecoms_pool_and_the_servicers_work_is_in_the_tr
     joined = wecom.standin.sent[-1]
     assert joined.how == "msg_code" and "zhangsan" in joined.content  # with WeCom's code
     sent_before = len(wecom.standin.sent)
+    # everything read again (a lost cursor): nothing is recorded or said twice
+    await wecom.kefu.store.save_state(f"wecom:cursor:{wecom.standin.corp_id}:"
+                                      f"{wecom.standin.open_kfid}", {"cursor": ""})
+    await wecom.nudged()
+    assert len(wecom.standin.sent) == sent_before
+    taken = await kinds_of_events(wecom, (await wecom.conversation("wmHan")).id)
+    assert taken.count(("assigned", "wecom:zhangsan")) == 1
     wecom.standin.servicer_writes("zhangsan", "wmHan", "您好，我是张三，帮您查一下订单。")
     await wecom.nudged()
     assert len(wecom.standin.sent) == sent_before  # WeCom delivered it, not kefu
