@@ -159,10 +159,15 @@ class WeComChannel:
         while True:
             page = await self.api.sync_msg(open_kfid, cursor, token, self._config.sync_limit)
             for item in page.get("msg_list") or []:
-                if first_read and self._clock() - float(item.get("send_time", 0)) \
-                        > self._config.first_read_max_age_seconds:
-                    continue  # kefu was just set up: not days-old messages
-                await self._take(item, nudged_at)
+                try:
+                    if first_read and self._clock() - float(item.get("send_time", 0)) \
+                            > self._config.first_read_max_age_seconds:
+                        continue  # kefu was just set up: not days-old messages
+                    await self._take(item, nudged_at)
+                except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                    # one malformed item must not stop the account's reading for good
+                    log.warning("wecom: skipped a malformed item %r: %r", item.get("msgid"),
+                                exc)
             next_cursor = str(page.get("next_cursor") or cursor)
             if next_cursor != cursor:
                 cursor = next_cursor

@@ -313,3 +313,13 @@ async def test_a_servicer_writing_from_the_app_silences_the_bot_in_kefus_own_mod
     said = await wecom.kefu.store.messages(conversation.id)
     assert said[-1].text == "您好，上次的问题解决了吗？"
     assert await wecom.writes("wmLeo", "解决了，谢谢") == []  # the servicer answers, not the bot
+
+
+async def test_a_malformed_item_is_skipped_and_the_rest_is_answered(wecom_world: Any) -> None:
+    wecom = await wecom_world()
+    await wecom.writes("wmNed", "你好")
+    wecom.standin.items.append({"msgid": "bad1", "origin": 4, "send_time": "soon",
+                                "event": {"event_type": "session_status_change",
+                                          "change_type": "x"}})
+    wecom.standin.items.append({"origin": 3, "msgtype": "text"})  # no msgid, no customer
+    assert await wecom.writes("wmNed", "退货怎么办") == ["签收后 7 天内可以无理由退货。"]
