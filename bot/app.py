@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -12,7 +13,7 @@ from typing import Any
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from bot.channel import Channel
+from bot.channel import Channel, platform_name
 from bot.cluster import Fanout, Leases, LocalFanout, LocalLeases, RedisFanout, RedisLeases
 from bot.config import Config
 from bot.errors import ConfigError, KnowledgeBaseError
@@ -96,7 +97,8 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
     metrics = Metrics()
     speaker = Speaker(store, channels, clock, fanout, metrics)
     webhooks = Webhooks(config.webhooks, store, leases, clock)
-    customers = CustomerBook(config.crm, store, clock)
+    customers = CustomerBook(config.crm, store, clock,
+                             names=functools.partial(platform_name, channels))
     customers.listen(speaker)
     cases = CaseBook(config.crm, store, customers, webhooks, clock)
     desk = Desk(config, store, lanes, speaker, leases, fanout, metrics, webhooks, cases, clock)

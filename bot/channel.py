@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -62,6 +63,13 @@ def held_by_platform(agent_id: str | None) -> bool:
 def holder_name(agent_id: str) -> str:
     channel, _, person = agent_id.partition(":")
     return f"{channel} pool" if person == "pool" else f"{person} ({channel})"
+
+
+async def platform_name(channels: Mapping[str, Channel], channel: str, user_id: str) -> str:
+    """The name the customer's platform shows for them, for channels that can look it up
+    (`display_name`, e.g. WeCom's kf/customer/batchget); '' otherwise."""
+    look_up = getattr(channels.get(channel), "display_name", None)
+    return str(await look_up(user_id)) if look_up is not None else ""
 
 
 class PlatformAgents(Protocol):

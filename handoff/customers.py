@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from bot.config import CrmConfig
@@ -39,9 +39,10 @@ class CustomerError(Exception):
 
 
 class CustomerBook:
-    def __init__(self, config: CrmConfig, store: Store, clock: Callable[[], float] = time.time
-                 ) -> None:
+    def __init__(self, config: CrmConfig, store: Store, clock: Callable[[], float] = time.time,
+                 names: Callable[[str, str], Awaitable[str]] | None = None) -> None:
         self._config = config
+        self._names = names  # (channel, user id) -> the platform's name for a new record
         self._store = store
         self._clock = clock
         self._captures: asyncio.Queue[tuple[Conversation, StoredMessage]] = asyncio.Queue(
@@ -67,6 +68,8 @@ class CustomerBook:
             found = await self.get(identity.customer_id)
             if found is not None:
                 return await self._named(found, identity, display_name)
+        if not display_name and self._names is not None:
+            display_name = await self._platform_name(channel, user_id)
         now = self._clock()
         customer = Customer(id="C" + uuid.uuid4().hex[:12], created_at=now, updated_at=now,
                             name=display_name)
@@ -85,6 +88,14 @@ class CustomerBook:
         await self._store.save_customer(replace(customer, merged_into=held.customer_id))
         found = await self.get(held.customer_id)
         return found if found is not None else customer
+
+    async def _platform_name(self, channel: str, user_id: str) -> str:
+        assert self._names is not None
+        try:
+            return await self._names(channel, user_id)
+        except Exception as exc:  # a record without a name beats no record
+            log.warning("crm: no name from %s for %s: %r", channel, user_id, exc)
+            return ""
 
     async def _named(self, customer: Customer, identity: Identity, display_name: str
                      ) -> Customer:

@@ -39,6 +39,15 @@ class WeComApi(TencentApi):
         await self.checked("/cgi-bin/kf/send_msg_on_event", {
             "code": code, "msgid": msgid, "msgtype": "text", "text": {"content": text}})
 
+    async def nickname(self, external_userid: str) -> str:
+        """The customer's WeChat nickname (kf/customer/batchget), '' when WeCom has none."""
+        found = await self.checked("/cgi-bin/kf/customer/batchget",
+                                   {"external_userid_list": [external_userid]})
+        for customer in found.get("customer_list") or []:
+            if isinstance(customer, dict) and customer.get("external_userid") == external_userid:
+                return str(customer.get("nickname") or "")
+        return ""
+
     async def servicers(self, open_kfid: str) -> list[dict[str, Any]]:
         """The account's servicers (接待人员) with their `status`: 0 takes sessions,
         1 stopped (停止接待)."""

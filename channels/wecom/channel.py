@@ -252,6 +252,11 @@ class WeComChannel:
     async def absent_since(self, user_id: str) -> float | None:
         return None
 
+    async def display_name(self, user_id: str) -> str:
+        """The customer's WeChat nickname, for their record (handoff/customers.py)."""
+        _, external = split_customer(user_id)
+        return await self.api.nickname(external)
+
     async def finished_reading(self) -> None:
         """Wait until every read going on (and those it led to) is done."""
         await self._background.drain()

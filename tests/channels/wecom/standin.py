@@ -80,6 +80,7 @@ class WeComStandIn:
         self.states: dict[str, int] = {}  # customer -> service state
         self.servicer_of: dict[str, str] = {}  # customer -> the servicer in state 3
         self.servicers: dict[str, int] = {}  # userid -> status (0 takes sessions)
+        self.nicknames: dict[str, str] = {}  # customer -> WeChat nickname (kf/customer/batchget)
         self.windows: dict[str, Window] = {}
         self.sent: list[Sent] = []
         self.sync_calls: list[str] = []  # the cursor of every sync_msg call
@@ -94,6 +95,7 @@ class WeComStandIn:
         app.router.add_post("/cgi-bin/kf/send_msg", self._send_msg)
         app.router.add_post("/cgi-bin/kf/send_msg_on_event", self._send_msg_on_event)
         app.router.add_get("/cgi-bin/kf/servicer/list", self._servicer_list)
+        app.router.add_post("/cgi-bin/kf/customer/batchget", self._customers)
         app.router.add_post("/cgi-bin/kf/service_state/get", self._state_get)
         app.router.add_post("/cgi-bin/kf/service_state/trans", self._state_trans)
         self.server, url = await serve(app)
@@ -198,6 +200,17 @@ class WeComStandIn:
             return web.json_response({"errcode": 95000, "errmsg": "invalid open_kfid"})
         return web.json_response({"errcode": 0, "errmsg": "ok", "servicer_list": [
             {"userid": u, "status": status} for u, status in self.servicers.items()]})
+
+    async def _customers(self, request: web.Request) -> web.Response:
+        refused = self._refused_token(request)
+        if refused:
+            return refused
+        asked = json.loads(await request.read()).get("external_userid_list") or []
+        return web.json_response({
+            "errcode": 0, "errmsg": "ok",
+            "customer_list": [{"external_userid": c, "nickname": self.nicknames[c], "avatar": "",
+                               "gender": 0, "unionid": ""} for c in asked if c in self.nicknames],
+            "invalid_external_userid": [c for c in asked if c not in self.nicknames]})
 
     async def _state_get(self, request: web.Request) -> web.Response:
         refused = self._refused_token(request)

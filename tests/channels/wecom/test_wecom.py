@@ -323,3 +323,16 @@ async def test_a_malformed_item_is_skipped_and_the_rest_is_answered(wecom_world:
                                           "change_type": "x"}})
     wecom.standin.items.append({"origin": 3, "msgtype": "text"})  # no msgid, no customer
     assert await wecom.writes("wmNed", "退货怎么办") == ["签收后 7 天内可以无理由退货。"]
+
+
+async def test_the_customers_record_has_their_wechat_nickname(wecom_world: Any) -> None:
+    wecom = await wecom_world()
+    wecom.standin.nicknames["wmOla"] = "欧拉"
+    await wecom.writes("wmOla", "转人工")
+    await wecom.writes("wmPam", "转人工")  # WeCom knows no nickname for this one
+    duty = await wecom.kefu.agent("duty")
+    for customer, name in (("wmOla", "欧拉"), ("wmPam", "")):
+        conversation = await wecom.conversation(customer)
+        detail = await duty.get(f"/conversations/{conversation.id}")
+        record = await duty.get(f"/customers/{detail['customer_id']}")
+        assert record["customer"]["name"] == name
