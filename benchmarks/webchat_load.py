@@ -96,6 +96,18 @@ def _load(url: str, connections: int) -> _Load:
                  int(data["failures"]), float(data["ask_seconds"]))
 
 
+def _load_on(command: list[str], env: dict[str, str], port: int, health_path: str,
+             connections: int) -> _Load:
+    """Start a server, load it once it answers `health_path`, stop it."""
+    server = _serve(command, env)
+    try:
+        asyncio.run(_wait_up(f"http://127.0.0.1:{port}{health_path}"))
+        return _load(f"http://127.0.0.1:{port}/chat/ws", connections)
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
 def run(loads: tuple[int, ...] = LOADS) -> list[LoadRow]:
     rows = []
     for connections in loads:
@@ -105,23 +117,11 @@ def run(loads: tuple[int, ...] = LOADS) -> list[LoadRow]:
             env = {**os.environ, "KEFU_STORE__PATH": str(Path(tmp) / "kefu.sqlite3"),
                    "KEFU_BUSINESS__HOURS": json.dumps({d: "00:00-24:00" for d in (
                        "mon", "tue", "wed", "thu", "fri", "sat", "sun")})}
-            kefu = _serve([str(Path(sys.executable).parent / "kefu"), "serve", "--port",
-                           str(port)], env)
-            try:
-                asyncio.run(_wait_up(f"http://127.0.0.1:{port}/healthz"))
-                result = _load(f"http://127.0.0.1:{port}/chat/ws", connections)
-            finally:
-                kefu.terminate()
-                kefu.wait(30)
+            result = _load_on([str(Path(sys.executable).parent / "kefu"), "serve", "--port",
+                               str(port)], env, port, "/healthz", connections)
         echo_port = _free_port()
-        echo = _serve([sys.executable, "-m", "benchmarks.echo_server", str(echo_port)],
-                      dict(os.environ))
-        try:
-            asyncio.run(_wait_up(f"http://127.0.0.1:{echo_port}/"))
-            baseline = _load(f"http://127.0.0.1:{echo_port}/chat/ws", connections)
-        finally:
-            echo.terminate()
-            echo.wait(30)
+        baseline = _load_on([sys.executable, "-m", "benchmarks.echo_server", str(echo_port)],
+                            dict(os.environ), echo_port, "/", connections)
         rows.append(LoadRow(
             connections, percentile(result.greetings, 50), percentile(result.greetings, 99),
             max(result.greetings, default=float("nan")), percentile(result.late_greetings, 99),

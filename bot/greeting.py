@@ -21,7 +21,8 @@ class Greeter:
         self._templates: dict[str, jinja2.Template] = {}
         # what each language's greeting says during the current minute: the template reads
         # the clock only to the minute (time of day, open or not, when we open)
-        self._this_minute: dict[tuple[str, int], str] = {}
+        self._minute = -1
+        self._this_minute: dict[str, str] = {}  # by language
         for lang, source in config.greeting.templates.items():
             try:
                 self._templates[lang] = _env.from_string(source)
@@ -46,15 +47,14 @@ class Greeter:
         }
 
     def render(self, lang: str, now: float) -> str:
-        key = (lang, int(now // 60))
-        text = self._this_minute.get(key)
+        minute = int(now // 60)
+        if minute != self._minute:
+            self._minute, self._this_minute = minute, {}
+        text = self._this_minute.get(lang)
         if text is None:
             default = self._config.business.default_language
             template = self._templates.get(lang) or self._templates[default]
-            text = template.render(**self.context(lang, now)).strip()
-            if not any(minute == key[1] for _, minute in self._this_minute):
-                self._this_minute.clear()  # a new minute
-            self._this_minute[key] = text
+            text = self._this_minute[lang] = template.render(**self.context(lang, now)).strip()
         return text
 
 

@@ -260,13 +260,7 @@ class Desk:
             await self._store.settle(conversation.id, stored.seq)  # delivered by the platform
             if conversation.state is not AGENT or conversation.agent_id != holder:
                 conversation = await self._platform_took(conversation, holder, news)
-            if not any(e.type == "first_response" for e in await self._store.events(
-                    conversation.id)):
-                await self._event(conversation, "first_response", holder, seconds=round(
-                    stored.ts - (conversation.assigned_at or stored.ts), 3))
-            await self._store.save_conversation(replace(
-                conversation, awaiting_agent_since=None, agent_read_seq=stored.seq,
-                last_activity_at=stored.ts))
+            await self._answered(conversation, holder, stored)
             return
         if held and conversation.agent_id == holder:
             return  # read twice (a page of events read again): it is recorded already
@@ -566,15 +560,20 @@ class Desk:
         reply = replace(reply, meta={**reply.meta, "agent_id": agent.id,
                                      "agent_name": agent.name})
         said = await self._speaker.say(conversation, reply)
-        stored = said.message
-        first = await self._store.events(conversation.id)
-        if not any(e.type == "first_response" for e in first):
-            await self._event(conversation, "first_response", agent.id, seconds=round(
-                stored.ts - (conversation.assigned_at or stored.ts), 3))
-        await self._store.save_conversation(replace(
-            conversation, awaiting_agent_since=None, agent_read_seq=stored.seq,
-            last_activity_at=stored.ts))
+        await self._answered(conversation, agent.id, said.message)
         return said
+
+    async def _answered(self, conversation: Conversation, agent_id: str,
+                        message: StoredMessage) -> None:
+        """In the lane: an agent (kefu's or a platform's) wrote `message`. The first
+        response is timed once, and the customer no longer waits (the 1-minute rule)."""
+        events = await self._store.events(conversation.id)
+        if not any(e.type == "first_response" for e in events):
+            await self._event(conversation, "first_response", agent_id, seconds=round(
+                message.ts - (conversation.assigned_at or message.ts), 3))
+        await self._store.save_conversation(replace(
+            conversation, awaiting_agent_since=None, agent_read_seq=message.seq,
+            last_activity_at=message.ts))
 
     async def mark_read(self, agent: Agent, conversation_id: str, seq: int) -> None:
         conversation = await self._held(agent, conversation_id)

@@ -30,6 +30,7 @@ import aiohttp
 
 from bot.cluster import Leases
 from bot.config import WebhookEndpoint, WebhooksConfig
+from bot.http import LazySession
 from bot.store import Conversation, DeliveryStatus, Store, WebhookDelivery
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class Webhooks:
         self._clock = clock
         self._endpoints = {e.name: e for e in config.endpoints}
         self._wake = asyncio.Event()
-        self._session: aiohttp.ClientSession | None = None
+        self._http = LazySession(config.timeout_seconds)
 
     def _wanting(self, type_: str) -> list[WebhookEndpoint]:
         return [e for e in self._endpoints.values() if "*" in e.events or type_ in e.events]
@@ -110,9 +111,7 @@ class Webhooks:
                 if await self._leases.try_lead(LEADER):
                     await self.send_due()
         finally:
-            if self._session is not None:
-                await self._session.close()
-                self._session = None
+            await self._http.aclose()
 
     async def send_due(self) -> None:
         while True:
@@ -153,16 +152,13 @@ class Webhooks:
 
     async def _post(self, endpoint: WebhookEndpoint, delivery: WebhookDelivery) -> str | None:
         """None when the endpoint took it (2xx); else what went wrong."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self._config.timeout_seconds))
         timestamp = str(int(self._clock()))
         headers = {"Content-Type": "application/json; charset=utf-8",
                    "User-Agent": "kefu-webhooks", "X-Kefu-Event": delivery.type,
                    "X-Kefu-Event-Id": delivery.event_id, "X-Kefu-Timestamp": timestamp,
                    "X-Kefu-Signature": signature(endpoint.secret, timestamp, delivery.body)}
         try:
-            async with self._session.post(endpoint.url, data=delivery.body.encode(),
+            async with self._http.get().post(endpoint.url, data=delivery.body.encode(),
                                           headers=headers) as response:
                 if 200 <= response.status < 300:
                     return None

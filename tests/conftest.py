@@ -8,8 +8,11 @@ from typing import Any
 import pytest
 
 from bot.config import Config
+from bot.store import Store
+from bot.store.sqlite import SqliteStore
 from tests.browser import CHROMIUM, LAUNCH_ARGS
 from tests.harness import Kefu, write_kb
+from tests.redis_support import redis_store
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -93,3 +96,15 @@ async def kefu(make_config: Callable[..., Config]) -> AsyncIterator[Kefu]:
     await running.add_agent("duty", online=True)
     yield running
     await running.stop()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """The same test on each storage engine: the embedded SQLite and Redis."""
+    if request.param == "redis":
+        async with redis_store() as opened:
+            yield opened
+        return
+    sqlite = await SqliteStore.open(tmp_path / "store.sqlite3")
+    yield sqlite
+    await sqlite.close()

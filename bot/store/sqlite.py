@@ -270,14 +270,11 @@ class SqliteStore:
 
     async def save_conversation(self, conversation: Conversation, settled: int | None = None,
                                 deliveries: Sequence[WebhookDelivery] = ()) -> None:
-        if settled is None:
-            await self._upsert(CONVERSATIONS, conversation, deliveries)
-            return
-
         def save() -> None:  # in a transaction: see bot/store/worker.py
             self.db.execute(CONVERSATIONS.upsert(), CONVERSATIONS.values(conversation))
-            self.db.execute("DELETE FROM unsettled WHERE conversation_id = ? AND seq = ?",
-                            (conversation.id, settled))
+            if settled is not None:
+                self.db.execute("DELETE FROM unsettled WHERE conversation_id = ? AND seq = ?",
+                                (conversation.id, settled))
             self.db.executemany(DELIVERIES.upsert(), [DELIVERIES.values(d) for d in deliveries])
 
         await self._run(save)

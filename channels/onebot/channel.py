@@ -26,6 +26,7 @@ from aiohttp import WSMsgType, web
 
 from bot.config import OneBotConfig
 from bot.errors import ChannelSendError
+from bot.http import LazySession
 from bot.messages import InboundMessage, StoredMessage, render_quick_replies_as_text, split_text
 from bot.router import Accepted
 from bot.store import Conversation
@@ -51,7 +52,7 @@ class OneBotChannel:
         self._echoes = itertools.count(1)
         self._seen: OrderedDict[str, str] = OrderedDict()  # event id -> transport
         self._warned = False
-        self._session: aiohttp.ClientSession | None = None
+        self._http = LazySession(config.action_timeout_seconds)
         self._background = BackgroundTasks("onebot")
 
     def add_routes(self, app: web.Application) -> None:
@@ -182,11 +183,8 @@ class OneBotChannel:
         return response
 
     async def _http_action(self, action: str, params: dict[str, Any]) -> dict[str, Any]:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self._config.action_timeout_seconds))
         try:
-            async with self._session.post(
+            async with self._http.get().post(
                     f"{self._config.api_base}/{action}", json=params,
                     headers={"Authorization": f"Bearer {self._config.access_token}"}) as r:
                 if r.status in (401, 403):
@@ -215,6 +213,4 @@ class OneBotChannel:
             await self._background.cancel()
         for ws in list(self._sockets.values()):
             await ws.close(message=b"kefu is shutting down")
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.aclose()

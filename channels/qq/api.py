@@ -15,6 +15,7 @@ import aiohttp
 from bot.cluster import Leases
 from bot.config import QQConfig
 from bot.errors import ChannelSendError
+from bot.http import LazySession
 from bot.store import Store
 from channels.tencent.token import SharedToken
 
@@ -27,20 +28,12 @@ class QQApi:
     def __init__(self, config: QQConfig, store: Store, leases: Leases,
                  clock: Callable[[], float] = time.time) -> None:
         self._config = config
-        self._session: aiohttp.ClientSession | None = None
+        self._http = LazySession(config.api_timeout_seconds)
         self._token = SharedToken(f"qq:access_token:{config.app_id}", store, leases, clock,
                                   config.token_refresh_margin_seconds, self._fetch_token)
 
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self._config.api_timeout_seconds))
-        return self._session
-
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.aclose()
 
     async def _fetch_token(self) -> tuple[str, float]:
         status, reply = await self._post(self._config.token_url, {
@@ -87,7 +80,7 @@ class QQApi:
                     ) -> tuple[int, dict[str, Any]]:
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         try:
-            async with self._http().post(url, data=body, headers={
+            async with self._http.get().post(url, data=body, headers={
                     "Content-Type": "application/json", **headers}) as response:
                 try:
                     data = await response.json(content_type=None)

@@ -22,6 +22,7 @@ import aiohttp
 from bot.cluster import Leases
 from bot.config import TencentApiConfig
 from bot.errors import ChannelSendError
+from bot.http import LazySession
 from bot.store import Store
 from channels.tencent.token import SharedToken
 
@@ -47,21 +48,13 @@ class TencentApi:
                  leases: Leases, clock: Callable[[], float] = time.time) -> None:
         self._config = config
         self._platform = platform
-        self._session: aiohttp.ClientSession | None = None
+        self._http = LazySession(config.api_timeout_seconds)
         self._token = SharedToken(f"{platform.name.lower()}:access_token:{platform.account}",
                                   store, leases, clock, config.token_refresh_margin_seconds,
                                   self._fetch_token)
 
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self._config.api_timeout_seconds))
-        return self._session
-
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.aclose()
 
     async def access_token(self) -> str:
         return await self._token.get()
@@ -85,7 +78,7 @@ class TencentApi:
 
     async def _get_json(self, url: str, params: dict[str, str]) -> dict[str, Any]:
         try:
-            async with self._http().get(url, params=params) as response:
+            async with self._http.get().get(url, params=params) as response:
                 return await self._json(response)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise self._unreachable(exc) from None
@@ -99,7 +92,7 @@ class TencentApi:
         for attempt in (1, 2):
             token = await self.access_token()
             try:
-                async with self._http().request(
+                async with self._http.get().request(
                         "GET" if body is None else "POST", f"{self._config.api_base}{path}",
                         params={**(params or {}), "access_token": token}, data=body,
                         headers={"Content-Type": "application/json"}) as response:

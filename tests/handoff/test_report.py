@@ -7,7 +7,7 @@ import io
 import subprocess
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -20,21 +20,9 @@ from handoff.report import Period, Report, make_report
 from handoff.report_view import as_csv, as_html, as_markdown
 from tests.handoff.report_seed import AGENTS, NOW, SHANGHAI, UNANSWERED, WEEK, Week, generate, seed
 from tests.harness import Kefu
-from tests.redis_support import redis_store
 from tests.test_cli import KEFU
 
 CONFIG = Config()
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "redis":
-        async with redis_store() as opened:
-            yield opened
-        return
-    sqlite = await SqliteStore.open(tmp_path / "store.sqlite3")
-    yield sqlite
-    await sqlite.close()
 
 
 async def seeded_report(store: Store) -> tuple[Week, Report]:

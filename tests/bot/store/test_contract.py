@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,18 +31,6 @@ from bot.store import (
     WebhookDelivery,
 )
 from bot.store.sqlite import SqliteStore
-from tests.redis_support import redis_store
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "redis":
-        async with redis_store() as opened:
-            yield opened
-        return
-    sqlite = await SqliteStore.open(tmp_path / "store.sqlite3")
-    yield sqlite
-    await sqlite.close()
 
 
 def conversation(cid: str = "c1", user: str = "u1", created: float = 100.0, **changes: object
