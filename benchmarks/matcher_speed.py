@@ -21,10 +21,11 @@ from pathlib import Path
 import yaml
 from rapidfuzz import fuzz, process
 
-from benchmarks.answer_quality import clinc150, entries, xsid_zh
+from benchmarks.answer_quality import clinc150, entries_of, xsid_zh
 from benchmarks.stats import percentile
-from bot.config import MatchingConfig
+from bot.config import Config
 from bot.progress import progress
+from bot.understanding import reader_for
 from knowledge_base.base import KnowledgeBase
 from knowledge_base.live import LiveKnowledgeBase
 from knowledge_base.matcher import Matcher
@@ -78,7 +79,7 @@ def speed(folder: Path) -> list[SpeedRow]:
     for size in SIZES:
         examples = _examples(folder, size)
         started = time.perf_counter()
-        matcher = Matcher(entries(examples))
+        matcher = Matcher(entries_of(examples))
         build = time.perf_counter() - started
         kefu = _latencies(matcher.match, queries, f"kefu matcher, {size} questions")
         texts = [t for t, _ in examples]
@@ -98,9 +99,10 @@ def reload_while_answering(folder: Path) -> ReloadRow:
         kb = Path(tmp)
         (kb / "faq.yaml").write_text(yaml.safe_dump({"entries": [
             {"id": f"e{i}", "questions": list(e.questions), "answer": "a"}
-            for i, e in enumerate(entries(examples))]}, allow_unicode=True), encoding="utf-8")
-        live = LiveKnowledgeBase(kb, KnowledgeBase.load(kb), kb / "no-regressions.yaml",
-                                 MatchingConfig())
+            for i, e in enumerate(entries_of(examples))]}, allow_unicode=True), encoding="utf-8")
+        live = LiveKnowledgeBase(kb, KnowledgeBase.load(kb), vocabulary=kb / "none.yaml",
+                                 regressions=kb / "no-regressions.yaml",
+                                 reader=reader_for(Config()), lang="zh")
 
         async def answer_all() -> list[float]:
             timings = []

@@ -25,6 +25,7 @@ from bot.speaker import Speaker
 from bot.store import Store
 from bot.store.redis import RedisStore
 from bot.store.sqlite import SqliteStore
+from bot.understanding import reader_for
 from channels.onebot import OneBotChannel
 from channels.qq import QQChannel
 from channels.telegram import TelegramBridge, TelegramChannel
@@ -38,7 +39,6 @@ from handoff.console import Console
 from handoff.customers import CustomerBook
 from handoff.desk import Desk
 from handoff.webhooks import Webhooks
-from knowledge_base.base import KnowledgeBase
 from knowledge_base.live import LiveKnowledgeBase
 from knowledge_base.review import load_regressions, regressions
 
@@ -74,22 +74,26 @@ def cluster_for(store: Store) -> tuple[Leases, Fanout]:
 
 async def create_app(config: Config, clock: Callable[[], float] = time.time) -> web.Application:
     """Build the whole bot; raises ConfigError or KnowledgeBaseError with clear messages."""
+    reader = reader_for(config)
     try:
-        knowledge_base = await asyncio.to_thread(KnowledgeBase.load, config.knowledge_base.path)
+        knowledge_base = await asyncio.to_thread(reader.load, config.knowledge_base.path,
+                                                 config.knowledge_base.vocabulary)
     except KnowledgeBaseError as exc:
         raise KnowledgeBaseError([f"cannot start: {p}" for p in exc.problems]) from None
     # Failing regressions do not stop start-up (customers still need greeting): they are
     # logged and shown at /healthz until an edit fixes them.
+    lang = config.business.default_language
     try:
         problems = [str(f) for f in regressions(
-            knowledge_base, load_regressions(config.knowledge_base.regressions),
-            config.matching)]
+            knowledge_base, load_regressions(config.knowledge_base.regressions), reader, lang)]
     except KnowledgeBaseError as exc:
         problems = exc.problems
     for problem in problems:
         log.error("knowledge base regression: %s", problem)
     live_kb = LiveKnowledgeBase(config.knowledge_base.path, knowledge_base,
-                                config.knowledge_base.regressions, config.matching, problems)
+                                vocabulary=config.knowledge_base.vocabulary,
+                                regressions=config.knowledge_base.regressions, reader=reader,
+                                lang=lang, problems=problems)
     store = await open_store(config)
     leases, fanout = cluster_for(store)
     channels: dict[str, Channel] = {}

@@ -22,7 +22,7 @@ from bot.errors import ConfigError, KnowledgeBaseError
 from bot.logs import configure_logging
 from bot.progress import progress
 from bot.store import AgentRole, Store
-from bot.text import detect_language
+from bot.understanding import Intent, Reading, reader_for
 from handoff.auth import new_agent, password_problem
 from handoff.board import Board
 from handoff.export import FORMATS as EXPORT_FORMATS
@@ -33,10 +33,9 @@ from handoff.report import Period, make_report
 from handoff.report_view import FORMATS, as_csv, as_html, as_markdown
 from handoff.transcript import transcript_json, transcript_text
 from knowledge_base.base import KnowledgeBase
-from knowledge_base.decide import Action, decide
+from knowledge_base.decide import Action
 from knowledge_base.gaps import find_gaps, write_draft
 from knowledge_base.importer import import_file
-from knowledge_base.matcher import MatchResult
 from knowledge_base.review import conflicts, load_regressions, near_duplicates, regressions
 
 DEFAULT_CONFIG = Path("config.yaml")
@@ -57,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     ask = kb.add_parser("ask", help="show how the bot would answer a question")
     ask.add_argument("question")
     ask.add_argument("--kb", type=Path, help="FAQ folder (default: from config)")
+    ask.add_argument("--lang", choices=("zh", "en"),
+                     help="the conversation's language so far (default: business."
+                     "default_language); a message in another language changes it")
     gaps = kb.add_parser("gaps", help="what customers asked that the bot could not answer, "
                                       "grouped")
     gaps.add_argument("--days", type=float, default=30.0, help="look this far back (30)")
@@ -119,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             return _with_store(config, lambda store: _kb_gaps(config, store, args))
         if args.kb_command == "import":
             return _kb_import(config, args)
-        return _kb_ask(config, args.kb, args.question)
+        return _kb_ask(config, args.kb, args.question, args.lang)
     except ConfigError as exc:
         print(f"kefu: {exc}", file=sys.stderr)
         return 2
@@ -152,8 +154,9 @@ def _kb_check(folder: Path, config: Config) -> int:
     """The FAQ, the canned replies and the regression file: every problem, including
     vague answers, conflicting questions, near-duplicate entries and broken regressions."""
     problems: list[str] = []
+    reader = reader_for(config)
     try:
-        knowledge_base = KnowledgeBase.load(folder)
+        knowledge_base = reader.load(folder, config.knowledge_base.vocabulary)
     except KnowledgeBaseError as exc:
         problems += exc.problems
         knowledge_base = None
@@ -173,9 +176,10 @@ def _kb_check(folder: Path, config: Config) -> int:
     except KnowledgeBaseError as exc:
         problems += exc.problems
     if knowledge_base is not None:
-        findings = (conflicts(knowledge_base, config.matching)
-                    + near_duplicates(knowledge_base, config.matching)
-                    + regressions(knowledge_base, expectations, config.matching))
+        findings = (conflicts(knowledge_base, reader)
+                    + near_duplicates(knowledge_base, reader)
+                    + regressions(knowledge_base, expectations, reader,
+                                  config.business.default_language))
         problems += [str(f) for f in findings]
     if problems or knowledge_base is None:
         raise KnowledgeBaseError(problems)
@@ -187,7 +191,7 @@ def _kb_check(folder: Path, config: Config) -> int:
 
 async def _kb_gaps(config: Config, store: Store, args: argparse.Namespace) -> int:
     asked = await store.unanswered(since=time.time() - args.days * 86400)
-    kb = KnowledgeBase.load(config.knowledge_base.path)
+    kb = reader_for(config).load(config.knowledge_base.path, config.knowledge_base.vocabulary)
     gaps = find_gaps([q.text for q in asked], kb)
     print(f"{len(asked)} questions the bot could not answer in the last {args.days:g} days, "
           f"in {len(gaps)} groups; most asked first:")
@@ -211,7 +215,7 @@ def _kb_import(config: Config, args: argparse.Namespace) -> int:
     for problem in result.skipped:
         print(f"  {problem}", file=sys.stderr)
     try:
-        KnowledgeBase.load(folder)
+        KnowledgeBase.load(folder, config.knowledge_base.vocabulary)
     except KnowledgeBaseError as exc:
         print(f"{target}: written, but the knowledge base now has problems (fix them before "
               "the bot reloads it):", file=sys.stderr)
@@ -361,27 +365,41 @@ async def _handover(config: Config, store: Store) -> int:
     return 0
 
 
-def _kb_ask(config: Config, folder: Path | None, question: str) -> int:
-    knowledge_base = KnowledgeBase.load(folder or config.knowledge_base.path)
-    result = knowledge_base.matcher.match(question, config.matching.max_clarify_options)
-    print(_explain(result, config))
+def _kb_ask(config: Config, folder: Path | None, question: str, lang: str | None) -> int:
+    reader = reader_for(config)
+    knowledge_base = reader.load(folder or config.knowledge_base.path,
+                                 config.knowledge_base.vocabulary)
+    reading = reader.read(knowledge_base, question, lang or config.business.default_language)
+    print(_explain(reading))
     return 0
 
 
-def _explain(result: MatchResult, config: Config) -> str:
-    lines = [f"question (normalised): {result.query!r}"]
-    for rank, c in enumerate(result.candidates, start=1):
-        lines.append(f"  {rank}. {c.entry.id:<28} score {c.score:5.1f}  rank {c.support:5.1f}  "
-                     f"(cosine {c.cosine:.2f}, edit {c.edit:.0f})  via {c.question!r}  "
-                     f"[{c.entry.source}]")
-    decision = decide(result, config.matching)
-    what = {
-        Action.ANSWER: f"answer with {decision.answer.entry.id if decision.answer else ''}",
-        Action.CLARIFY: "ask which was meant: " + " / ".join(c.question for c in decision.options),
-        Action.DECLINE: "decline and offer a person",
-    }[decision.action]
-    lang = detect_language(result.query, config.business.default_language)
-    lines.append(f"the bot would: {what}  ({decision.reason}; language {lang})")
+def _explain(reading: Reading) -> str:
+    """What the live bot would do with a message, and why (bot/understanding.py)."""
+    lines = []
+    result, decision = reading.result, reading.decision
+    if result is not None:
+        lines.append(f"question (as matched): {result.query!r}")
+        for rank, c in enumerate(result.candidates, start=1):
+            lines.append(f"  {rank}. {c.entry.id:<28} score {c.score:5.1f}  rank "
+                         f"{c.support:5.1f}  (cosine {c.cosine:.2f}, edit {c.edit:.0f})  via "
+                         f"{c.question!r}  [{c.entry.source}]")
+    if reading.intent is Intent.HANDOFF and reading.trigger is not None:
+        what, why = "hand over to a person", f"a {reading.trigger.value} phrase"
+    elif reading.intent is Intent.SMALL_TALK:
+        what, why = f"reply to small talk (text smalltalk_{reading.small_talk})", \
+            "the message is only small talk"
+    elif reading.intent is Intent.NOT_TEXT or decision is None:
+        what, why = "say it can only read text", "no text"
+    else:
+        what = {
+            Action.ANSWER: f"answer with {decision.answer.entry.id if decision.answer else ''}",
+            Action.CLARIFY: "ask which was meant: "
+            + " / ".join(c.question for c in decision.options),
+            Action.DECLINE: "decline and offer a person",
+        }[decision.action]
+        why = decision.reason
+    lines.append(f"the bot would: {what}  ({why}; replying in {reading.lang})")
     return "\n".join(lines)
 
 

@@ -105,17 +105,40 @@ class ConversationConfig(_Model):
     answers_at_once: Annotated[int, Field(ge=1)] = 16  # more wait, so greetings do not
 
 
+Confidence = Annotated[float, Field(ge=0, le=1)]
+# Settings of the score-threshold decision that the calibrated confidence replaced.
+_REPLACED_MATCHING_KEYS = {"answer_threshold": "answer_confidence",
+                           "clarify_threshold": "clarify_confidence", "clarify_margin": None}
+
+
 class MatchingConfig(_Model):
-    answer_threshold: Score = 70.0
-    clarify_threshold: Score = 35.0
-    clarify_margin: Score = 6.0
+    """How questions are matched to FAQ entries and when the bot answers (docs/matching.md)."""
+
+    engine: Literal["hybrid", "lexical"] = "hybrid"  # hybrid: words and meaning
+    model: str = "use-multilingual-v3"  # or package.module:factory for another model
+    model_threads: Annotated[int, Field(ge=1, le=64)] = 1
+    vector_cache: Path = Path("data/vectors")  # embeddings by question text, per model
+    # The bot answers when it is at least this sure the best entry is what was asked (0-1);
+    # between clarify_confidence and this it asks which was meant; below, it says so.
+    answer_confidence: Confidence = 0.8
+    clarify_confidence: Confidence = 0.3
     max_clarify_options: Annotated[int, Field(ge=2, le=5)] = 3
     misses_before_handoff: Annotated[int, Field(ge=1)] = 2
 
+    @model_validator(mode="before")
+    @classmethod
+    def _replaced(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for old, new in _REPLACED_MATCHING_KEYS.items():
+                if old in data:
+                    raise ValueError(f"{old} is no longer used: the bot decides by a calibrated "
+                                     "confidence" + (f"; set {new} (0-1) instead" if new else ""))
+        return data
+
     @model_validator(mode="after")
     def _ordered(self) -> MatchingConfig:
-        if self.clarify_threshold > self.answer_threshold:
-            raise ValueError("clarify_threshold must not be above answer_threshold")
+        if self.clarify_confidence > self.answer_confidence:
+            raise ValueError("clarify_confidence must not be above answer_confidence")
         return self
 
 
@@ -165,6 +188,7 @@ class KnowledgeBaseConfig(_Model):
     path: Path = Path("kb")
     reload_interval_seconds: Seconds = 2.0
     regressions: Path = Path("regressions.yaml")  # questions whose answers must not change
+    vocabulary: Path = Path("vocabulary.yaml")  # the shop's synonyms and small talk
 
 
 class MetricsConfig(_Model):
@@ -500,11 +524,15 @@ class Config(_Model):
         """Make relative paths relative to `base` (the config file's folder)."""
         kb = self.knowledge_base.model_copy(update={
             "path": base / self.knowledge_base.path,
-            "regressions": base / self.knowledge_base.regressions})
+            "regressions": base / self.knowledge_base.regressions,
+            "vocabulary": base / self.knowledge_base.vocabulary})
+        matching = self.matching.model_copy(
+            update={"vector_cache": base / self.matching.vector_cache})
         store = self.store.model_copy(update={"path": base / self.store.path})
         desk = self.desk.model_copy(
             update={"quick_replies_path": base / self.desk.quick_replies_path})
-        return self.model_copy(update={"knowledge_base": kb, "store": store, "desk": desk})
+        return self.model_copy(update={"knowledge_base": kb, "store": store, "desk": desk,
+                                       "matching": matching})
 
 
 def _describe(error: Any) -> str:

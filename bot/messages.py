@@ -34,6 +34,7 @@ class Kind(StrEnum):
     ANSWER = "answer"
     CLARIFY = "clarify"
     FALLBACK = "fallback"  # the bot says plainly it has no answer
+    SMALL_TALK = "small_talk"  # a polite word back to hello, thanks, goodbye...
     HANDOFF = "handoff"
     HOLDING = "holding"  # please wait: queue position, or an agent is checking
     NOTICE = "notice"  # an agent joined, a transfer, back to the bot

@@ -34,17 +34,19 @@ from bot.messages import (
 )
 from bot.metrics import Metrics
 from bot.priority import urgent
-from bot.rules import HandoffTrigger, detect_handoff
+from bot.rules import HandoffTrigger
 from bot.speaker import Speaker, replying_to
 from bot.store import Conversation, NewMessage, Store, UnansweredQuestion, WebhookDelivery
-from bot.text import detect_language
+from bot.text import message_language
 from bot.texts import Texts
-from knowledge_base.decide import Action, decide
+from bot.understanding import Intent, Reading, reader_for
+from knowledge_base.decide import Action
 from knowledge_base.live import LiveKnowledgeBase
-from knowledge_base.matcher import MatchResult
 
 log = logging.getLogger(__name__)
 
+# Small talk that the greeting has already answered when it opened the conversation.
+GREETED_BY_THE_GREETING = frozenset({"greeting", "presence"})
 _RATING = re.compile(r"^\s*([1-5])\s*(分|星|stars?|/\s*5)?\s*$", re.IGNORECASE)
 
 
@@ -111,6 +113,7 @@ class Router:
         self._clock = clock
         self.greeter = Greeter(config, BusinessHours(config.business))
         self.texts = Texts(config)
+        self.reader = reader_for(config)
         # Answers worked on at once: beyond this they wait their turn, which keeps the event
         # loop's queue short, so a new customer's greeting is not stuck behind them.
         self._answering = asyncio.Semaphore(config.conversation.answers_at_once)
@@ -283,9 +286,11 @@ class Router:
             latest = current
         if latest is not None and self._rating_in(latest, inbound) is not None:
             return latest, False  # rating a closed conversation starts nothing new
-        lang = inbound.lang if inbound.lang in self.greeter_languages else None
-        if lang is None:
-            lang = detect_language(inbound.text, self._config.business.default_language)
+        # The page's language, unless the customer's first words are in another.
+        page = inbound.lang if inbound.lang in self.greeter_languages else None
+        lang = message_language(inbound.text, page or self._config.business.default_language)
+        if lang not in self.greeter_languages:
+            lang = page or self._config.business.default_language
         conversation = Conversation(
             id=uuid.uuid4().hex, channel=inbound.channel, user_id=inbound.user_id,
             state=ConversationState.BOT, lang=lang, created_at=inbound.received_at,
@@ -372,25 +377,36 @@ class Router:
     # the bot's answers
 
     async def _respond(self, conversation: Conversation, inbound: InboundMessage) -> Conversation:
-        if not inbound.text.strip():  # a picture, a voice message, a location...
+        kb = self._kb.current
+        reading = self.reader.rules(kb, inbound.text, conversation.lang)
+        if reading.lang != conversation.lang:  # the customer writes in another language
+            conversation = replace(conversation, lang=reading.lang)
+        lang = reading.lang
+        if reading.intent is Intent.NOT_TEXT:  # a picture, a voice message, a location...
             await self._speaker.say(conversation, OutboundReply(
-                self.texts.get(conversation.lang, "unsupported"), Kind.FALLBACK,
-                quick_replies=(self.texts.get(conversation.lang, "human_option"),)))
+                self.texts.get(lang, "unsupported"), Kind.FALLBACK,
+                quick_replies=(self.texts.get(lang, "human_option"),)))
             return conversation
-        trigger = detect_handoff(inbound.text, self._config.handoff)
-        if trigger is not None:
-            return await self._desk.hand_off(conversation, trigger, f"handoff_{trigger.value}")
+        if reading.trigger is not None:
+            return await self._desk.hand_off(conversation, reading.trigger,
+                                             f"handoff_{reading.trigger.value}")
+        if reading.small_talk is not None:
+            opened_it = conversation.created_at == inbound.received_at
+            if not (opened_it and reading.small_talk in GREETED_BY_THE_GREETING):
+                await self._speaker.say(conversation, OutboundReply(
+                    self.texts.get(lang, f"smalltalk_{reading.small_talk}"), Kind.SMALL_TALK,
+                    meta={"small_talk": reading.small_talk}))
+            return conversation
         async with self._answering:  # greetings never wait behind a crowd of answers
-            kb = self._kb.current
-            result = await asyncio.to_thread(
-                kb.matcher.match, inbound.text, self._config.matching.max_clarify_options)
-            return await self._answer(conversation, inbound, result)
+            reading = await asyncio.to_thread(self.reader.answer, kb, reading)
+        return await self._answer(conversation, inbound, reading)
 
     async def _answer(
-        self, conversation: Conversation, inbound: InboundMessage, result: MatchResult
+        self, conversation: Conversation, inbound: InboundMessage, reading: Reading
     ) -> Conversation:
-        lang = conversation.lang
-        decision = decide(result, self._config.matching)
+        lang = reading.lang
+        result, decision = reading.result, reading.decision
+        assert result is not None and decision is not None  # a question, matched
         meta = {
             "decision": decision.action.value,
             "why": decision.reason,

@@ -36,6 +36,11 @@ DEFAULT_TEXTS: dict[str, dict[str, str]] = {
         "error": "抱歉，系统出了点问题，您的消息已保存，我们会尽快处理。",
         "unsupported": "抱歉，我暂时只能看懂文字消息。请用文字描述您的问题，"
         "或回复“人工”联系人工客服。",
+        "smalltalk_greeting": "您好！请问有什么可以帮您？",
+        "smalltalk_presence": "在的，请问有什么可以帮您？",
+        "smalltalk_thanks": "不客气！还有其他问题随时问我。",
+        "smalltalk_goodbye": "感谢您的咨询，祝您生活愉快，再见！",
+        "smalltalk_acknowledge": "好的。还有其他需要帮忙的，随时告诉我。",
     },
     "en": {
         "clarify": "Did you mean one of these? Pick one, or put it another way.",
@@ -72,6 +77,12 @@ DEFAULT_TEXTS: dict[str, dict[str, str]] = {
         "get back to you.",
         "unsupported": "Sorry, I can only read text for now. Please describe your question "
         "in words, or type \"agent\" for a person.",
+        "smalltalk_greeting": "Hello! How can I help you?",
+        "smalltalk_presence": "Yes, I'm here. How can I help you?",
+        "smalltalk_thanks": "You're welcome! Ask me anything else any time.",
+        "smalltalk_goodbye": "Thank you for getting in touch. Goodbye, and have a nice day!",
+        "smalltalk_acknowledge": "All right. Let me know if there's anything else I can help "
+        "with.",
     },
 }
 
@@ -87,6 +98,10 @@ class Texts:
                                       + ", ".join(DEFAULT_TEXTS["en"]))
                 base[key] = value
         self._default = config.business.default_language
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return tuple(self._texts)
 
     def get(self, lang: str, key: str, **values: object) -> str:
         texts = self._texts.get(lang) or self._texts[self._default]

@@ -27,7 +27,7 @@ WAIT_BARS = (30.0, 60.0, 120.0, 300.0, 600.0)
 # an agent sends (the one-click "I'm checking" included). Greetings, notices, queue updates
 # and the bot's automatic holding message do not: the holding message means nobody replied.
 BOT_REPLIES = frozenset({Kind.ANSWER, Kind.CLARIFY, Kind.FALLBACK, Kind.HANDOFF, Kind.OFFLINE,
-                         Kind.RATING_THANKS})
+                         Kind.RATING_THANKS, Kind.SMALL_TALK})
 HANDOFF_EVENTS = frozenset({"queued", "offline_offered"})
 
 

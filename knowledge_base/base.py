@@ -6,8 +6,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.errors import KnowledgeBaseError
+from knowledge_base import vocabulary
 from knowledge_base.loader import Entry, load_entries
 from knowledge_base.matcher import Matcher
+from knowledge_base.semantic import SemanticIndex, VectorCache
+from knowledge_base.vocabulary import Vocabulary
 
 
 @dataclass(frozen=True)
@@ -15,10 +19,32 @@ class KnowledgeBase:
     entries: tuple[Entry, ...]
     matcher: Matcher
 
-    @classmethod
-    def build(cls, entries: Sequence[Entry]) -> KnowledgeBase:
-        return cls(tuple(entries), Matcher(entries))
+    @property
+    def vocabulary(self) -> Vocabulary:
+        return self.matcher.vocabulary
 
     @classmethod
-    def load(cls, folder: Path) -> KnowledgeBase:
-        return cls.build(load_entries(folder))
+    def build(cls, entries: Sequence[Entry], words: Vocabulary | None = None,
+              vectors: VectorCache | None = None) -> KnowledgeBase:
+        """With `vectors`, matching is semantic as well as lexical."""
+        semantic = SemanticIndex.build([e.questions for e in entries],
+                                       [e.answer for e in entries], vectors) \
+            if vectors is not None and entries else None
+        return cls(tuple(entries), Matcher(entries, words or vocabulary.load(None), semantic))
+
+    @classmethod
+    def load(cls, folder: Path, vocabulary_file: Path | None = None,
+             vectors: VectorCache | None = None) -> KnowledgeBase:
+        """The FAQ folder with kefu's vocabulary, extended by the shop's file if given."""
+        problems: list[str] = []
+        try:
+            words = vocabulary.load(vocabulary_file)
+        except KnowledgeBaseError as exc:
+            problems.extend(exc.problems)
+        try:
+            entries = load_entries(folder)
+        except KnowledgeBaseError as exc:
+            problems.extend(exc.problems)
+        if problems:
+            raise KnowledgeBaseError(problems)
+        return cls.build(entries, words, vectors)

@@ -7,12 +7,15 @@ import logging
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bot.config import MatchingConfig
 from bot.errors import KnowledgeBaseError
 from knowledge_base.base import KnowledgeBase
 from knowledge_base.loader import faq_files
 from knowledge_base.review import load_checked
+
+if TYPE_CHECKING:
+    from bot.understanding import Reader
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +32,8 @@ def folder_signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
     return tuple(signature)
 
 
-async def load_elsewhere(folder: Path, regressions: Path, matching: MatchingConfig
-                         ) -> KnowledgeBase:
+async def load_elsewhere(folder: Path, vocabulary: Path, regressions: Path, reader: Reader,
+                         lang: str) -> KnowledgeBase:
     """Load in a process of its own: parsing YAML and indexing thousands of questions in a
     thread would hold the GIL and slow every answer meanwhile; in another process they only
     cost the moment the finished index is handed over. The process ends with the load, so
@@ -38,7 +41,7 @@ async def load_elsewhere(folder: Path, regressions: Path, matching: MatchingConf
     pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
     try:
         return await asyncio.get_running_loop().run_in_executor(
-            pool, load_checked, folder, regressions, matching)
+            pool, load_checked, folder, vocabulary, regressions, reader, lang)
     finally:
         await asyncio.to_thread(pool.shutdown)
 
@@ -51,23 +54,29 @@ class LiveKnowledgeBase:
     `last_problems` tells what is wrong until the next good load.
     """
 
-    def __init__(self, folder: Path, current: KnowledgeBase, regressions: Path,
-                 matching: MatchingConfig, problems: list[str] | None = None) -> None:
+    def __init__(self, folder: Path, current: KnowledgeBase, *, vocabulary: Path,
+                 regressions: Path, reader: Reader, lang: str,
+                 problems: list[str] | None = None) -> None:
         self.folder = folder
         self.current = current
         self.last_problems: list[str] = problems or []
+        self._vocabulary = vocabulary
         self._regressions = regressions
-        self._matching = matching
+        self._reader = reader
+        self._lang = lang
         self._signature = self._signatures()
 
     def _signatures(self) -> tuple[tuple[str, int, int], ...]:
-        """The folder's and the regression file's: an edit to either is checked again."""
-        files = folder_signature(self.folder)
-        try:
-            stat = self._regressions.stat()
-        except OSError:
-            return files
-        return (*files, (str(self._regressions), stat.st_size, stat.st_mtime_ns))
+        """The folder's, the vocabulary's and the regression file's: an edit to any is
+        checked again."""
+        files = list(folder_signature(self.folder))
+        for path in (self._vocabulary, self._regressions):
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            files.append((str(path), stat.st_size, stat.st_mtime_ns))
+        return tuple(files)
 
     async def reload_if_changed(self) -> bool:
         signature = await asyncio.to_thread(self._signatures)
@@ -75,7 +84,8 @@ class LiveKnowledgeBase:
             return False
         self._signature = signature
         try:
-            loaded = await load_elsewhere(self.folder, self._regressions, self._matching)
+            loaded = await load_elsewhere(self.folder, self._vocabulary, self._regressions,
+                                          self._reader, self._lang)
         except KnowledgeBaseError as exc:
             self.last_problems = exc.problems
             log.error("knowledge base edit rejected, still serving the last good one:\n  %s",

@@ -1,11 +1,14 @@
 """Fuzzy FAQ matching that can explain itself and knows when it is unsure.
 
 Each example question is indexed by features weighted by inverse frequency: Chinese runs
-give characters and character pairs (no segmenter needed); other words give the word, its
-light stem, its character trigrams (which tolerate typos) and pairs of neighbouring content
-words. A query's candidates come from the index by cosine similarity and by how much of
-the query they cover; the best few are re-scored together with rapidfuzz's `ratio` and
-`token_sort_ratio` on normalised text. `fuzz.WRatio` is deliberately not used: it lets
+give characters, character pairs (no segmenter needed) and the pinyin of each pair, so a
+homophone typed with a pinyin IME (推款 for 退款) still meets its word; other words give the
+word, its light stem, its character trigrams (which tolerate typos) and pairs of
+neighbouring content words. Questions and queries are read through the vocabulary first
+(knowledge_base/vocabulary.py): synonyms made one, filler left out. A query's candidates
+come from the index by cosine similarity and by how much of the query they cover; the best
+few are re-scored together with rapidfuzz's `ratio` and `token_sort_ratio` on normalised
+text. `fuzz.WRatio` is deliberately not used: it lets
 short questions match anything.
 
 An entry is ranked by its best question plus a little of its next two (`support`): an
@@ -19,26 +22,39 @@ questions (benchmarks/).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from itertools import groupby, pairwise
 
 import numpy as np
+from pypinyin import lazy_pinyin
 from rapidfuzz import fuzz
 
 from bot.text import is_cjk, normalize
 from knowledge_base.loader import Entry
+from knowledge_base.semantic import SemanticIndex
+from knowledge_base.vocabulary import Vocabulary
 
 # score = cosine, query coverage and edit similarity, weighted; each is 0..1 (edit 0..100).
 COSINE_WEIGHT = 0.50
 COVERAGE_WEIGHT = 0.15
 EDIT_WEIGHT = 0.35
 RESCORE_CANDIDATES = 30
+LEXICAL_CANDIDATES = 10  # entries the lexical engine puts forward
+# With a model: an entry's score is this much its lexical score (0..1), the rest semantic.
+LEXICAL_WEIGHT = 0.2
+# Lexical scores this high with this lead are near-copies of an example: no model needed.
+SURE_SCORE = 90.0
+SURE_LEAD = 30.0
 SUPPORT_WEIGHT = 0.3  # how much an entry's 2nd and 3rd best questions add to its rank
 # Function words say little about which FAQ is meant; their grams count for a fifth.
 STOPWORD_FACTOR = 0.2
+# A pair of characters that only sounds like the question's is weaker evidence than the
+# same characters: its pinyin gram counts for half.
+PINYIN_FACTOR = 0.5
 STOPWORDS = frozenset((
     "a", "an", "the", "i", "me", "my", "we", "our", "you", "your", "is", "are", "am", "was",
     "be", "do", "does", "did", "can", "could", "will", "would", "to", "of", "for", "in", "on",
@@ -48,6 +64,7 @@ STOPWORDS = frozenset((
     "想", "请", "能", "可以", "怎么", "什么", "怎样", "如何", "一下",
 ))
 _SUFFIXES = ("ing", "ed", "es", "s")
+_FACTORS = {"s": STOPWORD_FACTOR, "p": PINYIN_FACTOR}
 
 
 def stem(word: str) -> str:
@@ -58,10 +75,16 @@ def stem(word: str) -> str:
     return word
 
 
+@functools.lru_cache(maxsize=32768)
+def pinyin(char: str) -> str:
+    """A character's most common reading, without tones: homophones meet."""
+    return lazy_pinyin(char)[0]
+
+
 def features(normalized: str) -> Counter[str]:
-    """Chinese runs give characters and character pairs; other words give the word, its
-    stem, its character trigrams and pairs of neighbouring content words. Function words
-    get their own `s:` grams, weighted down."""
+    """Chinese runs give characters, character pairs and the pairs' pinyin; other words
+    give the word, its stem, its character trigrams and pairs of neighbouring content
+    words. Function words get their own `s:` grams, weighted down."""
     grams: Counter[str] = Counter()
     content: list[str] = []  # stems of whole non-Chinese words, for word pairs
     for word in normalized.split(" "):
@@ -78,6 +101,7 @@ def features(normalized: str) -> Counter[str]:
                     grams[("s:" if char in STOPWORDS else "c:") + char] += 1
                     if i + 1 < len(run):
                         grams["c:" + run[i : i + 2]] += 1
+                        grams[f"p:{pinyin(char)}_{pinyin(run[i + 1])}"] += 1
             else:
                 grams["w:" + run] += 1
                 padded = f" {run} "
@@ -91,17 +115,38 @@ def features(normalized: str) -> Counter[str]:
 @dataclass(frozen=True, slots=True)
 class Candidate:
     entry: Entry
-    score: float  # 0..100: the best question's; the thresholds compare this
+    score: float  # 0..100: lexical and semantic together (lexical alone without a model)
     question: str  # the example question that matched best
-    cosine: float
-    edit: float
-    support: float  # the rank: the score plus a little of the entry's next two questions
+    cosine: float  # lexical: the best question's feature cosine
+    edit: float  # lexical: the best question's edit similarity, 0..100
+    support: float  # the lexical rank: the best question plus a little of the next two
+    lexical: float = 0.0  # 0..100: the best question's lexical score (0: not a lexical match)
+    semantic: float | None = None  # 0..1: the entry's semantic score, with a model
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What the decision weighs (knowledge_base/decide.py): how well the best entry
+    matches, and by how much it leads the best other entry, by each engine. Leads, not
+    levels, are what hold across knowledge bases: a large one with look-alike entries
+    scores everything high."""
+
+    lexical_best: float  # 0..1
+    lexical_lead: float
+    chinese: bool
+    semantic_best: float | None = None  # None: matched without a model
+    semantic_lead: float = 0.0
+    combined_best: float = 0.0
+    combined_lead: float = 0.0
+    lexical_agrees: bool = False  # the best entry is the lexical engine's best too
+    semantic_agrees: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class MatchResult:
     query: str
     candidates: tuple[Candidate, ...]  # best first, one per entry
+    evidence: Evidence | None = None  # None: nothing matched at all
 
     @property
     def best(self) -> Candidate | None:
@@ -112,12 +157,28 @@ class MatchResult:
         return self.candidates[1] if len(self.candidates) > 1 else None
 
 
+QueryVector = Callable[[], "np.ndarray | None"]
+
+
 class Matcher:
-    def __init__(self, entries: Sequence[Entry]) -> None:
-        self._questions: list[tuple[Entry, str, str]] = []  # entry, original, normalised
+    def __init__(self, entries: Sequence[Entry], vocabulary: Vocabulary | None = None,
+                 semantic: SemanticIndex | None = None) -> None:
+        self.vocabulary = vocabulary or Vocabulary()
+        self.semantic = semantic
+        self._entries = tuple(entries)
+        self._entry_index = {e.id: i for i, e in enumerate(self._entries)}
+        self._questions: list[tuple[Entry, str, str]] = []  # entry, original, as matched
         for entry in entries:
             for question in entry.questions:
-                self._questions.append((entry, question, normalize(question)))
+                self._questions.append((entry, question, self.readable(question)))
+        self._readable = np.array([norm for _, _, norm in self._questions], dtype=object)
+        # Which questions and entries answer in which language: a customer gets an entry
+        # in theirs.
+        languages = {e.lang for e in self._entries} - {None}
+        self._languages = {lang: np.array([e.lang in (lang, None) for e, _, _ in
+                                           self._questions], dtype=bool) for lang in languages}
+        self._entry_languages = {lang: np.array([e.lang in (lang, None) for e in self._entries],
+                                                dtype=bool) for lang in languages}
         counts = [features(norm) for _, _, norm in self._questions]
         document_frequency: Counter[str] = Counter()
         for grams in counts:
@@ -146,7 +207,7 @@ class Matcher:
     def _weights(self, grams: Counter[str]) -> dict[str, float]:
         weighted = {
             g: (1.0 + math.log(n)) * self._idf.get(g, self._unseen_idf)
-            * (STOPWORD_FACTOR if g.startswith("s:") else 1.0)
+            * _FACTORS.get(g[0], 1.0)
             for g, n in grams.items()
         }
         norm = math.sqrt(sum(w * w for w in weighted.values())) or 1.0
@@ -172,19 +233,45 @@ class Matcher:
         covered = np.bincount(documents, weights=query, minlength=size)
         return cosine, covered
 
-    def match(self, text: str, limit: int = 3, exclude_self: bool = False) -> MatchResult:
+    def readable(self, text: str) -> str:
+        """`text` as the matcher compares it: normalised, read through the vocabulary."""
+        return self.vocabulary.for_matching(normalize(text))
+
+    def match(self, text: str, limit: int = 3, exclude_self: bool = False,
+              lang: str | None = None, query_vector: QueryVector | None = None,
+              lexical_first: bool = True) -> MatchResult:
         """The best entries for `text`. With `exclude_self`, a question written exactly like
-        `text` is left out: how the knowledge base sees one of its own examples."""
-        query = normalize(text)
-        if not query or not self._questions:
-            return MatchResult(query, ())
+        `text` is left out: how the knowledge base sees one of its own examples. With
+        `lang`, only entries in that language (or in none) are candidates, if there are
+        any in it. `query_vector` gives the text's embedding, when the knowledge base has
+        a semantic index; it is asked only if the lexical match is not already sure (or
+        always, without `lexical_first`)."""
+        query = self.readable(text)
+        lexical = self._lexical(query, exclude_self, lang) if query else []
+        chinese = any(is_cjk(c) for c in query)
+        vector = None
+        if self.semantic is not None and query_vector is not None and query \
+                and not (lexical_first and _sure(lexical)):
+            vector = query_vector()
+        if vector is None:
+            return self._lexical_result(query, lexical, chinese, limit)
+        return self._hybrid_result(query, lexical, vector, chinese, limit, exclude_self, lang)
+
+    def _lexical(self, query: str, exclude_self: bool, lang: str | None) -> list[Candidate]:
+        """Entries by lexical rank (support), best first."""
+        if not self._questions:
+            return []
         query_weights = self._weights(features(query))
         found = self._similarities(query_weights)
         if found is None:
-            return MatchResult(query, ())
+            return []
         cosine, covered = found
         coverage = covered / sum(query_weights.values())
         first = COSINE_WEIGHT * np.minimum(cosine, 1.0) + COVERAGE_WEIGHT * coverage
+        allowed = self._languages.get(lang) if lang is not None else None
+        if allowed is not None:
+            first = np.where(allowed, first, -1.0)
+            cosine = np.where(allowed, cosine, 0.0)
         count = min(RESCORE_CANDIDATES + exclude_self, len(first))
         shortlist = np.argpartition(-first, count - 1)[:count]
         by_entry: dict[str, list[Candidate]] = {}
@@ -195,13 +282,86 @@ class Matcher:
             edit = max(fuzz.ratio(query, norm), fuzz.token_sort_ratio(query, norm))
             score = round(100.0 * float(first[index]) + EDIT_WEIGHT * edit, 1)
             by_entry.setdefault(entry.id, []).append(Candidate(
-                entry, score, question, round(float(cosine[index]), 3), round(edit, 1), score))
+                entry, score, question, round(float(cosine[index]), 3), round(edit, 1), score,
+                lexical=score))
         ranked = []
         for candidates in by_entry.values():
             candidates.sort(key=lambda c: -c.score)
             best = candidates[0]
             support = best.score + SUPPORT_WEIGHT * sum(c.score for c in candidates[1:3])
-            ranked.append(Candidate(best.entry, best.score, best.question, best.cosine,
-                                    best.edit, round(support, 1)))
+            ranked.append(replace(best, support=round(support, 1)))
         ranked.sort(key=lambda c: -c.support)
-        return MatchResult(query, tuple(ranked[:limit]))
+        return ranked[:LEXICAL_CANDIDATES]
+
+    @staticmethod
+    def _lexical_result(query: str, lexical: list[Candidate], chinese: bool, limit: int
+                        ) -> MatchResult:
+        if not lexical:
+            return MatchResult(query, ())
+        best = lexical[0].score / 100
+        others = [c.score / 100 for c in lexical[1:]]
+        evidence = Evidence(best, best - max(others, default=0.0), chinese)
+        return MatchResult(query, tuple(lexical[:limit]), evidence)
+
+    def _hybrid_result(self, query: str, lexical: list[Candidate], vector: np.ndarray,
+                       chinese: bool, limit: int, exclude_self: bool, lang: str | None
+                       ) -> MatchResult:
+        assert self.semantic is not None
+        semantic_index = self.semantic
+        if exclude_self:  # the same question, written the same way, does not count
+            same = np.flatnonzero(self._readable == query)
+            if len(same):
+                questions = semantic_index.questions.copy()
+                questions[same] = 0.0
+                semantic_index = replace(semantic_index, questions=questions)
+        semantic = semantic_index.scores(vector)
+        lexical_scores = np.zeros(len(self._entries))
+        by_id = {c.entry.id: c for c in lexical}
+        for candidate in lexical:
+            lexical_scores[self._entry_index[candidate.entry.id]] = candidate.score / 100
+        combined = LEXICAL_WEIGHT * lexical_scores + (1 - LEXICAL_WEIGHT) * semantic
+        allowed = self._entry_languages.get(lang) if lang is not None else None
+        if allowed is not None:
+            combined = np.where(allowed, combined, -1.0)
+        order = np.argsort(-combined)
+        best, second = int(order[0]), int(order[1]) if len(order) > 1 else None
+        def lead(values: np.ndarray) -> float:
+            return float(values[best] - (np.max(np.delete(values, best)) if len(values) > 1
+                                         else 0.0))
+        evidence = Evidence(
+            lexical_best=float(lexical_scores[best]), lexical_lead=lead(lexical_scores),
+            chinese=chinese, semantic_best=float(semantic[best]), semantic_lead=lead(semantic),
+            combined_best=float(combined[best]),
+            combined_lead=float(combined[best] - combined[second]) if second is not None
+            else float(combined[best]),
+            lexical_agrees=bool(lexical) and lexical[0].entry.id == self._entries[best].id,
+            semantic_agrees=best == int(np.argmax(semantic)))
+        candidates = []
+        for index in order[:limit].tolist():
+            if combined[index] < 0:
+                break
+            entry = self._entries[index]
+            found = by_id.get(entry.id)
+            question = found.question if found else self._closest_question(index, vector)
+            candidates.append(Candidate(
+                entry, round(100 * float(combined[index]), 1), question,
+                found.cosine if found else 0.0, found.edit if found else 0.0,
+                found.support if found else 0.0, lexical=found.score if found else 0.0,
+                semantic=round(float(semantic[index]), 3)))
+        return MatchResult(query, tuple(candidates), evidence)
+
+    def _closest_question(self, entry_index: int, vector: np.ndarray) -> str:
+        assert self.semantic is not None
+        start = int(self.semantic.starts[entry_index])
+        entry = self._entries[entry_index]
+        rows = self.semantic.questions[start:start + len(entry.questions)]
+        return entry.questions[int(np.argmax(rows @ vector))]
+
+
+def _sure(lexical: list[Candidate]) -> bool:
+    """A match the model could not improve on: the customer wrote practically one of the
+    examples, and nothing else comes close."""
+    if not lexical:
+        return False
+    runner_up = lexical[1].score if len(lexical) > 1 else 0.0
+    return lexical[0].score >= SURE_SCORE and lexical[0].score - runner_up >= SURE_LEAD

@@ -6,8 +6,9 @@ wrongly.
 - Near-duplicates: two entries with practically the same answer, or most of whose questions
   point to each other; one of them should go.
 - Regressions: a file staff grow, each line a question and what the bot must do with it
-  (an entry's id, or `decline`); an edit that breaks one is refused, by `kefu kb check`
-  and by the running bot's reload alike.
+  (an entry's id, `decline`, `handoff` or `small_talk`); an edit that breaks one is refused,
+  by `kefu kb check` and by the running bot's reload alike. They are read exactly as the
+  bot reads a customer's message (bot/understanding.py).
 """
 
 from __future__ import annotations
@@ -15,17 +16,21 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 from rapidfuzz import fuzz
 
-from bot.config import MatchingConfig
 from bot.errors import KnowledgeBaseError
 from bot.text import normalize
 from knowledge_base.base import KnowledgeBase
 from knowledge_base.decide import Action, decide
 
+if TYPE_CHECKING:
+    from bot.understanding import Reader, Reading
+
 DECLINE = "decline"
+OUTCOMES = (DECLINE, "handoff", "small_talk")  # what a regression may expect besides an id
 SAME_ANSWER_RATIO = 90  # answers this alike (rapidfuzz ratio, normalised) are the same
 SHARED_QUESTIONS = 0.5  # entries whose questions point to each other this much are one
 
@@ -40,13 +45,13 @@ class Finding:
         return f"{self.where}: {self.problem}; fix: {self.fix}"
 
 
-def conflicts(kb: KnowledgeBase, matching: MatchingConfig) -> list[Finding]:
+def conflicts(kb: KnowledgeBase, reader: Reader) -> list[Finding]:
     findings = []
+    vectors = reader.vectors()
     for entry in kb.entries:
         for question in entry.questions:
-            result = kb.matcher.match(question, matching.max_clarify_options,
-                                      exclude_self=True)
-            decision = decide(result, matching)
+            result = reader.match(kb, question, entry.lang, exclude_self=True, vectors=vectors)
+            decision = decide(result, reader.matching)
             other = decision.answer
             if decision.action is not Action.ANSWER or other is None \
                     or other.entry.id == entry.id:
@@ -61,8 +66,9 @@ def conflicts(kb: KnowledgeBase, matching: MatchingConfig) -> list[Finding]:
     return findings
 
 
-def near_duplicates(kb: KnowledgeBase, matching: MatchingConfig) -> list[Finding]:
+def near_duplicates(kb: KnowledgeBase, reader: Reader) -> list[Finding]:
     findings = []
+    vectors = reader.vectors()
     entries = list(kb.entries)
     for i, first in enumerate(entries):
         for second in entries[i + 1:]:
@@ -75,8 +81,8 @@ def near_duplicates(kb: KnowledgeBase, matching: MatchingConfig) -> list[Finding
     for entry in entries:
         pointing: Counter[str] = Counter()
         for question in entry.questions:
-            decision = decide(kb.matcher.match(question, matching.max_clarify_options,
-                                               exclude_self=True), matching)
+            decision = decide(reader.match(kb, question, entry.lang, exclude_self=True,
+                                           vectors=vectors), reader.matching)
             if decision.action is Action.ANSWER and decision.answer is not None \
                     and decision.answer.entry.id != entry.id:
                 pointing[decision.answer.entry.id] += 1
@@ -123,8 +129,8 @@ def load_regressions(path: Path) -> list[Expectation]:
         question, expect = str(fields.get("question", "")).strip(), \
             str(fields.get("expect", "")).strip()
         if not question or not expect:
-            problems.append(f"{where}: each line needs question and expect (an entry id or "
-                            f"{DECLINE})")
+            problems.append(f"{where}: each line needs question and expect (an entry id, or "
+                            f"one of {', '.join(OUTCOMES)})")
             continue
         expectations.append(Expectation(question, expect, where))
     if problems:
@@ -132,37 +138,44 @@ def load_regressions(path: Path) -> list[Expectation]:
     return expectations
 
 
-def regressions(kb: KnowledgeBase, expectations: list[Expectation],
-                matching: MatchingConfig) -> list[Finding]:
+def regressions(kb: KnowledgeBase, expectations: list[Expectation], reader: Reader,
+                lang: str) -> list[Finding]:
+    """Each expectation against what the bot would do with its question, in a conversation
+    in `lang` (the business's default language) so far."""
     known = {e.id for e in kb.entries}
     findings = []
     for expected in expectations:
-        if expected.expect != DECLINE and expected.expect not in known:
+        if expected.expect not in OUTCOMES and expected.expect not in known:
             findings.append(Finding(expected.where, f"expects entry {expected.expect!r}, "
                                     "which does not exist (any more)",
-                                    "fix the id, or the knowledge base"))
+                                    f"fix the id, or the knowledge base (or expect one of "
+                                    f"{', '.join(OUTCOMES)})"))
             continue
-        decision = decide(kb.matcher.match(expected.question, matching.max_clarify_options),
-                          matching)
-        got = decision.answer.entry.id if decision.action is Action.ANSWER and \
-            decision.answer else DECLINE
+        reading = reader.read(kb, expected.question, lang)
+        got = reading.outcome
         if got != expected.expect:
-            did = f"answer with {got!r}" if got != DECLINE else \
-                f"not answer ({decision.action.value}: {decision.reason})"
             findings.append(Finding(
-                expected.where, f"{expected.question!r} should "
-                f"{'be declined' if expected.expect == DECLINE else f'get {expected.expect!r}'}"
-                f", but the bot would {did}",
+                expected.where, f"{expected.question!r} should {_doing(expected.expect)}, "
+                f"but the bot would {_doing(got, reading)}",
                 "undo the edit that changed it, or add the question to the entry it belongs "
                 "to"))
     return findings
 
 
-def load_checked(folder: Path, regressions_file: Path, matching: MatchingConfig
-                 ) -> KnowledgeBase:
+def _doing(outcome: str, reading: Reading | None = None) -> str:
+    if outcome == DECLINE:
+        decision = reading.decision if reading is not None else None
+        return f"not answer ({decision.action.value}: {decision.reason})" \
+            if decision is not None else "not answer"
+    return {"handoff": "hand over to a person", "small_talk": "reply as to small talk"}.get(
+        outcome, f"answer with {outcome!r}")
+
+
+def load_checked(folder: Path, vocabulary_file: Path, regressions_file: Path, reader: Reader,
+                 lang: str) -> KnowledgeBase:
     """Load the folder and run the regression file against it: the reload's gate."""
-    kb = KnowledgeBase.load(folder)
-    failed = regressions(kb, load_regressions(regressions_file), matching)
+    kb = reader.load(folder, vocabulary_file)
+    failed = regressions(kb, load_regressions(regressions_file), reader, lang)
     if failed:
         raise KnowledgeBaseError([str(f) for f in failed])
     return kb

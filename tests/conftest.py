@@ -58,7 +58,8 @@ def make_config(tmp_path: Path) -> Callable[..., Config]:
         raw: dict[str, Any] = {
             "business": {"name": "测试店", "hours": ALWAYS_OPEN},
             "knowledge_base": {"path": str(kb), "reload_interval_seconds": 60,
-                               "regressions": str(tmp_path / "regressions.yaml")},
+                               "regressions": str(tmp_path / "regressions.yaml"),
+                               "vocabulary": str(tmp_path / "vocabulary.yaml")},
             "store": {"path": str(tmp_path / "data" / "kefu.sqlite3")},
             "desk": {"quick_replies_path": str(PROJECT / "quick_replies.yaml")},
         }

@@ -9,6 +9,7 @@ import pytest
 
 from bot.config import Config, MatchingConfig
 from bot.errors import KnowledgeBaseError
+from bot.understanding import reader_for
 from knowledge_base.base import KnowledgeBase
 from knowledge_base.review import (
     conflicts,
@@ -20,6 +21,7 @@ from tests.conftest import TEST_KB
 from tests.harness import Kefu, write_kb
 
 MATCHING = MatchingConfig()
+READER = reader_for(Config())
 
 
 def kb_of(tmp_path: Path, text: str) -> KnowledgeBase:
@@ -75,13 +77,13 @@ def test_regressions_catch_an_edit_that_breaks_a_known_answer(tmp_path: Path) ->
                     "- {question: 今天天气怎么样, expect: decline}\n"
                     "- {question: 发票, expect: invoice}\n", encoding="utf-8")
     good = KnowledgeBase.load(write_kb(tmp_path / "good", TEST_KB))
-    results = regressions(good, load_regressions(file), MATCHING)
+    results = regressions(good, load_regressions(file), READER, "zh")
     assert [str(r) for r in results] == [
         "regressions.yaml:3: expects entry 'invoice', which does not exist (any more); fix: "
         "fix the id, or the knowledge base"]
     broken = TEST_KB["returns.yaml"].replace("退货怎么办, ", "")  # an edit drops the question
     bad = KnowledgeBase.load(write_kb(tmp_path / "bad", {**TEST_KB, "returns.yaml": broken}))
-    failed = regressions(bad, load_regressions(file)[:2], MATCHING)
+    failed = regressions(bad, load_regressions(file)[:2], READER, "zh")
     assert [f.where for f in failed] == ["regressions.yaml:1"]
     assert "should get 'return-policy', but the bot would not answer" in failed[0].problem
 

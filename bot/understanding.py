@@ -1,0 +1,133 @@
+"""What the bot makes of one customer message, decided in one place.
+
+The router acts on a `Reading`; `kefu kb ask` prints one; `kefu kb check` holds the
+regressions to one. So what staff see for a question is what customers get:
+
+    a person asked for, or a complaint  ->  handoff (bot/rules.py)
+    nothing but small talk              ->  a polite reply in kind (knowledge_base/vocabulary.py)
+    otherwise a question                ->  match the knowledge base in the message's language,
+                                            then answer, clarify or decline (decide.py)
+
+The first two are cheap and run on the event loop (`rules`); matching may be slow and runs
+wherever the caller puts it (`answer`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+import numpy as np
+
+from bot.config import Config, HandoffConfig, MatchingConfig
+from bot.rules import HandoffTrigger, detect_handoff
+from bot.text import message_language, normalize
+from bot.texts import Texts
+from knowledge_base.base import KnowledgeBase
+from knowledge_base.decide import Action, Decision, decide
+from knowledge_base.matcher import MatchResult
+from knowledge_base.semantic import Embedder, VectorCache, load_embedder
+
+
+class Intent(StrEnum):
+    HANDOFF = "handoff"  # asked for a person, or complained
+    SMALL_TALK = "small_talk"  # hello, thanks, goodbye, 在吗, 好的
+    QUESTION = "question"  # for the knowledge base
+    NOT_TEXT = "not_text"  # a picture, a voice message, a sticker
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    text: str
+    lang: str  # what the bot replies in: the message's language
+    intent: Intent
+    trigger: HandoffTrigger | None = None  # with HANDOFF
+    small_talk: str | None = None  # with SMALL_TALK: its kind
+    result: MatchResult | None = None  # with QUESTION
+    decision: Decision | None = None  # with QUESTION
+
+    @property
+    def outcome(self) -> str:
+        """In the words of the regression file: an entry's id, `decline` (clarified or
+        declined), `handoff` or `small_talk`."""
+        if self.intent is Intent.QUESTION and self.decision is not None:
+            answer = self.decision.answer
+            return answer.entry.id if self.decision.action is Action.ANSWER and answer \
+                else "decline"
+        return {Intent.HANDOFF: "handoff", Intent.SMALL_TALK: "small_talk"}.get(
+            self.intent, "decline")
+
+
+class Reader:
+    """Reads messages for the bot. Picklable: a knowledge-base reload's process gets one,
+    with the model's settings (it loads its own copy of the model)."""
+
+    def __init__(self, handoff: HandoffConfig, matching: MatchingConfig,
+                 languages: frozenset[str], embedder: Embedder | None = None) -> None:
+        self._handoff = handoff
+        self._matching = matching
+        self._languages = languages  # those the bot has texts in
+        self.embedder = embedder  # None: lexical matching only
+
+    def vectors(self) -> VectorCache | None:
+        """Where a knowledge base's question vectors come from (None without a model)."""
+        if self.embedder is None:
+            return None
+        return VectorCache(self._matching.vector_cache, self.embedder)
+
+    def load(self, folder: Path, vocabulary_file: Path | None) -> KnowledgeBase:
+        return KnowledgeBase.load(folder, vocabulary_file, self.vectors())
+
+    def rules(self, kb: KnowledgeBase, text: str, lang: str) -> Reading:
+        """Everything but matching: a handoff, small talk, or a question still to match.
+        `lang` is the conversation's language so far; a message in another one changes it."""
+        reply_lang = message_language(text, lang)
+        if reply_lang not in self._languages:
+            reply_lang = lang
+        if not text.strip():
+            return Reading(text, reply_lang, Intent.NOT_TEXT)
+        trigger = detect_handoff(text, self._handoff)
+        if trigger is not None:
+            return Reading(text, reply_lang, Intent.HANDOFF, trigger=trigger)
+        kind = kb.vocabulary.small_talk_kind(normalize(text))
+        if kind is not None:
+            return Reading(text, reply_lang, Intent.SMALL_TALK, small_talk=kind)
+        return Reading(text, reply_lang, Intent.QUESTION)
+
+    def answer(self, kb: KnowledgeBase, reading: Reading) -> Reading:
+        """Match a question and decide what to do with it (may take milliseconds)."""
+        if reading.intent is not Intent.QUESTION:
+            return reading
+        result = self.match(kb, reading.text, reading.lang)
+        return Reading(reading.text, reading.lang, Intent.QUESTION, result=result,
+                       decision=decide(result, self._matching))
+
+    @property
+    def matching(self) -> MatchingConfig:
+        return self._matching
+
+    def match(self, kb: KnowledgeBase, text: str, lang: str | None,
+              exclude_self: bool = False, vectors: VectorCache | None = None,
+              lexical_first: bool = True) -> MatchResult:
+        """The knowledge base's best entries for `text`, by words and (with a model) meaning;
+        `vectors` may already know the text's vector (an example question's)."""
+        embedder = self.embedder
+
+        def vector() -> np.ndarray | None:
+            if vectors is not None:
+                return vectors.vectors([text])[0]
+            return embedder.embed([text])[0] if embedder is not None else None
+
+        return kb.matcher.match(text, self._matching.max_clarify_options, exclude_self,
+                                lang, query_vector=vector, lexical_first=lexical_first)
+
+    def read(self, kb: KnowledgeBase, text: str, lang: str) -> Reading:
+        return self.answer(kb, self.rules(kb, text, lang))
+
+
+def reader_for(config: Config) -> Reader:
+    matching = config.matching
+    embedder = load_embedder(matching.model, matching.model_threads) \
+        if matching.engine == "hybrid" else None
+    return Reader(config.handoff, matching, frozenset(Texts(config).languages), embedder)
