@@ -117,7 +117,8 @@ class MatchingConfig(_Model):
     engine: Literal["hybrid", "lexical"] = "hybrid"  # hybrid: words and meaning
     model: str = "use-multilingual-v3"  # or package.module:factory for another model
     model_threads: Annotated[int, Field(ge=1, le=64)] = 1
-    vector_cache: Path = Path("data/vectors")  # embeddings by question text, per model
+    # Embeddings by question text, one file per model; null: kept in memory only.
+    vector_cache: Path | None = Path("data/vectors")
     # The bot answers when it is at least this sure the best entry is what was asked (0-1);
     # between clarify_confidence and this it asks which was meant; below, it says so.
     answer_confidence: Confidence = 0.8
@@ -526,8 +527,8 @@ class Config(_Model):
             "path": base / self.knowledge_base.path,
             "regressions": base / self.knowledge_base.regressions,
             "vocabulary": base / self.knowledge_base.vocabulary})
-        matching = self.matching.model_copy(
-            update={"vector_cache": base / self.matching.vector_cache})
+        matching = self.matching.model_copy(update={"vector_cache": (
+            base / self.matching.vector_cache if self.matching.vector_cache else None)})
         store = self.store.model_copy(update={"path": base / self.store.path})
         desk = self.desk.model_copy(
             update={"quick_replies_path": base / self.desk.quick_replies_path})

@@ -95,11 +95,12 @@ class Reader:
             return Reading(text, reply_lang, Intent.SMALL_TALK, small_talk=kind)
         return Reading(text, reply_lang, Intent.QUESTION)
 
-    def answer(self, kb: KnowledgeBase, reading: Reading) -> Reading:
+    def answer(self, kb: KnowledgeBase, reading: Reading, vectors: VectorCache | None = None
+               ) -> Reading:
         """Match a question and decide what to do with it (may take milliseconds)."""
         if reading.intent is not Intent.QUESTION:
             return reading
-        result = self.match(kb, reading.text, reading.lang)
+        result = self.match(kb, reading.text, reading.lang, vectors=vectors)
         return Reading(reading.text, reading.lang, Intent.QUESTION, result=result,
                        decision=decide(result, self._matching))
 
@@ -122,8 +123,11 @@ class Reader:
         return kb.matcher.match(text, self._matching.max_clarify_options, exclude_self,
                                 lang, query_vector=vector, lexical_first=lexical_first)
 
-    def read(self, kb: KnowledgeBase, text: str, lang: str) -> Reading:
-        return self.answer(kb, self.rules(kb, text, lang))
+    def read(self, kb: KnowledgeBase, text: str, lang: str, vectors: VectorCache | None = None
+             ) -> Reading:
+        """`vectors`: where the text's vector may already be (questions asked again and
+        again, such as regressions)."""
+        return self.answer(kb, self.rules(kb, text, lang), vectors)
 
 
 def reader_for(config: Config) -> Reader:

@@ -36,7 +36,7 @@ LEXICAL_COEFFICIENTS = {
     "lexical_best": 4.938, "lexical_lead": 6.578, "chinese": 1.019, "intercept": -2.735,
 }
 # Options offered when asking which was meant: those scoring at least this share of the best.
-CLARIFY_SHARE = 0.85
+CLARIFY_SHARE = 0.75
 
 
 class Action(StrEnum):

@@ -320,25 +320,27 @@ class Matcher:
         for candidate in lexical:
             lexical_scores[self._entry_index[candidate.entry.id]] = candidate.score / 100
         combined = LEXICAL_WEIGHT * lexical_scores + (1 - LEXICAL_WEIGHT) * semantic
+        # Candidates come from the customer's language; the leads are measured against
+        # every other entry, whatever its language (the model reads all of them), so that
+        # one entry alone in a language does not lead by default.
         allowed = self._entry_languages.get(lang) if lang is not None else None
-        if allowed is not None:
-            combined = np.where(allowed, combined, -1.0)
-        order = np.argsort(-combined)
-        best, second = int(order[0]), int(order[1]) if len(order) > 1 else None
+        eligible = np.where(allowed, combined, -1.0) if allowed is not None else combined
+        order = np.argsort(-eligible)
+        best = int(order[0])
+
         def lead(values: np.ndarray) -> float:
-            return float(values[best] - (np.max(np.delete(values, best)) if len(values) > 1
-                                         else 0.0))
+            others = np.delete(values, best)
+            return float(values[best] - (np.max(others) if len(others) else 0.0))
+
         evidence = Evidence(
             lexical_best=float(lexical_scores[best]), lexical_lead=lead(lexical_scores),
             chinese=chinese, semantic_best=float(semantic[best]), semantic_lead=lead(semantic),
-            combined_best=float(combined[best]),
-            combined_lead=float(combined[best] - combined[second]) if second is not None
-            else float(combined[best]),
+            combined_best=float(combined[best]), combined_lead=lead(combined),
             lexical_agrees=bool(lexical) and lexical[0].entry.id == self._entries[best].id,
             semantic_agrees=best == int(np.argmax(semantic)))
         candidates = []
         for index in order[:limit].tolist():
-            if combined[index] < 0:
+            if eligible[index] < 0:
                 break
             entry = self._entries[index]
             found = by_id.get(entry.id)

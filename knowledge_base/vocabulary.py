@@ -61,7 +61,7 @@ class Vocabulary:
     def _small_talk_patterns(self) -> tuple[tuple[str, re.Pattern[str]], ...]:
         patterns = []
         for kind in SMALL_TALK_KINDS:
-            pattern = _pattern(self.small_talk.get(kind, ()))
+            pattern = _pattern(self.canonical(p) for p in self.small_talk.get(kind, ()))
             if pattern is not None:
                 patterns.append((kind, pattern))
         return tuple(patterns)
@@ -69,8 +69,9 @@ class Vocabulary:
     @cached_property
     def _chatter_pattern(self) -> re.Pattern[str] | None:
         """Everything small talk may be made of."""
-        return _pattern([*self.filler, *self.particles,
-                         *(p for phrases in self.small_talk.values() for p in phrases)])
+        return _pattern(self.canonical(p) for p in [
+            *self.filler, *self.particles,
+            *(p for phrases in self.small_talk.values() for p in phrases)])
 
     def canonical(self, normalized: str) -> str:
         """Every synonym read as its line's first word."""
@@ -94,6 +95,7 @@ class Vocabulary:
         'presence', 'greeting' or 'acknowledge'; None when it asks something."""
         if not normalized or len(normalized) > SMALL_TALK_MAX_CHARS:
             return None
+        normalized = self.canonical(normalized)
         chatter = self._chatter_pattern
         if chatter is None or chatter.sub(" ", normalized).strip():
             return None  # something is left that is not small talk

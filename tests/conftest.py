@@ -61,6 +61,7 @@ def make_config(tmp_path: Path) -> Callable[..., Config]:
                                "regressions": str(tmp_path / "regressions.yaml"),
                                "vocabulary": str(tmp_path / "vocabulary.yaml")},
             "store": {"path": str(tmp_path / "data" / "kefu.sqlite3")},
+            "matching": {"vector_cache": str(tmp_path / "data" / "vectors")},
             "desk": {"quick_replies_path": str(PROJECT / "quick_replies.yaml")},
         }
         for section, values in sections.items():

@@ -48,6 +48,16 @@ def test_kb_ask_explains_what_the_bot_would_do() -> None:
     assert "the bot would: decline and offer a person" in declined.stdout
 
 
+def test_kb_ask_says_what_the_live_bot_would_do_with_any_message() -> None:
+    assert "the bot would: reply to small talk" in run("kb", "ask", "谢谢").stdout
+    assert "the bot would: hand over to a person" in run("kb", "ask", "转人工").stdout
+    english = run("kb", "ask", "where is my parcel")
+    assert "answer with order-status-en" in english.stdout
+    assert "replying in en" in english.stdout
+    typed = run("kb", "ask", "退貨怎麼辦")  # traditional characters
+    assert "answer with return-policy" in typed.stdout
+
+
 def test_bad_config_stops_with_one_line(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text("server:\n  prot: 1\n", encoding="utf-8")

@@ -35,8 +35,11 @@ def test_shipped_config_loads_with_paths_beside_it() -> None:
         ("business:\n  hours:\n    mon: 9-18\n",
          'business.hours: expected "HH:MM-HH:MM"'),
         ("business:\n  hours:\n    funday: 09:00-18:00\n", "unknown weekday 'funday'"),
-        ("matching:\n  answer_threshold: 30\n  clarify_threshold: 50\n",
-         "clarify_threshold must not be above answer_threshold"),
+        ("matching:\n  answer_confidence: 0.3\n  clarify_confidence: 0.5\n",
+         "clarify_confidence must not be above answer_confidence"),
+        ("matching:\n  answer_threshold: 70\n",
+         "answer_threshold is no longer used: the bot decides by a calibrated confidence; "
+         "set answer_confidence (0-1) instead"),
         ("store:\n  type: mysql\n", "store.type: Input should be 'sqlite'"),
         ("metrics:\n  allow: [10.0.0.0/33]\n",
          "metrics.allow: '10.0.0.0/33' is not a network like 10.0.0.0/8"),

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -51,9 +52,9 @@ async def test_slow_matching_does_not_delay_another_customers_greeting(
 ) -> None:
     original = Matcher.match
 
-    def slow_match(self: Matcher, text: str, limit: int = 3) -> object:
+    def slow_match(self: Matcher, *args: Any, **kwargs: Any) -> object:
         time.sleep(1.5)  # a knowledge base far larger than this one
-        return original(self, text, limit)
+        return original(self, *args, **kwargs)
 
     monkeypatch.setattr(Matcher, "match", slow_match)
     busy = await kefu.visitor()
@@ -90,9 +91,11 @@ async def test_late_greeting_is_recorded_as_a_breach_with_its_cause(
 async def test_unsure_match_asks_which_question_was_meant(kefu: Kefu) -> None:
     visitor = await kefu.visitor()
     await visitor.open()
-    (clarify,) = await visitor.say("退货")
+    (clarify,) = await visitor.say("退")  # return, or refund?
     assert clarify["kind"] == "clarify"
-    assert "可以退货吗" in clarify["quick_replies"] or "退货怎么办" in clarify["quick_replies"]
+    options = clarify["quick_replies"]
+    assert any(q in options for q in ("可以退货吗", "退货怎么办", "退货政策是什么"))
+    assert any(q in options for q in ("退款多久到账", "什么时候退款"))
     assert clarify["quick_replies"][-1] == "人工客服"
     (answer,) = await visitor.say(clarify["quick_replies"][0])
     assert answer["kind"] == "answer"
@@ -104,7 +107,7 @@ async def test_never_guesses_and_hands_off_after_two_misses(kefu: Kefu) -> None:
     (first,) = await visitor.say("今天天气怎么样")
     assert first["kind"] == "fallback"
     assert first["quick_replies"] == ["人工客服"]
-    (second,) = await visitor.say("能便宜点吗")
+    (second,) = await visitor.say("帮我写一首诗")
     assert second["kind"] == "handoff"
     conversation = await kefu.store.latest_conversation("webchat", visitor.id)
     assert conversation is not None
@@ -113,7 +116,7 @@ async def test_never_guesses_and_hands_off_after_two_misses(kefu: Kefu) -> None:
     assert visitor.states[-1] == {"type": "state", "conversation_id": conversation.id,
                                   "state": "queued", "position": 1}
     unanswered = [u.text for u in await kefu.store.unanswered()]
-    assert unanswered == ["今天天气怎么样", "能便宜点吗"]
+    assert unanswered == ["今天天气怎么样", "帮我写一首诗"]
 
 
 async def test_an_answer_resets_the_miss_count(kefu: Kefu) -> None:
@@ -121,7 +124,7 @@ async def test_an_answer_resets_the_miss_count(kefu: Kefu) -> None:
     await visitor.open()
     assert (await visitor.say("今天天气怎么样"))[0]["kind"] == "fallback"
     assert (await visitor.say("退货怎么办"))[0]["kind"] == "answer"
-    assert (await visitor.say("能便宜点吗"))[0]["kind"] == "fallback"
+    assert (await visitor.say("帮我写一首诗"))[0]["kind"] == "fallback"
 
 
 @pytest.mark.parametrize(
@@ -219,7 +222,7 @@ async def test_many_customers_at_once_each_get_greeting_and_answer(kefu: Kefu) -
 async def test_a_failure_inside_kefu_still_answers_the_customer(
     kefu: Kefu, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def broken_match(self: Matcher, text: str, limit: int = 3) -> object:
+    def broken_match(self: Matcher, *args: Any, **kwargs: Any) -> object:
         raise ValueError("index corrupted")
 
     monkeypatch.setattr(Matcher, "match", broken_match)

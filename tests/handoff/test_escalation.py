@@ -28,7 +28,7 @@ async def test_customer_is_queued_served_held_and_asked_for_a_rating(desk: Kefu)
     customer = await desk.visitor()
     await customer.open()
     assert [r["kind"] for r in await customer.say("今天天气怎么样")] == ["fallback"]
-    (handoff,) = await customer.say("能便宜点吗")
+    (handoff,) = await customer.say("帮我写一首诗")
     assert handoff["kind"] == "handoff"
     conversation = await desk.store.latest_conversation("webchat", customer.id)
     assert conversation is not None and conversation.state is ConversationState.QUEUED
@@ -55,7 +55,7 @@ async def test_customer_is_queued_served_held_and_asked_for_a_rating(desk: Kefu)
     said = [(m["role"], m["kind"], m["text"]) for m in detail["messages"]]
     assert said[0][:2] == ("bot", "greeting")
     assert ("customer", "text", "今天天气怎么样") in said
-    assert ("customer", "text", "能便宜点吗") in said
+    assert ("customer", "text", "帮我写一首诗") in said
     fallback = next(m for m in detail["messages"] if m["kind"] == "fallback")
     assert fallback["meta"]["decision"] == "decline" and "below" in fallback["meta"]["why"]
     assert detail["conversation"]["handoff_reason"] == "misses"

@@ -6,6 +6,7 @@ import pytest
 
 from bot.config import MatchingConfig
 from bot.text import normalize
+from knowledge_base import vocabulary
 from knowledge_base.decide import Action, decide
 from knowledge_base.loader import Entry
 from knowledge_base.matcher import Matcher
@@ -15,13 +16,15 @@ def entry(entry_id: str, *questions: str) -> Entry:
     return Entry(entry_id, questions, "answer", (), None, False, "test.yaml:1")
 
 
-MATCHER = Matcher([
+ENTRIES = [
     entry("return", "退货怎么办", "可以退货吗"),
     entry("refund", "退款多久到账", "什么时候退款"),
     entry("invoice", "怎么开发票", "可以开发票吗"),
     entry("hours-en", "what are your opening hours", "when are you open"),
     entry("shipping-en", "how much is shipping", "is shipping free"),
-])
+]
+MATCHER = Matcher(ENTRIES)
+READING = Matcher(ENTRIES, vocabulary.load(None))  # with kefu's vocabulary, as the bot reads
 
 
 @pytest.mark.parametrize(
@@ -69,17 +72,34 @@ def test_nothing_to_match(query: str) -> None:
     assert decide(result, MatchingConfig()).action is Action.DECLINE
 
 
-def test_decide_bands() -> None:
-    matching = MatchingConfig(answer_threshold=70, clarify_threshold=35, clarify_margin=6)
-    assert decide(MATCHER.match("退货怎么办"), matching).action is Action.ANSWER
-    assert decide(MATCHER.match("今天天气怎么样"), matching).action is Action.DECLINE
+def test_the_bands_answer_clarify_and_decline_by_confidence() -> None:
+    matching = MatchingConfig()
+    sure = decide(MATCHER.match("退货怎么办"), matching)
+    assert sure.action is Action.ANSWER and sure.confidence >= matching.answer_confidence
+    assert decide(MATCHER.match("明天会下雨吗"), matching).action is Action.DECLINE
     unsure = decide(MATCHER.match("退"), matching)
     assert unsure.action is Action.CLARIFY
-    assert unsure.options[0].entry.id in {"return", "refund"}
+    assert {c.entry.id for c in unsure.options} == {"return", "refund"}
+    # The same match, with the bar set higher, is only clarified.
+    stricter = decide(MATCHER.match("退货怎么办"), MatchingConfig(answer_confidence=1.0))
+    assert stricter.action is Action.CLARIFY
 
 
 def test_a_near_tie_asks_instead_of_answering() -> None:
     tied = Matcher([entry("a", "order status"), entry("b", "order status please")])
-    decision = decide(tied.match("order status pls"), MatchingConfig(clarify_margin=20))
+    decision = decide(tied.match("order status pls"), MatchingConfig())
     assert decision.action is Action.CLARIFY
     assert {c.entry.id for c in decision.options} == {"a", "b"}
+
+
+@pytest.mark.parametrize(
+    ("query", "entry_id"),
+    [("退貨怎麼辦", "return"),  # traditional characters
+     ("推款多久到帐", "refund"),  # homophones typed with a pinyin IME
+     ("咋开发票", "invoice"),  # a colloquial word, from the vocabulary
+     ("你好，请问一下可以退货吗？😊", "return")],  # chatter and an emoji around it
+)
+def test_chinese_as_customers_type_it(query: str, entry_id: str) -> None:
+    result = READING.match(query)
+    assert result.best is not None and result.best.entry.id == entry_id
+    assert decide(result, MatchingConfig()).action is Action.ANSWER

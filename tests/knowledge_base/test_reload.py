@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bot.config import Config
@@ -31,6 +32,11 @@ async def test_edit_is_served_and_a_broken_edit_keeps_the_last_good_one(
     (folder / "returns.yaml").write_text(TEST_KB["returns.yaml"] + NEW_ENTRY, encoding="utf-8")
     assert await live.reload_if_changed()
     assert (await visitor.say("有礼品包装吗"))[0]["text"] == "可以，下单时勾选“礼品包装”。"
+    # In other words too: the reload embedded the new questions for the semantic engine.
+    (reply,) = await visitor.say("送人的，能帮我包得好看一点吗")
+    assert reply["text"] == "可以，下单时勾选“礼品包装”。"
+    cache = np.load(kefu.config.matching.vector_cache / "use-multilingual-v3.npz")
+    assert "可以包装成礼物吗" in cache["texts"].tolist()
 
     (folder / "returns.yaml").write_text("entries:\n  - id: [broken\n", encoding="utf-8")
     with caplog.at_level(logging.ERROR):
@@ -55,6 +61,6 @@ async def test_the_running_bot_notices_edits_by_itself(
             entries = kefu.knowledge_base.current.entries
             return any(e.id == "gift-wrap" for e in entries)
 
-        await wait_for(served)
+        await wait_for(served, within=30)  # a process of its own loads the model
     finally:
         await kefu.stop()

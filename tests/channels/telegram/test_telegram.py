@@ -106,7 +106,7 @@ async def test_a_customer_is_greeted_and_answered(world: Any, mode: str) -> None
 
 async def test_quick_replies_are_a_keyboard_and_ratings_are_buttons(world: Any) -> None:
     w = await world()
-    await w.write(w.api.private_message(CUSTOMER, "退货"))
+    await w.write(w.api.private_message(CUSTOMER, "退"))
     await w.replies_to(CUSTOMER, 2)
     clarify = w.api.sent[-1]
     keyboard = [row[0]["text"] for row in clarify.markup["keyboard"]]

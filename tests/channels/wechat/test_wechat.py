@@ -88,9 +88,9 @@ async def _close_worlds(wechat_world: Any) -> AsyncIterator[None]:
 def slow_matching(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
     original = Matcher.match
 
-    def slow(self: Matcher, text: str, limit: int = 3) -> Any:
+    def slow(self: Matcher, *args: Any, **kwargs: Any) -> Any:
         time.sleep(seconds)
-        return original(self, text, limit)
+        return original(self, *args, **kwargs)
 
     monkeypatch.setattr(Matcher, "match", slow)
 
