@@ -14,6 +14,7 @@ wherever the caller puts it (`answer`).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -118,7 +119,7 @@ class Reader:
         def vector() -> np.ndarray | None:
             if vectors is not None:
                 return vectors.vectors([text])[0]
-            return embedder.embed([text])[0] if embedder is not None else None
+            return query_vector(embedder, text) if embedder is not None else None
 
         return kb.matcher.match(text, self._matching.max_clarify_options, exclude_self,
                                 lang, query_vector=vector, lexical_first=lexical_first)
@@ -128,6 +129,13 @@ class Reader:
         """`vectors`: where the text's vector may already be (questions asked again and
         again, such as regressions)."""
         return self.answer(kb, self.rules(kb, text, lang), vectors)
+
+
+@functools.lru_cache(maxsize=4096)
+def query_vector(embedder: Embedder, text: str) -> np.ndarray:
+    """A question's vector; customers ask the same few things again and again."""
+    vector: np.ndarray = embedder.embed([text])[0]
+    return vector
 
 
 def reader_for(config: Config) -> Reader:

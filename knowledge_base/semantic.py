@@ -47,6 +47,8 @@ class Embedder(Protocol):
 
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
+    def __hash__(self) -> int: ...  # recent questions' vectors are cached by embedder
+
 
 @functools.cache
 def _use_model(threads: int) -> tuple[Any, threading.Lock]:
