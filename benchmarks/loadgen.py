@@ -20,8 +20,10 @@ import aiohttp
 
 CONNECT_AT_ONCE = 200  # sockets being opened at the same time
 LATE_ARRIVALS = 50
+# Half written like an example, half in other words (the model reads those).
 QUESTIONS = ["退货怎么办", "多久能发货", "how long does delivery take", "可以开发票吗",
-             "what payment methods do you accept", "快递到了我不在家怎么办"]
+             "what payment methods do you accept", "快递到了我不在家怎么办",
+             "我想把东西退掉", "钱什么时候退给我", "do you take credit cards"]
 GREETING_KINDS = {"greeting"}
 TIMEOUT_SECONDS = 120.0
 

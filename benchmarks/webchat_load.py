@@ -108,13 +108,17 @@ def _load_on(command: list[str], env: dict[str, str], port: int, health_path: st
         server.wait(30)
 
 
-def run(loads: tuple[int, ...] = LOADS) -> list[LoadRow]:
+def run(loads: tuple[int, ...] = LOADS, settings: dict[str, str] | None = None
+        ) -> list[LoadRow]:
+    """`settings`: environment overrides for kefu (KEFU_MATCHING__ENGINE=lexical...)."""
     rows = []
     for connections in loads:
-        note(f"web chat: {connections} customers on kefu, then on the echo server")
+        note(f"web chat: {connections} customers on kefu {settings or ''}, then on the echo "
+             "server")
         with tempfile.TemporaryDirectory() as tmp:
             port = _free_port()
-            env = {**os.environ, "KEFU_STORE__PATH": str(Path(tmp) / "kefu.sqlite3"),
+            env = {**os.environ, **(settings or {}),
+                   "KEFU_STORE__PATH": str(Path(tmp) / "kefu.sqlite3"),
                    "KEFU_BUSINESS__HOURS": json.dumps({d: "00:00-24:00" for d in (
                        "mon", "tue", "wed", "thu", "fri", "sat", "sun")})}
             result = _load_on([str(Path(sys.executable).parent / "kefu"), "serve", "--port",

@@ -65,11 +65,14 @@ class Reader:
     with the model's settings (it loads its own copy of the model)."""
 
     def __init__(self, handoff: HandoffConfig, matching: MatchingConfig,
-                 languages: frozenset[str], embedder: Embedder | None = None) -> None:
+                 languages: frozenset[str], embedder: Embedder | None = None,
+                 human_options: frozenset[str] = frozenset()) -> None:
         self._handoff = handoff
         self._matching = matching
         self._languages = languages  # those the bot has texts in
         self.embedder = embedder  # None: lexical matching only
+        # The "talk to a person" button of every language, tapped or typed.
+        self._human_options = frozenset(normalize(o) for o in human_options)
 
     def vectors(self) -> VectorCache | None:
         """Where a knowledge base's question vectors come from (None without a model)."""
@@ -88,7 +91,8 @@ class Reader:
             reply_lang = lang
         if not text.strip():
             return Reading(text, reply_lang, Intent.NOT_TEXT)
-        trigger = detect_handoff(text, self._handoff)
+        trigger = HandoffTrigger.REQUEST if normalize(text) in self._human_options \
+            else detect_handoff(text, self._handoff)
         if trigger is not None:
             return Reading(text, reply_lang, Intent.HANDOFF, trigger=trigger)
         kind = kb.vocabulary.small_talk_kind(normalize(text))
@@ -142,4 +146,6 @@ def reader_for(config: Config) -> Reader:
     matching = config.matching
     embedder = load_embedder(matching.model, matching.model_threads) \
         if matching.engine == "hybrid" else None
-    return Reader(config.handoff, matching, frozenset(Texts(config).languages), embedder)
+    texts = Texts(config)
+    return Reader(config.handoff, matching, frozenset(texts.languages), embedder,
+                  frozenset(texts.get(lang, "human_option") for lang in texts.languages))

@@ -61,6 +61,7 @@ async def test_the_bot_replies_in_the_language_of_the_message(kefu: Kefu) -> Non
     assert fallback["kind"] == "fallback" and fallback["text"].startswith("Sorry")
     assert fallback["quick_replies"] == ["Talk to a person"]
     (thanks,) = await visitor.say("thank you!")
+    assert thanks["kind"] == "small_talk"
     assert thanks["text"] == "You're welcome! Ask me anything else any time."
     (ok,) = await visitor.say("ok")  # too short to tell: the conversation's language stays
     assert ok["text"].startswith("All right")
@@ -118,3 +119,13 @@ async def test_kb_ask_and_the_live_bot_agree_on_every_regression(shipped: Kefu) 
                 (expected.question, expected.expect, expected.expect), replies
     finally:
         await shipped.stop()
+
+
+async def test_the_talk_to_a_person_button_hands_over_in_every_language(kefu: Kefu) -> None:
+    for lang, button in (("en", "Talk to a person"), ("zh", "人工客服")):
+        visitor = await kefu.visitor()
+        await visitor.open(lang=lang)
+        replies = await visitor.say(button)
+        assert replies[-1]["kind"] == "handoff"
+        conversation = await kefu.store.latest_conversation("webchat", visitor.id)
+        assert conversation is not None and conversation.handoff_reason == "request"
