@@ -28,9 +28,10 @@ from knowledge_base.matcher import Candidate, Evidence, MatchResult
 # Fitted by `python -m benchmarks calibrate` (benchmarks/calibrate.py); refit when the
 # matcher's scores change.
 HYBRID_COEFFICIENTS = {
-    "lexical_best": 0.076, "lexical_lead": 1.535, "chinese": 0.159, "semantic_best": 2.244,
-    "semantic_lead": 13.307, "combined_best": 1.811, "combined_lead": 4.448,
-    "lexical_agrees": 0.661, "semantic_agrees": -0.104, "intercept": -3.309,
+    "lexical_best": 0.279, "lexical_lead": 1.365, "chinese": 0.1, "semantic_best": 2.128,
+    "semantic_lead": 11.602, "combined_best": 1.758, "combined_lead": 4.703,
+    "lexical_agrees": 0.637, "semantic_agrees": -0.137, "semantic_neighbours": 0.819,
+    "intercept": -3.656,
 }
 LEXICAL_COEFFICIENTS = {
     "lexical_best": 4.938, "lexical_lead": 6.578, "chinese": 1.019, "intercept": -2.735,
@@ -64,7 +65,8 @@ def features(evidence: Evidence) -> dict[str, float]:
                       combined_best=evidence.combined_best,
                       combined_lead=evidence.combined_lead,
                       lexical_agrees=float(evidence.lexical_agrees),
-                      semantic_agrees=float(evidence.semantic_agrees))
+                      semantic_agrees=float(evidence.semantic_agrees),
+                      semantic_neighbours=evidence.semantic_neighbours)
     return values
 
 

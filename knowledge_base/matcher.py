@@ -140,6 +140,7 @@ class Evidence:
     combined_lead: float = 0.0
     lexical_agrees: bool = False  # the best entry is the lexical engine's best too
     semantic_agrees: bool = False
+    semantic_neighbours: float = 0.0  # its examples' share of the query's nearest questions
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,7 +315,7 @@ class Matcher:
                 questions = semantic_index.questions.copy()
                 questions[same] = 0.0
                 semantic_index = replace(semantic_index, questions=questions)
-        semantic = semantic_index.scores(vector)
+        semantic, similarities = semantic_index.scores(vector)
         lexical_scores = np.zeros(len(self._entries))
         by_id = {c.entry.id: c for c in lexical}
         for candidate in lexical:
@@ -337,7 +338,8 @@ class Matcher:
             chinese=chinese, semantic_best=float(semantic[best]), semantic_lead=lead(semantic),
             combined_best=float(combined[best]), combined_lead=lead(combined),
             lexical_agrees=bool(lexical) and lexical[0].entry.id == self._entries[best].id,
-            semantic_agrees=best == int(np.argmax(semantic)))
+            semantic_agrees=best == int(np.argmax(semantic)),
+            semantic_neighbours=semantic_index.neighbours(similarities, best))
         candidates = []
         for index in order[:limit].tolist():
             if eligible[index] < 0:

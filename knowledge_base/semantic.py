@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "use-multilingual-v3"
 CENTROID_WEIGHT = 0.5
 ANSWER_WEIGHT = 0.5
+NEIGHBOURS = 10
 BATCH = 256
 KEEP_UNUSED = 1000  # vectors of texts no longer in the knowledge base, kept until this many
 
@@ -164,10 +165,24 @@ class SemanticIndex:
         centroids = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-9)
         return cls(question_vectors, starts, centroids.astype(np.float32), answer_vectors)
 
-    def scores(self, query: np.ndarray) -> np.ndarray:
-        """Each entry's semantic score for a query vector, about 0..1."""
-        closest = np.maximum.reduceat(self.questions @ query, self.starts)
+    def scores(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each entry's semantic score for a query vector (about 0..1), and each example
+        question's similarity to it."""
+        similarities = self.questions @ query
+        closest = np.maximum.reduceat(similarities, self.starts)
         blended = (closest + CENTROID_WEIGHT * (self.centroids @ query)
                    + ANSWER_WEIGHT * (self.answers @ query))
         result: np.ndarray = blended / (1.0 + CENTROID_WEIGHT + ANSWER_WEIGHT)
-        return result
+        return result, similarities
+
+    def neighbours(self, similarities: np.ndarray, entry: int) -> float:
+        """Of the entry's example questions (up to NEIGHBOURS), the share that are among
+        the NEIGHBOURS questions closest to the query: many examples agreeing is stronger
+        evidence than one."""
+        start = int(self.starts[entry])
+        end = int(self.starts[entry + 1]) if entry + 1 < len(self.starts) \
+            else len(self.questions)
+        k = min(NEIGHBOURS, len(similarities))
+        nearest = np.argpartition(-similarities, k - 1)[:k]
+        inside = int(np.count_nonzero((nearest >= start) & (nearest < end)))
+        return inside / min(k, end - start)
