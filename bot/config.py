@@ -9,9 +9,11 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import types
+from collections.abc import Mapping
 from datetime import date, time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -41,6 +43,8 @@ def _parse_ranges(value: Any) -> list[TimeRange]:
     items = value if isinstance(value, list) else [value]
     ranges = []
     for item in items:
+        if item in ("closed", "休息"):  # [closed]: as an environment variable gives it
+            continue
         match = _RANGE.match(str(item))
         if not match:
             raise ValueError(f'expected "HH:MM-HH:MM", a list of them, or "closed"; got {item!r}')
@@ -507,6 +511,9 @@ class Config(_Model):
         return self.model_copy(update={"knowledge_base": kb, "store": store, "desk": desk})
 
 
+_SECRET_KEY = re.compile(r"secret|token|password|key")
+
+
 def _describe(error: Any) -> str:
     path = ".".join(str(p) for p in error["loc"]) or "(top level)"
     message = error["msg"]
@@ -514,14 +521,16 @@ def _describe(error: Any) -> str:
         message = "unknown key (check the spelling)"
     elif error["type"] == "value_error":
         message = message.removeprefix("Value error, ")
-    if error["type"] not in ("missing", "extra_forbidden") and isinstance(
+    secret = any(isinstance(p, str) and _SECRET_KEY.search(p) for p in error["loc"][-1:])
+    if error["type"] not in ("missing", "extra_forbidden") and not secret and isinstance(
             error.get("input"), str | int | float | bool):  # never a whole section: secrets
         message += f" (got {error['input']!r:.60})"
     return f"{path}: {message}"
 
 
 def load_config(path: Path) -> Config:
-    """Read and validate `path`; every failure is a one-line `ConfigError`."""
+    """Read and validate `path`; every failure is a one-line `ConfigError`, naming the file
+    or, for a value from the environment, the variable."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -537,29 +546,95 @@ def load_config(path: Path) -> Config:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of settings at the top level")
-    raw = _apply_environment(raw)
+    variables = _apply_environment(raw, os.environ)
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:
         errors = exc.errors()
-        line = f"{path}: {_describe(errors[0])}"
+        line = f"{_blame(errors[0]['loc'], path, variables)}: {_describe(errors[0])}"
         if len(errors) > 1:
             line += f" (and {len(errors) - 1} more problem(s))"
         raise ConfigError(line) from None
     return config.resolve_paths(path.parent)
 
 
-def _apply_environment(raw: dict[str, Any]) -> dict[str, Any]:
-    """KEFU_SERVER__PORT=9000 overrides server.port: secrets and deploy settings stay out of git."""
-    for name, value in os.environ.items():
+def _blame(loc: tuple[Any, ...], path: Path, variables: dict[tuple[str, ...], str]) -> str:
+    """Where a wrong value came from: the variable that set it, or the file; for a
+    section-wide problem, the file and the variables that set something in the section."""
+    for keys, name in variables.items():
+        if tuple(loc[:len(keys)]) == keys:
+            return name
+    inside = [name for keys, name in variables.items() if keys[:len(loc)] == tuple(loc)]
+    return " and ".join([str(path), *inside])
+
+
+def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]
+                       ) -> dict[tuple[str, ...], str]:
+    """KEFU_SERVER__PORT=9000 overrides server.port: secrets and deploy settings stay out of
+    git. A value takes the type of the setting it sets: text stays exactly as written
+    (`abc #def`, `*secret`, `12345678`, `kefu2:`), numbers and true/false are read as the
+    setting needs, a list is `a,b` or `[a, b]`, a mapping `{a: 1}`. Returns the key paths
+    set, with the variable that set each."""
+    variables: dict[tuple[str, ...], str] = {}
+    for name, value in sorted(environ.items()):
         if not name.startswith("KEFU_") or "__" not in name:
             continue
-        keys = name[len("KEFU_") :].lower().split("__")
+        keys = tuple(name[len("KEFU_"):].lower().split("__"))
         node = raw
-        for key in keys[:-1]:
-            node = node.setdefault(key, {})
+        for depth, key in enumerate(keys[:-1]):
+            if node.get(key) is None:
+                node[key] = {}
+            node = node[key]
             if not isinstance(node, dict):
-                break
+                raise ConfigError(f"{name}: {'.'.join(keys[:depth + 1])} is a value, not a "
+                                  "section of settings")
+        node[keys[-1]] = _from_environment(name, value, _setting_type(keys))
+        variables[keys] = name
+    return variables
+
+
+def _setting_type(keys: tuple[str, ...]) -> Any:
+    """The type of the setting at `keys`, without constraints; None if there is none."""
+    kind: Any = Config
+    for key in keys:
+        kind = _bare(kind)
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            field = kind.model_fields.get(key)
+            if field is None:
+                return None
+            kind = field.annotation
+        elif get_origin(kind) is dict:
+            kind = get_args(kind)[1]
         else:
-            node[keys[-1]] = yaml.safe_load(value)
-    return raw
+            return None
+    return _bare(kind)
+
+
+def _bare(kind: Any) -> Any:
+    """`Annotated[int, ...]` is int; `str | None` is str."""
+    if get_origin(kind) is Annotated:
+        kind = get_args(kind)[0]
+    if get_origin(kind) in (Union, types.UnionType):
+        others = [k for k in get_args(kind) if k is not type(None)]
+        kind = str if str in others else others[0] if len(others) == 1 else kind
+    return kind
+
+
+def _from_environment(name: str, text: str, kind: Any) -> Any:
+    """Text for every scalar setting (pydantic reads numbers, true/false, times and dates
+    from text as the setting needs); lists and mappings parsed, their items left as text."""
+    structured = get_origin(kind) or kind
+    is_list = structured in (list, tuple, set, frozenset)
+    is_mapping = structured is dict or (isinstance(kind, type) and issubclass(kind, BaseModel))
+    if not (is_list or is_mapping):
+        return text
+    if is_list and not text.lstrip().startswith("["):
+        return [part.strip() for part in text.split(",") if part.strip()]
+    try:
+        value = yaml.load(text, Loader=yaml.BaseLoader)  # every scalar stays text
+    except yaml.YAMLError:
+        value = None
+    if not isinstance(value, list if is_list else dict):
+        raise ConfigError(f"{name}: expected {'a list: a,b or [a, b]' if is_list else 'a mapping'}"
+                          f"{' like {a: 1}' if is_mapping else ''}")
+    return value

@@ -87,3 +87,73 @@ business:
     assert not hours.is_open(datetime(2026, 11, 24, 10, 0, tzinfo=zone))  # a holiday Tuesday
     assert hours.next_opening(datetime(2026, 11, 23, 12, 30, tzinfo=zone)) == datetime(
         2026, 11, 30, 9, 0, tzinfo=zone)  # past the holiday and the closed days
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "setting", "expected"),
+    [
+        ("KEFU_CHANNELS__WECHAT__APP_SECRET", "abc #def", "channels.wechat.app_secret",
+         "abc #def"),
+        ("KEFU_CHANNELS__WECHAT__TOKEN", "12345678", "channels.wechat.token", "12345678"),
+        ("KEFU_CHANNELS__QQ__APP_ID", "102030405", "channels.qq.app_id", "102030405"),
+        ("KEFU_STORE__PREFIX", "kefu2:", "store.prefix", "kefu2:"),
+        ("KEFU_METRICS__TOKEN", "*secret", "metrics.token", "*secret"),
+        ("KEFU_CHANNELS__WECOM__SECRET", "0x1f: [yes]", "channels.wecom.secret", "0x1f: [yes]"),
+        ("KEFU_DESK__AUTO_ASSIGN", "false", "desk.auto_assign", False),
+        ("KEFU_DESK__AGENT_REPLY_SECONDS", "45.5", "desk.agent_reply_seconds", 45.5),
+        ("KEFU_STORE__SENTINELS", "h1:26379,h2:26379", "store.sentinels",
+         ["h1:26379", "h2:26379"]),
+        ("KEFU_STORE__SENTINELS", "[h1:26379, h2:26379]", "store.sentinels",
+         ["h1:26379", "h2:26379"]),
+        ("KEFU_CHANNELS__TELEGRAM__BRIDGE__AGENTS", "{123456789: alice}",
+         "channels.telegram.bridge.agents", {"123456789": "alice"}),
+        ("KEFU_TEXTS__ZH__FALLBACK", "抱歉 #1", "texts", {"zh": {"fallback": "抱歉 #1"}}),
+    ],
+)
+def test_environment_values_take_the_type_of_their_setting(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str,
+        setting: str, expected: object) -> None:
+    monkeypatch.setenv(variable, value)
+    config: object = load_config(write(tmp_path, "server:\n  port: 8080\n"))
+    for key in setting.split("."):
+        config = getattr(config, key)
+    assert config == expected
+
+
+def test_environment_dates_and_hours(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEFU_BUSINESS__HOLIDAYS", "2027-01-01, 2027-02-17")
+    monkeypatch.setenv("KEFU_BUSINESS__HOURS__MON", "closed")
+    monkeypatch.setenv("KEFU_BUSINESS__HOURS__TUE", "09:00-12:00,13:00-18:00")
+    config = load_config(write(tmp_path, "business:\n  hours: {mon: 09:00-18:00}\n"))
+    assert [str(d) for d in config.business.holidays] == ["2027-01-01", "2027-02-17"]
+    assert config.business.hours["mon"] == []
+    assert [f"{r.start:%H:%M}-{r.end:%H:%M}" for r in config.business.hours["tue"]] == [
+        "09:00-12:00", "13:00-18:00"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("KEFU_SERVER__PORT", "eighty", "KEFU_SERVER__PORT: server.port: Input should be a "
+         "valid integer"),
+        ("KEFU_SERVER__PROT", "1", "KEFU_SERVER__PROT: server.prot: unknown key"),
+        ("KEFU_SERVER__PORT__X", "1", "KEFU_SERVER__PORT__X: server.port is a value, not a "
+         "section"),
+        ("KEFU_STORE__SENTINELS", "[h1:26379", "KEFU_STORE__SENTINELS: expected a list"),
+        ("KEFU_WEBHOOKS__ENDPOINTS", "[{name: crm, url: 'https://crm.example', secret: s3cret}]",
+         "KEFU_WEBHOOKS__ENDPOINTS: webhooks.endpoints.0.secret: String should have at least "
+         "16 characters"),
+        ("KEFU_CHANNELS__WECHAT__ENABLED", "true",
+         "config.yaml and KEFU_CHANNELS__WECHAT__ENABLED: channels.wechat: enabled, but"),
+    ],
+)
+def test_a_wrong_environment_value_names_the_variable(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str,
+        expected: str) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as error:
+        load_config(write(tmp_path, "server:\n  port: 8080\n"))
+    message = str(error.value)
+    assert expected in message
+    assert "\n" not in message
+    assert "s3cret" not in message  # a secret is never echoed, from a file or a variable
