@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import pty
 import subprocess
 import time
 import zipfile
@@ -101,6 +104,7 @@ def test_import_turns_a_spreadsheet_into_entries(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "kb/shipping.yaml: 2 entries, 3 questions; 1 rows skipped" in result.stdout
     assert "常见问题.csv:5: no question; skipped" in result.stderr
+    assert "importing" not in result.stderr  # no progress for four rows
     written = yaml.safe_load((tmp_path / "kb" / "shipping.yaml").read_text(encoding="utf-8"))
     assert written["entries"][0] == {"id": "shipping-1", "questions": ["包邮吗", "运费多少"],
                                      "answer": "满 99 元包邮。"}
@@ -157,3 +161,22 @@ def test_an_unreadable_sheet_is_not_called_a_knowledge_base_problem(tmp_path: Pa
     assert result.stderr == ("kefu: latin.csv: neither UTF-8 nor GBK/GB18030 text; save it as "
                              "'CSV UTF-8' or give its encoding with --encoding\n")
     assert not (tmp_path / "kb" / "latin.yaml").exists()
+
+
+def test_a_small_import_draws_no_bar_on_a_terminal(tmp_path: Path) -> None:
+    config = setup(tmp_path)
+    sheet = tmp_path / "few.csv"
+    sheet.write_text("问题,答案\n包邮吗,满 99 元包邮。\n", encoding="utf-8")
+    leader, follower = pty.openpty()
+    try:
+        result = subprocess.run([KEFU, "--config", str(config), "kb", "import", str(sheet)],
+                                stdout=subprocess.PIPE, stderr=follower, text=True, timeout=60)
+        os.close(follower)
+        shown = b""
+        with contextlib.suppress(OSError):
+            while chunk := os.read(leader, 4096):
+                shown += chunk
+    finally:
+        os.close(leader)
+    assert result.returncode == 0
+    assert b"importing" not in shown and b"\r" not in shown
