@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -193,9 +194,16 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
 
 
 async def _health(request: web.Request) -> web.Response:
+    """`ok`, or `degraded` while the knowledge base's last edit is refused (or a regression
+    fails). Still HTTP 200: the bot answers from the last good knowledge base, and a load
+    balancer that took every process out for a staff member's typo would stop the chat."""
     live_kb = request.app[KNOWLEDGE_BASE]
     return web.json_response({
-        "status": "ok",
+        "status": "degraded" if live_kb.last_problems else "ok",
         "faq_entries": len(live_kb.current.entries),
         "knowledge_base_problems": live_kb.last_problems,
-    })
+    }, dumps=_readable_json)
+
+
+def _readable_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
