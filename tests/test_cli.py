@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import aiohttp
@@ -245,3 +246,38 @@ def test_report_and_export_write_the_format_the_file_is_named_for(tmp_path: Path
     mixed = run("export", "cases", "--config", str(config), "--format", "csv", "-o",
                 str(tmp_path / "c.jsonl"))
     assert "c.jsonl: the name says jsonl but --format says csv" in mixed.stderr
+
+
+async def test_a_knowledge_base_edit_is_served_within_the_reload_interval(
+        tmp_path: Path) -> None:
+    config = a_setup(tmp_path)
+    config.write_text("knowledge_base: {path: kb, reload_interval_seconds: 2}\n"
+                      "store: {path: data/kefu.sqlite3}\n", encoding="utf-8")
+    port = free_port()
+    process = subprocess.Popen(  # noqa: ASYNC220 (the server must outlive this call)
+        [KEFU, "serve", "--config", str(config), "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        async with aiohttp.ClientSession() as session:
+            async def entries() -> int:
+                async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+                    return int((await response.json())["faq_entries"])
+
+            for _ in range(200):
+                try:
+                    assert await entries() == 5
+                    break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.05)
+            await asyncio.sleep(3)  # start-up's own work is done
+            for n in (1, 2):
+                (tmp_path / "kb" / "new.yaml").write_text("entries:\n" + "".join(
+                    f"  - {{id: new-{i}, questions: [新问题{i}号], answer: 回答{i}}}\n"
+                    for i in range(n)), encoding="utf-8")
+                edited = time.monotonic()
+                while await entries() != 5 + n:  # noqa: ASYNC110 (another process)
+                    await asyncio.sleep(0.02)
+                assert time.monotonic() - edited < 2.0
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=20)
