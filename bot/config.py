@@ -6,6 +6,7 @@ what was expected. Relative paths in the file are relative to the file's own fol
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import os
 import re
@@ -64,7 +65,33 @@ class BusinessConfig(_Model):
     timezone: str = "Asia/Shanghai"
     default_language: Literal["zh", "en"] = "zh"
     hours: dict[str, list[TimeRange]] = Field(default_factory=dict)
-    holidays: list[date] = Field(default_factory=list)
+    holidays: list[date] = Field(default_factory=list)  # days off, whatever their weekday
+    # make-up working days (调休: a weekend day worked for a holiday): open on workday_hours
+    workdays: list[date] = Field(default_factory=list)
+    workday_hours: list[TimeRange] | None = None  # default: the first of mon-fri with hours
+    # "china": China's public holidays and make-up days too, from the chinese-calendar
+    # package (pip install 'kefu[china]'); holidays and workdays above still win
+    calendar: Literal["none", "china"] = "none"
+
+    @field_validator("workday_hours", mode="before")
+    @classmethod
+    def _parse_workday_hours(cls, value: Any) -> list[TimeRange] | None:
+        return None if value is None else _parse_ranges(value)
+
+    @field_validator("calendar")
+    @classmethod
+    def _calendar_installed(cls, value: str) -> str:
+        if value == "china" and importlib.util.find_spec("chinese_calendar") is None:
+            raise ValueError("china needs the chinese-calendar package: "
+                             "pip install 'kefu[china]'")
+        return value
+
+    @model_validator(mode="after")
+    def _not_both(self) -> BusinessConfig:
+        both = sorted(set(self.holidays) & set(self.workdays))
+        if both:
+            raise ValueError(f"{', '.join(map(str, both))} is both in holidays and in workdays")
+        return self
 
     @field_validator("timezone")
     @classmethod

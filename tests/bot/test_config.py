@@ -43,6 +43,10 @@ def test_shipped_config_loads_with_paths_beside_it() -> None:
         ("logging:\n  format: xml\n", "logging.format: Input should be 'text' or 'json'"),
         ("server:\n  port: 1\n\tbad: tab\n", "config.yaml:3: not valid YAML"),
         ("- just\n- a list\n", "expected a mapping of settings at the top level"),
+        ("business:\n  holidays: [2026-02-14]\n  workdays: [2026-02-14]\n",
+         "business: 2026-02-14 is both in holidays and in workdays"),
+        ("business:\n  calendar: mars\n", "business.calendar: Input should be 'none' or "
+         "'china'"),
         ("greeting:\n  templates:\n    en: hi\n", "no template for the default language 'zh'"),
         ("channels:\n  wechat: {enabled: true, app_id: wx1, token: t}\n",
          "channels.wechat: enabled, but app_secret not set"),
@@ -157,3 +161,16 @@ def test_a_wrong_environment_value_names_the_variable(
     assert expected in message
     assert "\n" not in message
     assert "s3cret" not in message  # a secret is never echoed, from a file or a variable
+
+
+def test_the_china_calendar_needs_its_package(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    found = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "chinese_calendar" else found(name, *a))
+    with pytest.raises(ConfigError) as error:
+        load_config(write(tmp_path, "business:\n  calendar: china\n"))
+    assert "business.calendar: china needs the chinese-calendar package: pip install " \
+        "'kefu[china]'" in str(error.value)
