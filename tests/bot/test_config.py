@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
-from bot.config import load_config
+from bot.config import Config, _bare, load_config
 from bot.errors import ConfigError
 from tests.conftest import PROJECT
 
@@ -23,6 +26,28 @@ def test_shipped_config_loads_with_paths_beside_it() -> None:
     assert config.knowledge_base.path == PROJECT / "kb"
     assert config.store.path == PROJECT / "data" / "kefu.sqlite3"
     assert config.business.default_language == "zh"
+
+
+def settings(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> Iterator[str]:
+    for name, field in model.model_fields.items():
+        kind, path = _bare(field.annotation), (*prefix, name)
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            yield from settings(kind, path)
+        else:
+            yield ".".join(path)
+
+
+def test_the_shipped_config_shows_every_setting() -> None:
+    """It says it holds every setting: each one is there, set or as a commented line."""
+    shown, stack = set(), []  # the keys above, by indentation
+    for line in (PROJECT / "config.yaml").read_text(encoding="utf-8").splitlines():
+        key = re.match(r"^(\s*)(?:# )?([a-z_]+):(\s|$)", line)
+        if key:
+            while stack and stack[-1][0] >= len(key.group(1)):
+                stack.pop()
+            stack.append((len(key.group(1)), key.group(2)))
+            shown.add(".".join(name for _, name in stack))
+    assert sorted(set(settings(Config)) - shown) == []
 
 
 @pytest.mark.parametrize(
