@@ -17,12 +17,12 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from bot.cluster import Fanout
-from bot.config import WebChatConfig
 from bot.messages import ConversationState, InboundEvent, InboundMessage, StoredMessage
 from bot.priority import urgent
 from bot.ratelimit import RateLimiter
 from bot.router import Accepted
 from bot.store import Conversation, Store
+from channels.webchat.settings import WebChatConfig
 
 log = logging.getLogger(__name__)
 
