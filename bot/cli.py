@@ -35,11 +35,11 @@ from handoff.replies import load_canned_replies, vague_phrases
 from handoff.report import Period, make_report
 from handoff.report_view import FORMATS, as_csv, as_html, as_markdown
 from handoff.transcript import transcript_json, transcript_text
+from knowledge_base import loader
 from knowledge_base.base import KnowledgeBase
 from knowledge_base.decide import Action, decide
 from knowledge_base.gaps import find_gaps, write_draft
 from knowledge_base.importer import import_file
-from knowledge_base.loader import read_entries
 from knowledge_base.matcher import MatchResult
 from knowledge_base.review import conflicts, load_regressions, near_duplicates, regressions
 
@@ -217,7 +217,7 @@ def _kb_check(folder: Path, config: Config) -> int:
         problems += exc.problems
         knowledge_base = None
     # What did load is checked too: a broken entry must not hide the others' problems.
-    loaded = knowledge_base.entries if knowledge_base else tuple(read_entries(folder)[0])
+    loaded = knowledge_base.entries if knowledge_base else tuple(loader.read_entries(folder)[0])
     replies, reply_problems = load_canned_replies(config.desk.quick_replies_path)
     problems += reply_problems
     texts = [(e.source, "answer", e.answer) for e in loaded]

@@ -21,18 +21,6 @@ log = logging.getLogger(__name__)
 LOOKS_PER_INTERVAL = 4
 
 
-def folder_signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
-    """Names, sizes and modification times: changes when any FAQ file is edited."""
-    signature = []
-    for path in faq_files(folder) if folder.is_dir() else []:
-        try:
-            stat = path.stat()
-        except OSError:
-            continue
-        signature.append((str(path), stat.st_size, stat.st_mtime_ns))
-    return tuple(signature)
-
-
 @functools.cache
 def _processes() -> multiprocessing.context.BaseContext:
     """How a load's process starts: forked from a server process that imported the loader
@@ -56,6 +44,18 @@ async def warm_up() -> None:
         await asyncio.get_running_loop().run_in_executor(pool, os.getpid)
     finally:
         await asyncio.to_thread(pool.shutdown)
+
+
+def folder_signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """Names, sizes and modification times: changes when any FAQ file is edited."""
+    signature = []
+    for path in faq_files(folder) if folder.is_dir() else []:
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        signature.append((str(path), stat.st_size, stat.st_mtime_ns))
+    return tuple(signature)
 
 
 async def load_elsewhere(folder: Path, regressions: Path, matching: MatchingConfig
