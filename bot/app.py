@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 from redis.exceptions import RedisError
@@ -55,8 +56,18 @@ async def open_store(config: Config) -> Store:
                                          sentinels=s.sentinels, sentinel_master=s.sentinel_master,
                                          cluster=s.cluster)
         except RedisError as exc:
-            raise ConfigError(f"store.url: cannot reach Redis at {s.url}: {exc}") from None
+            raise ConfigError(f"store.url: cannot reach Redis at {_without_password(s.url)}: "
+                              f"{str(exc).replace(s.url, _without_password(s.url))}") from None
     return await SqliteStore.open(s.path, synchronous=s.synchronous)
+
+
+def _without_password(url: str) -> str:
+    """redis://user:secret@host/0 as redis://user:***@host/0, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}:" if parts.username else ":"
+    return urlunsplit(parts._replace(netloc=f"{user}***@{parts.netloc.rpartition('@')[2]}"))
 
 
 def cluster_for(store: Store) -> tuple[Leases, Fanout]:

@@ -281,3 +281,16 @@ async def test_a_knowledge_base_edit_is_served_within_the_reload_interval(
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=20)
+
+
+def test_a_redis_password_is_never_printed(tmp_path: Path) -> None:
+    config = a_setup(tmp_path)
+    port = free_port()  # nobody listens there
+    result = subprocess.run([KEFU, "agent", "list", "--config", str(config)],
+                            capture_output=True, text=True, timeout=60, env={
+                                **os.environ, "KEFU_STORE__TYPE": "redis",
+                                "KEFU_STORE__URL": f"redis://kefu:s3cret@127.0.0.1:{port}/0"})
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"kefu: store.url: cannot reach Redis at "
+                                    f"redis://kefu:***@127.0.0.1:{port}/0: "), result.stderr
+    assert "s3cret" not in result.stderr
