@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from bot.channel import Channel, platform_name
+from bot.channel import Channel, ChannelServices, platform_name
 from bot.cluster import Fanout, Leases, LocalFanout, LocalLeases, RedisFanout, RedisLeases
 from bot.config import Config
 from bot.errors import ConfigError, KnowledgeBaseError
@@ -26,12 +28,6 @@ from bot.store import Store
 from bot.store.redis import RedisStore
 from bot.store.sqlite import SqliteStore
 from bot.understanding import reader_for
-from channels.onebot import OneBotChannel
-from channels.qq import QQChannel
-from channels.telegram import TelegramBridge, TelegramChannel
-from channels.webchat import WebChatChannel
-from channels.wechat import WeChatChannel
-from channels.wecom import WeComChannel
 from handoff.auth import Sessions
 from handoff.board import Board
 from handoff.cases import CaseBook
@@ -49,7 +45,6 @@ ROUTER = web.AppKey("router", Router)
 DESK = web.AppKey("desk", Desk)
 KNOWLEDGE_BASE = web.AppKey("knowledge_base", LiveKnowledgeBase)
 CHANNELS = web.AppKey("channels", dict)
-BRIDGE = web.AppKey("bridge", TelegramBridge)
 SHUTDOWN_GRACE_SECONDS = 10.0
 
 
@@ -61,8 +56,18 @@ async def open_store(config: Config) -> Store:
                                          sentinels=s.sentinels, sentinel_master=s.sentinel_master,
                                          cluster=s.cluster)
         except RedisError as exc:
-            raise ConfigError(f"store.url: cannot reach Redis at {s.url}: {exc}") from None
+            raise ConfigError(f"store.url: cannot reach Redis at {_without_password(s.url)}: "
+                              f"{str(exc).replace(s.url, _without_password(s.url))}") from None
     return await SqliteStore.open(s.path, synchronous=s.synchronous)
+
+
+def _without_password(url: str) -> str:
+    """redis://user:secret@host/0 as redis://user:***@host/0, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}:" if parts.username else ":"
+    return urlunsplit(parts._replace(netloc=f"{user}***@{parts.netloc.rpartition('@')[2]}"))
 
 
 def cluster_for(store: Store) -> tuple[Leases, Fanout]:
@@ -109,23 +114,11 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
     router = Router(config, store, live_kb, lanes, speaker, desk, metrics, webhooks, clock)
     recovery = Recovery(store, router, speaker, leases,
                         config.conversation.recovery_after_seconds, clock)
-    if config.channels.webchat.enabled:
-        channels["webchat"] = WebChatChannel(config.channels.webchat, store, router.submit,
-                                             fanout)
-    if config.channels.wechat.enabled:
-        channels["wechat"] = WeChatChannel(config.channels.wechat, store, router.submit,
-                                           leases, clock)
-    if config.channels.wecom.enabled:
-        channels["wecom"] = WeComChannel(config.channels.wecom, store, router.submit, leases,
-                                         desk.platform_news, clock)
-    if config.channels.qq.enabled:
-        channels["qq"] = QQChannel(config.channels.qq, store, router.submit, leases, clock)
-    if config.channels.onebot.enabled:
-        channels["onebot"] = OneBotChannel(config.channels.onebot, router.submit, clock)
-    telegram = None
-    if config.channels.telegram.enabled:
-        telegram = channels["telegram"] = TelegramChannel(config.channels.telegram,
-                                                         router.submit, clock)
+    channel_work: list[Callable[[], Coroutine[Any, Any, None]]] = []
+    services = ChannelServices(config, store, router.submit, leases, fanout, desk, speaker,
+                               clock, channel_work.append)
+    for name, settings in config.channels.enabled().items():
+        channels[name] = settings.build(services)
     if not channels:
         await store.close()
         raise ConfigError("channels: every channel is disabled; enable at least one")
@@ -185,11 +178,8 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
     app.cleanup_ctx.append(background(customers.run))
     app.cleanup_ctx.append(background(lambda: cases.run(leases)))
     app.cleanup_ctx.append(background(recovery.run))
-    if telegram is not None and config.channels.telegram.bridge.group_id:
-        bridge = TelegramBridge(config.channels.telegram, config.desk, telegram, store, desk,
-                                speaker, config.business.timezone, clock)
-        app[BRIDGE] = bridge
-        app.cleanup_ctx.append(background(bridge.keep_present))
+    for work in channel_work:
+        app.cleanup_ctx.append(background(work))
     app.on_shutdown.append(shut_down)
     log.info("kefu ready: %d FAQ entries, channels: %s", len(knowledge_base.entries),
              ", ".join(channels))
@@ -197,9 +187,16 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
 
 
 async def _health(request: web.Request) -> web.Response:
+    """`ok`, or `degraded` while the knowledge base's last edit is refused (or a regression
+    fails). Still HTTP 200: the bot answers from the last good knowledge base, and a load
+    balancer that took every process out for a staff member's typo would stop the chat."""
     live_kb = request.app[KNOWLEDGE_BASE]
     return web.json_response({
-        "status": "ok",
+        "status": "degraded" if live_kb.last_problems else "ok",
         "faq_entries": len(live_kb.current.entries),
         "knowledge_base_problems": live_kb.last_problems,
-    })
+    }, dumps=_readable_json)
+
+
+def _readable_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)

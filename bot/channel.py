@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
-from bot.messages import StoredMessage
-from bot.store import Conversation
+from bot.messages import InboundMessage, StoredMessage
+from bot.store import Conversation, Store
+
+if TYPE_CHECKING:
+    from bot.cluster import Fanout, Leases
+    from bot.config import Config
+    from bot.router import Accepted
+    from bot.speaker import Speaker
+    from handoff.desk import Desk
 
 
 class Channel(Protocol):
@@ -32,6 +39,23 @@ class Channel(Protocol):
         (a web chat tab closed); None while connected or when the channel cannot tell."""
 
     async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelServices:
+    """What a channel is built with (`ChannelSettings.build`): kefu's shared parts, so that
+    a new channel is a package of its own and a line in channels.ChannelsConfig."""
+
+    config: Config  # the whole tree: a channel may follow the desk's rules or the hours
+    store: Store
+    submit: Callable[[InboundMessage], Awaitable[Accepted]]  # the router's front door
+    leases: Leases
+    fanout: Fanout
+    desk: Desk
+    speaker: Speaker
+    clock: Callable[[], float]
+    # work to run while the app runs (cancelled at shutdown), e.g. Telegram's agents' bridge
+    background: Callable[[Callable[[], Coroutine[Any, Any, None]]], None]
 
 
 @dataclass(frozen=True, slots=True)

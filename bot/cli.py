@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import codecs
+import errno
 import getpass
 import json
 import logging
+import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -18,7 +21,7 @@ from aiohttp import web
 
 from bot.app import create_app, open_store
 from bot.config import Config, load_config
-from bot.errors import ConfigError, KnowledgeBaseError
+from bot.errors import ConfigError, KnowledgeBaseError, SheetError
 from bot.logs import configure_logging
 from bot.progress import progress
 from bot.store import AgentRole, Store
@@ -32,6 +35,7 @@ from handoff.replies import load_canned_replies, vague_phrases
 from handoff.report import Period, make_report
 from handoff.report_view import FORMATS, as_csv, as_html, as_markdown
 from handoff.transcript import transcript_json, transcript_text
+from knowledge_base import loader
 from knowledge_base.base import KnowledgeBase
 from knowledge_base.decide import Action
 from knowledge_base.gaps import find_gaps, write_draft
@@ -41,55 +45,81 @@ from knowledge_base.review import conflicts, load_regressions, near_duplicates, 
 DEFAULT_CONFIG = Path("config.yaml")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """Every command and option, each with a help line; `--config` goes before or after the
+    command, as a user puts it."""
+    # Given after the command, --config lands in the same place; SUPPRESS keeps the top
+    # level's value (or default) when it is not.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, default=argparse.SUPPRESS,
+                        help="configuration file (default: ./config.yaml)")
     parser = argparse.ArgumentParser(prog="kefu", description="kefu customer-service bot")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
                         help="configuration file (default: ./config.yaml)")
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the bot")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    kb = commands.add_parser("kb", help="knowledge-base tools").add_subparsers(
-        dest="kb_command", required=True)
-    check = kb.add_parser("check", help="validate the FAQ files; exit 1 on problems")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser("serve", help="run the bot", parents=[common])
+    serve.add_argument("--host", help="address to listen on (default: server.host)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: server.port)")
+    kb = commands.add_parser("kb", help="knowledge-base tools", parents=[common]
+                             ).add_subparsers(dest="kb_command", required=True,
+                                              metavar="KB_COMMAND")
+    check = kb.add_parser("check", help="validate the FAQ files; exit 1 on problems",
+                          parents=[common])
     check.add_argument("path", nargs="?", type=Path, help="FAQ folder (default: from config)")
-    ask = kb.add_parser("ask", help="show how the bot would answer a question")
-    ask.add_argument("question")
+    ask = kb.add_parser("ask", help="show how the bot would answer a question",
+                        parents=[common])
+    ask.add_argument("question", help="a customer's message, in quotes")
     ask.add_argument("--kb", type=Path, help="FAQ folder (default: from config)")
     ask.add_argument("--lang", choices=("zh", "en"),
                      help="the conversation's language so far (default: business."
                      "default_language); a message in another language changes it")
     gaps = kb.add_parser("gaps", help="what customers asked that the bot could not answer, "
-                                      "grouped")
+                                      "grouped", parents=[common])
     gaps.add_argument("--days", type=float, default=30.0, help="look this far back (30)")
     gaps.add_argument("--draft", type=Path, help="also write draft entries to this file")
     gaps.add_argument("--top", type=int, default=20, help="groups to show (20)")
     importing = kb.add_parser("import", help="make a knowledge-base file from a CSV or XLSX "
-                                             "list of questions and answers")
-    importing.add_argument("file", type=Path)
+                                             "list of questions and answers", parents=[common])
+    importing.add_argument("file", type=Path, help="the .csv or .xlsx file: a question and "
+                           "an answer per row")
     importing.add_argument("--name", help="the new file's name in the folder (default: from "
                                           "the file imported)")
-    importing.add_argument("--lang", choices=["zh", "en"])
-    agent = commands.add_parser("agent", help="agent accounts").add_subparsers(
-        dest="agent_command", required=True)
-    add = agent.add_parser("add", help="create an agent account (asks for the password)")
-    add.add_argument("name")
-    add.add_argument("--role", choices=[r.value for r in AgentRole], default="agent")
+    importing.add_argument("--lang", choices=["zh", "en"],
+                           help="write it as the file's lang: (default: none)")
+    importing.add_argument("--encoding", help="a CSV file's text encoding, e.g. gbk (default: "
+                           "UTF-8 or GB18030, told from the file)")
+    agent = commands.add_parser("agent", help="agent accounts", parents=[common]
+                                ).add_subparsers(dest="agent_command", required=True,
+                                                 metavar="AGENT_COMMAND")
+    add = agent.add_parser("add", help="create an agent account (asks for the password)",
+                           parents=[common])
+    add.add_argument("name", help="the name the agent logs in with")
+    add.add_argument("--role", choices=[r.value for r in AgentRole], default="agent",
+                     help="supervisors see and act on every chat (default: agent)")
     add.add_argument("--max-chats", type=int, help="chats at once (default: from config)")
     add.add_argument("--password-stdin", action="store_true",
                      help="read the password from standard input (for scripts)")
-    agent.add_parser("list", help="list agent accounts")
-    transcript = commands.add_parser("transcript", help="export a conversation's transcript")
-    transcript.add_argument("conversation_id")
-    transcript.add_argument("--format", choices=["text", "json"], default="text")
-    commands.add_parser("handover", help="what is still open: queue, chats, overdue tickets")
+    agent.add_parser("list", help="list agent accounts", parents=[common])
+    transcript = commands.add_parser("transcript", help="export a conversation's transcript",
+                                     parents=[common])
+    transcript.add_argument("conversation_id", help="as shown in the console and in exports")
+    transcript.add_argument("--format", choices=["text", "json"], default="text",
+                            help="text to read, json for other programs (default: text)")
+    commands.add_parser("handover", help="what is still open: queue, chats, overdue tickets",
+                        parents=[common])
     _period_arguments(commands.add_parser(
-        "report", help="service-desk figures for a period, with charts in HTML"), FORMATS, "md")
+        "report", help="service-desk figures for a period, with charts in HTML",
+        parents=[common]), FORMATS, "md")
     exporting = commands.add_parser("export", help="customers, cases or conversations of a "
-                                                   "period, as CSV or JSON lines")
-    exporting.add_argument("kind", choices=EXPORT_KINDS)
+                                                   "period, as CSV, JSON or JSON lines",
+                                    parents=[common])
+    exporting.add_argument("kind", choices=EXPORT_KINDS, help="what to export")
     _period_arguments(exporting, EXPORT_FORMATS, "csv")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -125,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"kefu: {exc}", file=sys.stderr)
         return 2
+    except SheetError as exc:
+        for problem in exc.problems:
+            print(f"kefu: {problem}", file=sys.stderr)
+        return 1
     except KnowledgeBaseError as exc:
         print("kefu: the knowledge base has problems:", file=sys.stderr)
         for problem in exc.problems:
@@ -141,9 +175,34 @@ def _config_or_default(path: Path) -> Config:
 
 def _serve(config: Config, host: str | None, port: int | None) -> int:
     configure_logging(config.logging)
-    web.run_app(create_app(config), host=host or config.server.host,
-                port=port or config.server.port, print=_print_ready)
+    host, port = host or config.server.host, port or config.server.port
+    _check_can_listen(host, port)
+    web.run_app(create_app(config), host=host, port=port, print=_print_ready)
     return 0
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """Fail with one line before anything starts, not with a traceback after "kefu ready":
+    bind each address as aiohttp will (reusing TIME_WAIT ports) and let go at once."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                       flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"server.host: cannot listen on {host!r}: {exc.strerror}") from None
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise ConfigError(f"server.port: {host}:{port} is already in use (another "
+                                      "kefu?); stop it, or choose another with --port"
+                                      ) from None
+                raise ConfigError(f"server: cannot listen on {host}:{port}: "
+                                  f"{exc.strerror}") from None
 
 
 def _print_ready(text: str) -> None:
@@ -160,10 +219,11 @@ def _kb_check(folder: Path, config: Config) -> int:
     except KnowledgeBaseError as exc:
         problems += exc.problems
         knowledge_base = None
+    # What did load is checked too: a broken entry must not hide the others' problems.
+    loaded = knowledge_base.entries if knowledge_base else tuple(loader.read_entries(folder)[0])
     replies, reply_problems = load_canned_replies(config.desk.quick_replies_path)
     problems += reply_problems
-    texts = [(e.source, "answer", e.answer) for e in knowledge_base.entries] \
-        if knowledge_base else []
+    texts = [(e.source, "answer", e.answer) for e in loaded]
     texts += [(r.source, "quick reply", r.text) for r in replies]
     for source, what, text in texts:
         vague = vague_phrases(text, config.desk)
@@ -181,6 +241,13 @@ def _kb_check(folder: Path, config: Config) -> int:
                     + regressions(knowledge_base, expectations, reader,
                                   config.business.default_language))
         problems += [str(f) for f in findings]
+    elif loaded:  # not the regressions: an entry that failed to load would fail them
+        partial = KnowledgeBase.build(loaded, vectors=reader.vectors())
+        problems += [str(f) for f in conflicts(partial, reader)
+                     + near_duplicates(partial, reader)]
+        if expectations:
+            problems.append(f"{config.knowledge_base.regressions.name}: not run until the "
+                            "problems above are fixed")
     if problems or knowledge_base is None:
         raise KnowledgeBaseError(problems)
     questions = sum(len(e.questions) for e in knowledge_base.entries)
@@ -206,12 +273,20 @@ async def _kb_gaps(config: Config, store: Store, args: argparse.Namespace) -> in
 
 
 def _kb_import(config: Config, args: argparse.Namespace) -> int:
+    if not args.file.is_file():
+        raise ConfigError(f"{args.file}: no such file")
     folder = config.knowledge_base.path
     target = folder / f"{args.name or args.file.stem}.yaml"
     if target.exists():
         raise ConfigError(f"{target} already exists; choose another --name")
+    if args.encoding:
+        try:
+            codecs.lookup(args.encoding)
+        except LookupError:
+            raise ConfigError(f"--encoding {args.encoding}: not an encoding Python knows "
+                              "(utf-8, gbk, gb18030, big5...)") from None
     folder.mkdir(parents=True, exist_ok=True)
-    result = import_file(args.file, target, args.lang)
+    result = import_file(args.file, target, args.lang, args.encoding)
     for problem in result.skipped:
         print(f"  {problem}", file=sys.stderr)
     try:
@@ -222,8 +297,9 @@ def _kb_import(config: Config, args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 1
+    read_as = f" (read as {result.encoding})" if result.encoding not in (None, "UTF-8") else ""
     print(f"{target}: {result.entries} entries, {result.questions} questions"
-          f"{f'; {len(result.skipped)} rows skipped' if result.skipped else ''}")
+          f"{f'; {len(result.skipped)} rows skipped' if result.skipped else ''}{read_as}")
     return 0
 
 
@@ -235,7 +311,8 @@ def _period_arguments(command: argparse.ArgumentParser, formats: tuple[str, ...]
                          help="last day, included (default: today)")
     command.add_argument("--format", choices=formats, help=f"{', '.join(formats)} (default: "
                          f"from --output's suffix, else {default})")
-    command.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+    command.add_argument("-o", "--output", type=Path, help="write here instead of stdout; "
+                         f"the suffix (.{', .'.join(formats)}) says the format")
 
 
 def _period_and_format(config: Config, args: argparse.Namespace, formats: tuple[str, ...],
@@ -245,9 +322,22 @@ def _period_and_format(config: Config, args: argparse.Namespace, formats: tuple[
                               time.time(), config.reports.max_days)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    suffix = args.output.suffix.lstrip(".").lower() if args.output else ""
-    suffix = {"htm": "html", "markdown": "md"}.get(suffix, suffix)
-    return period, args.format or (suffix if suffix in formats else default)
+    return period, _format(args.output, args.format, formats, default)
+
+
+def _format(output: Path | None, chosen: str | None, formats: tuple[str, ...],
+            default: str) -> str:
+    """The output's suffix says the format; a suffix kefu cannot write is refused rather
+    than filled with something else. No file, or no suffix: --format, else `default`."""
+    suffix = output.suffix.lstrip(".").lower() if output else ""
+    suffix = {"htm": "html", "markdown": "md", "ndjson": "jsonl"}.get(suffix, suffix)
+    known = ", ".join(formats)
+    if suffix and suffix not in formats:
+        raise ConfigError(f"{output}: cannot write a .{suffix} file; the formats are {known}"
+                          f" (name the file .{', .'.join(formats)})")
+    if suffix and chosen and chosen != suffix:
+        raise ConfigError(f"{output}: the name says {suffix} but --format says {chosen}")
+    return chosen or suffix or default
 
 
 async def _write(output: Path | None, text: str, said: str) -> None:
@@ -292,8 +382,15 @@ def _with_store(config: Config, work: Callable[[Store], Awaitable[int]]) -> int:
 def _read_password(from_stdin: bool) -> str:
     if from_stdin:
         return sys.stdin.readline().rstrip("\n")
-    password = getpass.getpass("password: ")
-    if getpass.getpass("again: ") != password:
+    if not sys.stdin.isatty():  # getpass would echo it, or fail at the end of the input
+        raise ConfigError("standard input is not a terminal: to read the password from it, "
+                          "add --password-stdin")
+    try:
+        password = getpass.getpass("password: ")
+        again = getpass.getpass("again: ")
+    except (EOFError, KeyboardInterrupt):
+        raise ConfigError("no password given; nothing was changed") from None
+    if again != password:
         raise ConfigError("the two passwords differ; nothing was changed")
     return password
 

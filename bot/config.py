@@ -1,4 +1,5 @@
-"""One typed configuration tree, validated once at start-up.
+"""One typed configuration tree, validated once at start-up; each channel's part of it is
+in the channel's package (channels/<name>/settings.py).
 
 A wrong key or value stops start-up with a single line naming the file, the key path and
 what was expected. Relative paths in the file are relative to the file's own folder.
@@ -6,28 +7,32 @@ what was expected. Relative paths in the file are relative to the file's own fol
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import os
 import re
+import types
+from collections.abc import Mapping
 from datetime import date, time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from bot.errors import ConfigError
+from bot.settings import Seconds, Settings
+from channels import ChannelsConfig
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _RANGE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
-Seconds = Annotated[float, Field(gt=0)]
 Score = Annotated[float, Field(ge=0, le=100)]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Model(Settings):
+    """kefu's own settings; each channel's are in its package (channels.ChannelsConfig)."""
 
 
 class TimeRange(_Model):
@@ -41,6 +46,8 @@ def _parse_ranges(value: Any) -> list[TimeRange]:
     items = value if isinstance(value, list) else [value]
     ranges = []
     for item in items:
+        if item in ("closed", "休息"):  # [closed]: as an environment variable gives it
+            continue
         match = _RANGE.match(str(item))
         if not match:
             raise ValueError(f'expected "HH:MM-HH:MM", a list of them, or "closed"; got {item!r}')
@@ -60,7 +67,33 @@ class BusinessConfig(_Model):
     timezone: str = "Asia/Shanghai"
     default_language: Literal["zh", "en"] = "zh"
     hours: dict[str, list[TimeRange]] = Field(default_factory=dict)
-    holidays: list[date] = Field(default_factory=list)
+    holidays: list[date] = Field(default_factory=list)  # days off, whatever their weekday
+    # make-up working days (调休: a weekend day worked for a holiday): open on workday_hours
+    workdays: list[date] = Field(default_factory=list)
+    workday_hours: list[TimeRange] | None = None  # default: the first of mon-fri with hours
+    # "china": China's public holidays and make-up days too, from the chinese-calendar
+    # package (pip install 'kefu[china]'); holidays and workdays above still win
+    calendar: Literal["none", "china"] = "none"
+
+    @field_validator("workday_hours", mode="before")
+    @classmethod
+    def _parse_workday_hours(cls, value: Any) -> list[TimeRange] | None:
+        return None if value is None else _parse_ranges(value)
+
+    @field_validator("calendar")
+    @classmethod
+    def _calendar_installed(cls, value: str) -> str:
+        if value == "china" and importlib.util.find_spec("chinese_calendar") is None:
+            raise ValueError("china needs the chinese-calendar package: "
+                             "pip install 'kefu[china]'")
+        return value
+
+    @model_validator(mode="after")
+    def _not_both(self) -> BusinessConfig:
+        both = sorted(set(self.holidays) & set(self.workdays))
+        if both:
+            raise ValueError(f"{', '.join(map(str, both))} is both in holidays and in workdays")
+        return self
 
     @field_validator("timezone")
     @classmethod
@@ -296,199 +329,6 @@ class StoreConfig(_Model):
     cluster: bool = False  # redis: url names a Redis Cluster node
 
 
-class WebChatConfig(_Model):
-    enabled: bool = True
-    max_frame_bytes: Annotated[int, Field(ge=256)] = 16384
-    max_text_chars: Annotated[int, Field(ge=1)] = 2000
-    rate_limit_messages: Annotated[int, Field(ge=1)] = 10
-    rate_limit_seconds: Seconds = 10.0
-    rate_limit_strikes_before_close: Annotated[int, Field(ge=1)] = 5
-    allowed_origins: list[str] = Field(default_factory=list)  # empty: any origin may embed
-
-
-class TencentApiConfig(_Model):
-    """What WeChat and WeCom share: the server API, its token, and the delivery window."""
-
-    api_timeout_seconds: Seconds = 5.0
-    token_refresh_margin_seconds: Seconds = 300.0  # refresh the access_token this early
-    send_attempts: Annotated[int, Field(ge=1)] = 3  # for system busy (-1) and network errors
-    timestamp_tolerance_seconds: Seconds = 300.0  # older signed pushes are replays
-    max_body_bytes: Annotated[int, Field(ge=1024)] = 65536
-    max_text_bytes: Annotated[int, Field(ge=64)] = 2048  # the limit for one text
-    api_base: str = ""
-    message_window_seconds: Seconds = 48 * 3600.0  # after a customer message...
-    message_window_quota: Annotated[int, Field(ge=0)] = 5  # ...this many API messages
-    event_window_seconds: Seconds = 60.0  # after an event (follow, scan, menu click)...
-    event_window_quota: Annotated[int, Field(ge=0)] = 3  # ...this many
-
-
-class WeChatConfig(TencentApiConfig):
-    """A WeChat Official Account (公众号); see docs/channels/wechat.md."""
-
-    enabled: bool = False
-    path: str = "/wechat"  # the URL configured in the Official Account's server settings
-    app_id: str = ""
-    app_secret: str = ""  # better from the environment: KEFU_CHANNELS__WECHAT__APP_SECRET
-    token: str = ""  # the Token of the server settings (signatures)
-    encoding_aes_key: str = ""  # 43 characters; needed in compatible and safe mode
-    mode: Literal["plain", "compatible", "safe"] = "safe"
-    api_base: str = "https://api.weixin.qq.com"
-    reply_budget_seconds: Annotated[float, Field(gt=0, lt=5)] = 4.0  # WeChat waits 5 s
-    retry_window_seconds: Seconds = 120.0  # how long a push is remembered for its retries
-
-    @model_validator(mode="after")
-    def _complete_when_enabled(self) -> WeChatConfig:
-        if not self.enabled:
-            return self
-        missing = [k for k in ("app_id", "app_secret", "token") if not getattr(self, k)]
-        if missing:
-            raise ValueError(f"enabled, but {', '.join(missing)} not set")
-        if self.mode != "plain" and not re.fullmatch(r"[A-Za-z0-9+/]{43}",
-                                                     self.encoding_aes_key):
-            raise ValueError(f"mode {self.mode} needs encoding_aes_key: the 43 letters and "
-                             "digits of EncodingAESKey")
-        if not self.path.startswith("/"):
-            raise ValueError("path must start with /")
-        return self
-
-
-class TelegramBridgeConfig(_Model):
-    """Agents answering from a Telegram supergroup with topics (one topic a conversation)."""
-
-    group_id: int = 0  # the supergroup's id (negative, -100...); 0: no bridge
-    agents: dict[str, str] = Field(default_factory=dict)  # Telegram user id -> kefu agent
-    group_per_minute: Annotated[int, Field(ge=1)] = 20  # Telegram's budget for one group
-
-
-class TelegramConfig(_Model):
-    """A Telegram bot for customers and, optionally, the agents' bridge; see
-    docs/channels/telegram.md."""
-
-    enabled: bool = False
-    token: str = ""  # from @BotFather; better from KEFU_CHANNELS__TELEGRAM__TOKEN
-    mode: Literal["polling", "webhook"] = "polling"
-    webhook_path: str = "/telegram"
-    webhook_url: str = ""  # the public https URL of webhook_path, registered at start-up
-    secret_token: str = ""  # checked on every webhook request
-    api_base: str = "https://api.telegram.org"
-    per_chat_per_second: Annotated[float, Field(gt=0)] = 1.0
-    overall_per_second: Annotated[float, Field(gt=0)] = 30.0
-    max_text_chars: Annotated[int, Field(ge=16, le=4096)] = 4096
-    poll_timeout_seconds: Annotated[int, Field(ge=0)] = 10
-    bridge: TelegramBridgeConfig = TelegramBridgeConfig()
-
-    @model_validator(mode="after")
-    def _complete_when_enabled(self) -> TelegramConfig:
-        if not self.enabled:
-            return self
-        if not re.fullmatch(r"\d+:[A-Za-z0-9_-]{20,}", self.token):
-            raise ValueError("enabled, but token is not a bot token like 123456:ABC-DEF...")
-        if self.mode == "webhook" and not re.fullmatch(r"[A-Za-z0-9_-]{16,256}",
-                                                       self.secret_token):
-            raise ValueError("webhook mode needs secret_token: 16-256 letters, digits, _ or -")
-        return self
-
-
-class WeComConfig(TencentApiConfig):
-    """WeCom customer service (企业微信 微信客服); see docs/channels/wecom.md."""
-
-    enabled: bool = False
-    path: str = "/wecom"  # the callback URL set for 微信客服 in the WeCom admin console
-    corp_id: str = ""  # 企业ID
-    secret: str = ""  # the 微信客服 secret: KEFU_CHANNELS__WECOM__SECRET
-    token: str = ""  # the callback Token
-    encoding_aes_key: str = ""  # the callback EncodingAESKey, 43 characters
-    api_base: str = "https://qyapi.weixin.qq.com"
-    welcome_code_seconds: Seconds = 20.0  # how long WeCom accepts a welcome_code
-    sync_limit: Annotated[int, Field(ge=1, le=1000)] = 1000  # messages per kf/sync_msg page
-    first_read_max_age_seconds: Seconds = 600.0  # the very first read skips older messages
-    event_window_quota: Annotated[int, Field(ge=0)] = 0  # entering opens no window: the
-    # greeting goes with the welcome_code instead
-    # who answers when the bot hands off: kefu's agents (console, Telegram), or the
-    # account's servicers (接待人员) in the WeCom app, through WeCom's pool
-    agents: Literal["kefu", "wecom"] = "kefu"
-
-    @model_validator(mode="after")
-    def _complete_when_enabled(self) -> WeComConfig:
-        if not self.enabled:
-            return self
-        missing = [k for k in ("corp_id", "secret", "token") if not getattr(self, k)]
-        if missing:
-            raise ValueError(f"enabled, but {', '.join(missing)} not set")
-        if not re.fullmatch(r"[A-Za-z0-9+/]{43}", self.encoding_aes_key):
-            raise ValueError("encoding_aes_key: the 43 letters and digits of EncodingAESKey")
-        if not self.path.startswith("/"):
-            raise ValueError("path must start with /")
-        return self
-
-
-class QQConfig(_Model):
-    """The official QQ bot API by webhook (QQ机器人); see docs/channels/qq.md."""
-
-    enabled: bool = False
-    path: str = "/qq"  # the callback URL set in the QQ bot admin (q.qq.com)
-    app_id: str = ""  # AppID (机器人ID)
-    secret: str = ""  # AppSecret (机器人密钥): KEFU_CHANNELS__QQ__SECRET
-    api_base: str = "https://api.sgroup.qq.com"
-    token_url: str = "https://bots.qq.com/app/getAppAccessToken"
-    api_timeout_seconds: Seconds = 5.0  # QQ asks for at least 5 s
-    token_refresh_margin_seconds: Seconds = 60.0
-    send_attempts: Annotated[int, Field(ge=1)] = 3
-    timestamp_tolerance_seconds: Seconds = 300.0  # older signed callbacks are replays
-    max_body_bytes: Annotated[int, Field(ge=1024)] = 65536
-    max_text_chars: Annotated[int, Field(ge=16)] = 2000
-    private_reply_seconds: Seconds = 3600.0  # replies to a private message: 60 minutes...
-    group_reply_seconds: Seconds = 300.0  # ...to a group @ message: 5 minutes...
-    event_reply_seconds: Seconds = 300.0  # ...to an event (added as a friend or to a group)
-    replies_per_message: Annotated[int, Field(ge=1)] = 5
-
-    @model_validator(mode="after")
-    def _complete_when_enabled(self) -> QQConfig:
-        if not self.enabled:
-            return self
-        missing = [k for k in ("app_id", "secret") if not getattr(self, k)]
-        if missing:
-            raise ValueError(f"enabled, but {', '.join(missing)} not set")
-        if not self.path.startswith("/"):
-            raise ValueError("path must start with /")
-        return self
-
-
-class OneBotConfig(_Model):
-    """QQ through a OneBot v11 client (NapCat, Lagrange...); see docs/channels/qq.md."""
-
-    enabled: bool = False
-    path: str = "/onebot"  # events by HTTP POST (the client's post_url)
-    ws_path: str = "/onebot/ws"  # the client's reverse WebSocket (Universal) connects here
-    secret: str = ""  # HTTP POST: the X-Signature HMAC-SHA1 key
-    access_token: str = ""  # reverse WebSocket and the client's HTTP API: the Bearer token
-    api_base: str = ""  # the client's HTTP API, used while no reverse WebSocket is open
-    action_timeout_seconds: Seconds = 10.0
-    max_body_bytes: Annotated[int, Field(ge=1024)] = 65536
-    max_text_chars: Annotated[int, Field(ge=16)] = 3000
-
-    @model_validator(mode="after")
-    def _complete_when_enabled(self) -> OneBotConfig:
-        if not self.enabled:
-            return self
-        missing = [k for k in ("secret", "access_token") if not getattr(self, k)]
-        if missing:
-            raise ValueError(f"enabled, but {', '.join(missing)} not set: without them anyone "
-                             "could post messages as the QQ client")
-        if not (self.path.startswith("/") and self.ws_path.startswith("/")):
-            raise ValueError("path and ws_path must start with /")
-        return self
-
-
-class ChannelsConfig(_Model):
-    webchat: WebChatConfig = WebChatConfig()
-    wechat: WeChatConfig = WeChatConfig()
-    wecom: WeComConfig = WeComConfig()
-    qq: QQConfig = QQConfig()
-    onebot: OneBotConfig = OneBotConfig()
-    telegram: TelegramConfig = TelegramConfig()
-
-
 class ServerConfig(_Model):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
@@ -536,6 +376,9 @@ class Config(_Model):
                                        "matching": matching})
 
 
+_SECRET_KEY = re.compile(r"secret|token|password|key")
+
+
 def _describe(error: Any) -> str:
     path = ".".join(str(p) for p in error["loc"]) or "(top level)"
     message = error["msg"]
@@ -543,14 +386,16 @@ def _describe(error: Any) -> str:
         message = "unknown key (check the spelling)"
     elif error["type"] == "value_error":
         message = message.removeprefix("Value error, ")
-    if error["type"] not in ("missing", "extra_forbidden") and isinstance(
+    secret = any(isinstance(p, str) and _SECRET_KEY.search(p) for p in error["loc"][-1:])
+    if error["type"] not in ("missing", "extra_forbidden") and not secret and isinstance(
             error.get("input"), str | int | float | bool):  # never a whole section: secrets
         message += f" (got {error['input']!r:.60})"
     return f"{path}: {message}"
 
 
 def load_config(path: Path) -> Config:
-    """Read and validate `path`; every failure is a one-line `ConfigError`."""
+    """Read and validate `path`; every failure is a one-line `ConfigError`, naming the file
+    or, for a value from the environment, the variable."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -566,29 +411,95 @@ def load_config(path: Path) -> Config:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of settings at the top level")
-    raw = _apply_environment(raw)
+    variables = _apply_environment(raw, os.environ)
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:
         errors = exc.errors()
-        line = f"{path}: {_describe(errors[0])}"
+        line = f"{_blame(errors[0]['loc'], path, variables)}: {_describe(errors[0])}"
         if len(errors) > 1:
             line += f" (and {len(errors) - 1} more problem(s))"
         raise ConfigError(line) from None
     return config.resolve_paths(path.parent)
 
 
-def _apply_environment(raw: dict[str, Any]) -> dict[str, Any]:
-    """KEFU_SERVER__PORT=9000 overrides server.port: secrets and deploy settings stay out of git."""
-    for name, value in os.environ.items():
+def _blame(loc: tuple[Any, ...], path: Path, variables: dict[tuple[str, ...], str]) -> str:
+    """Where a wrong value came from: the variable that set it, or the file; for a
+    section-wide problem, the file and the variables that set something in the section."""
+    for keys, name in variables.items():
+        if tuple(loc[:len(keys)]) == keys:
+            return name
+    inside = [name for keys, name in variables.items() if keys[:len(loc)] == tuple(loc)]
+    return " and ".join([str(path), *inside])
+
+
+def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]
+                       ) -> dict[tuple[str, ...], str]:
+    """KEFU_SERVER__PORT=9000 overrides server.port: secrets and deploy settings stay out of
+    git. A value takes the type of the setting it sets: text stays exactly as written
+    (`abc #def`, `*secret`, `12345678`, `kefu2:`), numbers and true/false are read as the
+    setting needs, a list is `a,b` or `[a, b]`, a mapping `{a: 1}`. Returns the key paths
+    set, with the variable that set each."""
+    variables: dict[tuple[str, ...], str] = {}
+    for name, value in sorted(environ.items()):
         if not name.startswith("KEFU_") or "__" not in name:
             continue
-        keys = name[len("KEFU_") :].lower().split("__")
+        keys = tuple(name[len("KEFU_"):].lower().split("__"))
         node = raw
-        for key in keys[:-1]:
-            node = node.setdefault(key, {})
+        for depth, key in enumerate(keys[:-1]):
+            if node.get(key) is None:
+                node[key] = {}
+            node = node[key]
             if not isinstance(node, dict):
-                break
+                raise ConfigError(f"{name}: {'.'.join(keys[:depth + 1])} is a value, not a "
+                                  "section of settings")
+        node[keys[-1]] = _from_environment(name, value, _setting_type(keys))
+        variables[keys] = name
+    return variables
+
+
+def _setting_type(keys: tuple[str, ...]) -> Any:
+    """The type of the setting at `keys`, without constraints; None if there is none."""
+    kind: Any = Config
+    for key in keys:
+        kind = _bare(kind)
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            field = kind.model_fields.get(key)
+            if field is None:
+                return None
+            kind = field.annotation
+        elif get_origin(kind) is dict:
+            kind = get_args(kind)[1]
         else:
-            node[keys[-1]] = yaml.safe_load(value)
-    return raw
+            return None
+    return _bare(kind)
+
+
+def _bare(kind: Any) -> Any:
+    """`Annotated[int, ...]` is int; `str | None` is str."""
+    if get_origin(kind) is Annotated:
+        kind = get_args(kind)[0]
+    if get_origin(kind) in (Union, types.UnionType):
+        others = [k for k in get_args(kind) if k is not type(None)]
+        kind = str if str in others else others[0] if len(others) == 1 else kind
+    return kind
+
+
+def _from_environment(name: str, text: str, kind: Any) -> Any:
+    """Text for every scalar setting (pydantic reads numbers, true/false, times and dates
+    from text as the setting needs); lists and mappings parsed, their items left as text."""
+    structured = get_origin(kind) or kind
+    is_list = structured in (list, tuple, set, frozenset)
+    is_mapping = structured is dict or (isinstance(kind, type) and issubclass(kind, BaseModel))
+    if not (is_list or is_mapping):
+        return text
+    if is_list and not text.lstrip().startswith("["):
+        return [part.strip() for part in text.split(",") if part.strip()]
+    try:
+        value = yaml.load(text, Loader=yaml.BaseLoader)  # every scalar stays text
+    except yaml.YAMLError:
+        value = None
+    if not isinstance(value, list if is_list else dict):
+        raise ConfigError(f"{name}: expected {'a list: a,b or [a, b]' if is_list else 'a mapping'}"
+                          f"{' like {a: 1}' if is_mapping else ''}")
+    return value

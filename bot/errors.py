@@ -17,6 +17,15 @@ class KnowledgeBaseError(KefuError):
         self.problems = problems
 
 
+class SheetError(KefuError):
+    """A spreadsheet given to `kefu kb import` cannot be used; each problem is one line.
+    Not a knowledge-base problem: nothing was written."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
 class ChannelError(KefuError):
     """A channel adapter failed."""
 

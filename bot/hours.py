@@ -1,11 +1,20 @@
-"""Business hours: is anyone on duty now, and when are they back."""
+"""Business hours: is anyone on duty now, and when are they back.
+
+A day's hours are its weekday's, except on holidays (none) and on make-up working days
+(调休: a Saturday or Sunday that is worked in exchange for a longer holiday), which have a
+working day's; `business.calendar: china` knows China's from the chinese-calendar package.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import functools
+import logging
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.config import WEEKDAYS, BusinessConfig
+from bot.config import WEEKDAYS, BusinessConfig, TimeRange
+
+log = logging.getLogger(__name__)
 
 _WEEKDAY_NAMES = {
     "zh": ("周一", "周二", "周三", "周四", "周五", "周六", "周日"),
@@ -22,25 +31,38 @@ class BusinessHours:
     def __init__(self, config: BusinessConfig) -> None:
         self._config = config
         self.zone = ZoneInfo(config.timezone)
+        self._holidays = frozenset(config.holidays)
+        self._workdays = frozenset(config.workdays)
+        self._workday_hours = config.workday_hours if config.workday_hours is not None else \
+            next((config.hours[d] for d in WEEKDAYS[:5] if config.hours.get(d)), [])
+        self._calendar = china_calendar if config.calendar == "china" else None
 
     def local(self, ts: float) -> datetime:
         return datetime.fromtimestamp(ts, self.zone)
 
+    def hours_on(self, day: date) -> list[TimeRange]:
+        """The staffed hours of one day: none on a holiday, a working day's on a make-up
+        working day (调休), else its weekday's."""
+        if day in self._workdays:
+            return self._workday_hours
+        if day in self._holidays:
+            return []
+        kind = self._calendar(day) if self._calendar is not None else None
+        if kind == "workday":
+            return self._workday_hours
+        if kind == "holiday":
+            return []
+        return self._config.hours.get(WEEKDAYS[day.weekday()], [])
+
     def is_open(self, moment: datetime) -> bool:
-        if moment.date() in self._config.holidays:
-            return False
-        ranges = self._config.hours.get(WEEKDAYS[moment.weekday()], [])
         now = moment.timetz().replace(tzinfo=None)
-        return any(r.start <= now < r.end for r in ranges)
+        return any(r.start <= now < r.end for r in self.hours_on(moment.date()))
 
     def next_opening(self, moment: datetime) -> datetime | None:
         """The next time the desk opens after `moment`, or None if it never does."""
         for offset in range(0, 60):
             day = (moment + timedelta(days=offset)).date()
-            if day in self._config.holidays:
-                continue
-            ranges = self._config.hours.get(WEEKDAYS[day.weekday()], [])
-            for r in sorted(ranges, key=lambda r: r.start):
+            for r in sorted(self.hours_on(day), key=lambda r: r.start):
                 start = datetime.combine(day, r.start, tzinfo=self.zone)
                 if start > moment:
                     return start
@@ -52,6 +74,27 @@ class BusinessHours:
         if opening is None:
             return "稍后" if lang == "zh" else "later"
         return describe_moment(opening, moment, lang)
+
+
+def china_calendar(day: date) -> str | None:
+    """"holiday" for a public holiday in China, "workday" for a make-up working day, None
+    for an ordinary day or a year the chinese-calendar package has no data for yet."""
+    import chinese_calendar  # optional: business.calendar "china" checks it is installed
+
+    try:
+        day_off, festival = chinese_calendar.get_holiday_detail(day)
+    except NotImplementedError:
+        _warn_no_data(day.year)
+        return None
+    if festival is None:
+        return None  # an ordinary weekday or weekend
+    return "holiday" if day_off else "workday"
+
+
+@functools.cache
+def _warn_no_data(year: int) -> None:
+    log.warning("business.calendar china: chinese-calendar has no data for %d yet (update "
+                "the package); the weekly hours, holidays and workdays apply", year)
 
 
 def describe_moment(target: datetime, now: datetime, lang: str) -> str:

@@ -61,8 +61,7 @@ class Reading:
 
 
 class Reader:
-    """Reads messages for the bot. Picklable: a knowledge-base reload's process gets one,
-    with the model's settings (it loads its own copy of the model)."""
+    """Reads messages for the bot, with the model (if any) loaded once per process."""
 
     def __init__(self, handoff: HandoffConfig, matching: MatchingConfig,
                  languages: frozenset[str], embedder: Embedder | None = None,
@@ -82,6 +81,11 @@ class Reader:
 
     def load(self, folder: Path, vocabulary_file: Path | None) -> KnowledgeBase:
         return KnowledgeBase.load(folder, vocabulary_file, self.vectors())
+
+    def with_meaning(self, kb: KnowledgeBase) -> KnowledgeBase:
+        """A knowledge base loaded by its words, with the model's vectors added."""
+        vectors = self.vectors()
+        return kb if vectors is None else kb.with_vectors(vectors)
 
     def rules(self, kb: KnowledgeBase, text: str, lang: str) -> Reading:
         """Everything but matching: a handoff, small talk, or a question still to match.

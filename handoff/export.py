@@ -1,8 +1,9 @@
-"""`kefu export`: customers, cases or conversations of a period, as CSV or JSON lines, for
-the CRM or spreadsheet the business already uses.
+"""`kefu export`: customers, cases or conversations of a period, as CSV, JSON or JSON
+lines, for the CRM or spreadsheet the business already uses.
 
 CSV has one row per record with lists joined by "; " and times as ISO 8601 in the business
-time zone; JSON lines keep every field as kefu stores it (unix seconds).
+time zone; JSON (one array) and JSON lines (one record a line) keep every field as kefu
+stores it (unix seconds).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from bot.store import Store
 from handoff.report import Period
 
 KINDS = ("customers", "cases", "conversations")
-FORMATS = ("csv", "jsonl")
+FORMATS = ("csv", "json", "jsonl")
 Progress = Callable[[Iterable[Any], int], Iterable[Any]]
 
 
@@ -29,6 +30,9 @@ async def export(store: Store, kind: str, period: Period, fmt: str,
     rows = await _rows(store, kind, period, progress)
     if fmt == "jsonl":
         return "".join(json.dumps(full, ensure_ascii=False) + "\n" for full, _ in rows), \
+            len(rows)
+    if fmt == "json":
+        return json.dumps([full for full, _ in rows], ensure_ascii=False, indent=1) + "\n", \
             len(rows)
     out = io.StringIO()
     flat = [row for _, row in rows]

@@ -27,10 +27,16 @@ class KnowledgeBase:
     def build(cls, entries: Sequence[Entry], words: Vocabulary | None = None,
               vectors: VectorCache | None = None) -> KnowledgeBase:
         """With `vectors`, matching is semantic as well as lexical."""
-        semantic = SemanticIndex.build([e.questions for e in entries],
-                                       [e.answer for e in entries], vectors) \
-            if vectors is not None and entries else None
-        return cls(tuple(entries), Matcher(entries, words or vocabulary.load(None), semantic))
+        kb = cls(tuple(entries), Matcher(entries, words or vocabulary.load(None)))
+        return kb.with_vectors(vectors) if vectors is not None else kb
+
+    def with_vectors(self, vectors: VectorCache) -> KnowledgeBase:
+        """The same knowledge base, matching by meaning too."""
+        if not self.entries:
+            return self
+        semantic = SemanticIndex.build([e.questions for e in self.entries],
+                                       [e.answer for e in self.entries], vectors)
+        return KnowledgeBase(self.entries, self.matcher.with_semantic(semantic))
 
     @classmethod
     def load(cls, folder: Path, vocabulary_file: Path | None = None,

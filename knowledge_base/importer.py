@@ -1,6 +1,8 @@
 """`kefu kb import`: a spreadsheet of questions and answers becomes a knowledge-base file.
 
-CSV (UTF-8, with or without a BOM) or XLSX (the first sheet). The columns are found by
+CSV or XLSX (the first sheet). A CSV file's encoding is told from the file (a BOM; else
+UTF-8; else GB18030, the superset of GBK that Excel in China saves "CSV" as) unless given.
+The columns are found by
 their header (question/answer, 问题/答案, q/a...) or else taken as the first two. Rows with
 the same answer become one entry with several questions. Nothing is overwritten: the new
 file is written next to the others and checked like them.
@@ -8,6 +10,7 @@ file is written next to the others and checked like them.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import zipfile
@@ -18,7 +21,7 @@ from xml.etree import ElementTree
 
 import yaml
 
-from bot.errors import KnowledgeBaseError
+from bot.errors import SheetError
 from bot.progress import progress
 
 QUESTION_HEADERS = {"question", "questions", "q", "问题", "提问", "问"}
@@ -31,20 +34,53 @@ class Imported:
     entries: int
     questions: int
     skipped: list[str]  # rows that could not be used, with why
+    encoding: str | None  # how a CSV file was read ("GB18030"), for the summary
 
 
-def read_rows(path: Path) -> list[list[str]]:
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
+# Byte-order marks, longest first (UTF-32's starts like UTF-16's).
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+         (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+         (codecs.BOM_UTF16_BE, "utf-16"))
+_NAMES = {"utf-8-sig": "UTF-8", "utf-8": "UTF-8", "gb18030": "GB18030", "utf-16": "UTF-16",
+          "utf-32": "UTF-32"}
+
+
+def decode(data: bytes, name: str, encoding: str | None = None) -> tuple[str, str]:
+    """The text of a CSV file and the encoding it was read with: `encoding` if given, else
+    from a BOM, else UTF-8, else GB18030. SheetError when none of them reads it."""
+    if encoding is not None:
         try:
-            text = path.read_text(encoding="utf-8-sig")
+            return data.decode(encoding), encoding
         except UnicodeDecodeError as exc:
-            raise KnowledgeBaseError([f"{path.name}: not UTF-8 text (byte {exc.start}); save "
-                                      "it as 'CSV UTF-8'"]) from None
-        return [row for row in csv.reader(io.StringIO(text))]
-    if suffix == ".xlsx":
-        return list(_xlsx_rows(path))
-    raise KnowledgeBaseError([f"{path.name}: import reads .csv or .xlsx files"])
+            raise SheetError([f"{name}: not {encoding} text (byte {exc.start}); check "
+                              "--encoding"]) from None
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(codec), _NAMES[codec]
+            except UnicodeDecodeError as exc:
+                raise SheetError([f"{name}: starts like {_NAMES[codec]} but is not (byte "
+                                  f"{exc.start}); give --encoding"]) from None
+    for codec in ("utf-8", "gb18030"):
+        try:
+            return data.decode(codec), _NAMES[codec]
+        except UnicodeDecodeError:
+            continue
+    raise SheetError([f"{name}: neither UTF-8 nor GBK/GB18030 text; save it as 'CSV UTF-8' "
+                      "or give its encoding with --encoding"])
+
+
+def read_rows(path: Path, encoding: str | None = None) -> tuple[list[list[str]], str | None]:
+    """The rows as text, and how a CSV file was decoded (None for XLSX)."""
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".xlsx"):
+        raise SheetError([f"{path.name}: import reads .csv or .xlsx files"])
+    if not path.is_file():
+        raise SheetError([f"{path}: no such file"])
+    if suffix == ".csv":
+        text, used = decode(path.read_bytes(), path.name, encoding)
+        return [row for row in csv.reader(io.StringIO(text))], used
+    return list(_xlsx_rows(path)), None
 
 
 def _xlsx_rows(path: Path) -> Iterator[list[str]]:
@@ -59,10 +95,10 @@ def _xlsx_rows(path: Path) -> Iterator[list[str]]:
             sheet = next((n for n in sorted(names)
                           if n.startswith("xl/worksheets/sheet")), None)
             if sheet is None:
-                raise KnowledgeBaseError([f"{path.name}: the workbook has no sheet"])
+                raise SheetError([f"{path.name}: the workbook has no sheet"])
             root = ElementTree.fromstring(book.read(sheet))
     except (zipfile.BadZipFile, ElementTree.ParseError, KeyError) as exc:
-        raise KnowledgeBaseError([f"{path.name}: not a readable .xlsx file ({exc})"]) from None
+        raise SheetError([f"{path.name}: not a readable .xlsx file ({exc})"]) from None
     for row in root.iter(f"{_SHEET}row"):
         cells: dict[int, str] = {}
         for cell in row.iter(f"{_SHEET}c"):
@@ -86,10 +122,11 @@ def _column(reference: str) -> int:
     return number - 1
 
 
-def import_file(source: Path, target: Path, lang: str | None) -> Imported:
-    rows = read_rows(source)
+def import_file(source: Path, target: Path, lang: str | None,
+                encoding: str | None = None) -> Imported:
+    rows, used = read_rows(source, encoding)
     if not rows:
-        raise KnowledgeBaseError([f"{source.name}: no rows"])
+        raise SheetError([f"{source.name}: no rows"])
     header = [c.strip().casefold() for c in rows[0]]
     named_q = next((i for i, h in enumerate(header) if h in QUESTION_HEADERS), None)
     named_a = next((i for i, h in enumerate(header) if h in ANSWER_HEADERS), None)
@@ -112,8 +149,8 @@ def import_file(source: Path, target: Path, lang: str | None) -> Imported:
         if question not in questions:
             questions.append(question)
     if not answers:
-        raise KnowledgeBaseError([f"{source.name}: no row has both a question and an answer",
-                                  *skipped])
+        raise SheetError([f"{source.name}: no row has both a question and an answer",
+                          *skipped])
     entries = [{"id": f"{target.stem}-{n}", "questions": questions, "answer": answer}
                for n, (answer, questions) in enumerate(answers.items(), start=1)]
     document: dict[str, object] = {"entries": entries}
@@ -122,4 +159,4 @@ def import_file(source: Path, target: Path, lang: str | None) -> Imported:
     target.write_text(f"# Imported from {source.name}; edit freely.\n"
                       + yaml.safe_dump(document, allow_unicode=True, sort_keys=False,
                                        width=100), encoding="utf-8")
-    return Imported(len(entries), sum(len(q) for q in answers.values()), skipped)
+    return Imported(len(entries), sum(len(q) for q in answers.values()), skipped, used)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import multiprocessing
+import multiprocessing.context
+import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,12 +15,38 @@ from typing import TYPE_CHECKING
 from bot.errors import KnowledgeBaseError
 from knowledge_base.base import KnowledgeBase
 from knowledge_base.loader import faq_files
-from knowledge_base.review import load_checked
+from knowledge_base.review import check
 
 if TYPE_CHECKING:
     from bot.understanding import Reader
 
 log = logging.getLogger(__name__)
+LOOKS_PER_INTERVAL = 4
+
+
+@functools.cache
+def _processes() -> multiprocessing.context.BaseContext:
+    """How a load's process starts: forked from a server process that imported the loader
+    and kefu's CLI once (forkserver; about 100 MB while kefu runs, holding no knowledge
+    base), so a reload costs a fork and the load itself (0.1-0.3 s for the sample). A
+    spawned process imported the loader again, and the whole CLI with it, since the
+    `kefu` script is the main module that a spawned child re-imports: 1.7 s, on top of
+    waiting up to the whole interval for the next look. Spawn where there is no
+    forkserver."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["knowledge_base.review", "bot.cli"])
+    return context
+
+
+async def warm_up() -> None:
+    """Start the forkserver now, so that the first edit is not the one that waits for it."""
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=_processes())
+    try:
+        await asyncio.get_running_loop().run_in_executor(pool, os.getpid)
+    finally:
+        await asyncio.to_thread(pool.shutdown)
 
 
 def folder_signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
@@ -34,16 +63,22 @@ def folder_signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
 
 async def load_elsewhere(folder: Path, vocabulary: Path, regressions: Path, reader: Reader,
                          lang: str) -> KnowledgeBase:
-    """Load in a process of its own: parsing YAML and indexing thousands of questions in a
-    thread would hold the GIL and slow every answer meanwhile; in another process they only
-    cost the moment the finished index is handed over. The process ends with the load, so
-    it takes no memory between edits."""
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    """Parse and index in a process of its own: parsing YAML and indexing thousands of
+    questions in a thread would hold the GIL and slow every answer meanwhile; in another
+    process they only cost the moment the finished index is handed over. The process ends
+    with the load, so the index takes no memory between edits.
+
+    The meaning is added here, where the model is already loaded: the vectors of known
+    questions come from the cache, and the few an edit adds are embedded (the model's work
+    is numpy's, which leaves the interpreter to the answers). Then the regressions decide."""
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=_processes())
     try:
-        return await asyncio.get_running_loop().run_in_executor(
-            pool, load_checked, folder, vocabulary, regressions, reader, lang)
+        lexical = await asyncio.get_running_loop().run_in_executor(
+            pool, KnowledgeBase.load, folder, vocabulary)
     finally:
         await asyncio.to_thread(pool.shutdown)
+    return await asyncio.to_thread(check, reader.with_meaning(lexical), regressions, reader,
+                                   lang)
 
 
 class LiveKnowledgeBase:
@@ -97,6 +132,9 @@ class LiveKnowledgeBase:
         return True
 
     async def watch(self, interval: float) -> None:
+        """Serve an edit within `interval` of it: the folder is looked at four times in
+        that time (a few stat calls), which leaves most of it for the load."""
+        await warm_up()
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(interval / LOOKS_PER_INTERVAL)
             await self.reload_if_changed()

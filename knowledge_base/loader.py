@@ -8,6 +8,7 @@ at a time: a staff member fixes everything in one pass.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import re
@@ -58,29 +59,44 @@ def faq_files(folder: Path) -> list[Path]:
 
 def load_entries(folder: Path) -> list[Entry]:
     """Every entry in `folder`, or `KnowledgeBaseError` listing every problem found."""
-    if not folder.is_dir():
-        raise KnowledgeBaseError([f"{folder}: knowledge-base folder not found"])
-    problems: list[str] = []
-    entries: list[Entry] = []
-    ids: list[tuple[str, str]] = []  # every id seen, valid entry or not, with where it is
-    files = faq_files(folder)
-    for path in files:
-        entries.extend(_load_file(path, folder, problems, ids))
-    if not files:
-        problems.append(f"{folder}: no .yaml files found")
-    elif not entries and not problems:
-        problems.append(f"{folder}: the files hold no entries")
-    problems.extend(_duplicate_ids(ids))
-    problems.extend(_shared_questions(entries))
+    entries, problems = read_entries(folder)
     if problems:
         raise KnowledgeBaseError(problems)
     return entries
 
 
+def read_entries(folder: Path) -> tuple[list[Entry], list[str]]:
+    """The entries that are valid, and every problem found: `kefu kb check` goes on to
+    check what did load, so that one broken entry does not hide the others' problems."""
+    if not folder.is_dir():
+        return [], [f"{folder}: knowledge-base folder not found"]
+    problems: list[str] = []
+    entries: list[Entry] = []
+    ids: list[tuple[str, str]] = []  # every id seen, valid entry or not, with where it is
+    edited: dict[str, int] = {}  # file name -> modification time
+    files = faq_files(folder)
+    for path in files:
+        entries.extend(_load_file(path, folder, problems, ids))
+        with contextlib.suppress(OSError):
+            edited[_name(path, folder)] = path.stat().st_mtime_ns
+    if not files:
+        problems.append(f"{folder}: no .yaml files found")
+    elif not entries and not problems:
+        problems.append(f"{folder}: the files hold no entries")
+    problems.extend(_duplicate_ids(ids, edited))
+    problems.extend(_shared_questions(entries))
+    return entries, problems
+
+
+def _name(path: Path, folder: Path) -> str:
+    """How messages name a file: from the folder's parent, as in "kb/returns.yaml"."""
+    return str(path.relative_to(folder.parent)) if folder.parent != path else str(path)
+
+
 def _load_file(
     path: Path, folder: Path, problems: list[str], ids: list[tuple[str, str]]
 ) -> Iterator[Entry]:
-    name = str(path.relative_to(folder.parent)) if folder.parent != path else str(path)
+    name = _name(path, folder)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -232,14 +248,25 @@ def _template_problem(answer: str) -> str | None:
     return None
 
 
-def _duplicate_ids(ids: list[tuple[str, str]]) -> list[str]:
-    first: dict[str, str] = {}
-    problems = []
+def _duplicate_ids(ids: list[tuple[str, str]], edited: dict[str, int]) -> list[str]:
+    """A reused id is blamed on the copy that came last: in the file edited last, else
+    further down. That is the one staff just added, not the entry that was there first."""
+    order = {where: n for n, (_, where) in enumerate(ids)}
+
+    def age(where: str) -> tuple[int, int]:
+        return edited.get(where.rsplit(":", 1)[0], 0), order[where]
+
+    places: dict[str, list[str]] = {}
     for entry_id, where in ids:
-        if entry_id in first:
-            problems.append(f"{where}: duplicate id {entry_id!r} (first used at {first[entry_id]})")
-        else:
-            first[entry_id] = where
+        places.setdefault(entry_id, []).append(where)
+    problems = []
+    for entry_id, found in places.items():
+        if len(found) < 2:
+            continue
+        first, *later = sorted(found, key=age)
+        for where in later:
+            problems.append(f"{where}: duplicate id {entry_id!r} (first used at {first}); "
+                            "give this entry another id")
     return problems
 
 

@@ -22,6 +22,7 @@ questions (benchmarks/).
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 from collections import Counter
@@ -233,6 +234,12 @@ class Matcher:
                              minlength=size)
         covered = np.bincount(documents, weights=query, minlength=size)
         return cosine, covered
+
+    def with_semantic(self, semantic: SemanticIndex) -> Matcher:
+        """This lexical index, with a semantic index beside it."""
+        matcher = copy.copy(self)
+        matcher.semantic = semantic
+        return matcher
 
     def readable(self, text: str) -> str:
         """`text` as the matcher compares it: normalised, read through the vocabulary."""

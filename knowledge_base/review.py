@@ -172,10 +172,9 @@ def _doing(outcome: str, reading: Reading | None = None) -> str:
         outcome, f"answer with {outcome!r}")
 
 
-def load_checked(folder: Path, vocabulary_file: Path, regressions_file: Path, reader: Reader,
-                 lang: str) -> KnowledgeBase:
-    """Load the folder and run the regression file against it: the reload's gate."""
-    kb = reader.load(folder, vocabulary_file)
+def check(kb: KnowledgeBase, regressions_file: Path, reader: Reader, lang: str
+          ) -> KnowledgeBase:
+    """The reload's gate: `kb`, if the regression file holds for it."""
     failed = regressions(kb, load_regressions(regressions_file), reader, lang)
     if failed:
         raise KnowledgeBaseError([str(f) for f in failed])

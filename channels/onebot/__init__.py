@@ -1,3 +1,4 @@
-from channels.onebot.channel import OneBotChannel
+"""QQ through a OneBot v11 client (NapCat, Lagrange...): HTTP POST or reverse WebSocket.
 
-__all__ = ["OneBotChannel"]
+The channel is built from its settings (`settings.py`); importing the package imports
+nothing else, so that bot/config.py can read the settings first."""

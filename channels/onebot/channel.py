@@ -24,7 +24,6 @@ from typing import Any
 import aiohttp
 from aiohttp import WSMsgType, web
 
-from bot.config import OneBotConfig
 from bot.errors import ChannelSendError
 from bot.http import LazySession
 from bot.messages import InboundMessage, StoredMessage, render_quick_replies_as_text, split_text
@@ -32,6 +31,7 @@ from bot.router import Accepted
 from bot.store import Conversation
 from bot.tasks import BackgroundTasks
 from channels.onebot.events import NAME, split_customer, to_inbound
+from channels.onebot.settings import OneBotConfig
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ from typing import Any
 import aiohttp
 
 from bot.cluster import Leases
-from bot.config import QQConfig
 from bot.errors import ChannelSendError
 from bot.http import LazySession
 from bot.store import Store
+from channels.qq.settings import QQConfig
 from channels.tencent.token import SharedToken
 
 log = logging.getLogger(__name__)

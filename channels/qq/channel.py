@@ -19,12 +19,12 @@ from typing import Any
 from aiohttp import web
 
 from bot.cluster import Leases
-from bot.config import QQConfig
 from bot.errors import ChannelSendError
 from bot.messages import InboundMessage, StoredMessage, render_quick_replies_as_text, split_text
 from bot.router import Accepted
 from bot.store import Conversation, Store
 from channels.qq.api import QQApi
+from channels.qq.settings import QQConfig
 from channels.qq.webhook import (
     ACKNOWLEDGED,
     DISPATCH,

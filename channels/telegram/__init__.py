@@ -1,4 +1,4 @@
-from channels.telegram.bridge import TelegramBridge
-from channels.telegram.channel import TelegramChannel
+"""A Telegram bot for customers, and the agents' bridge in a supergroup.
 
-__all__ = ["TelegramBridge", "TelegramChannel"]
+The channel is built from its settings (`settings.py`); importing the package imports
+nothing else, so that bot/config.py can read the settings first."""

@@ -22,13 +22,14 @@ from zoneinfo import ZoneInfo
 from telegram import Message
 from telegram.error import RetryAfter, TelegramError
 
-from bot.config import DeskConfig, TelegramConfig
+from bot.config import DeskConfig
 from bot.lanes import Lanes
 from bot.messages import ConversationState, Role, StoredMessage, split_text
 from bot.speaker import Speaker
 from bot.store import Agent, Conversation, Presence, Store
 from channels.telegram.channel import TelegramChannel
 from channels.telegram.pacer import Outgoing, retry_after_seconds
+from channels.telegram.settings import TelegramConfig
 from handoff.desk import Desk, DeskError
 
 log = logging.getLogger(__name__)

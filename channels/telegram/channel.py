@@ -30,7 +30,6 @@ from telegram import (
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
-from bot.config import TelegramConfig
 from bot.messages import (
     Attachment,
     InboundEvent,
@@ -43,6 +42,7 @@ from bot.messages import (
 from bot.router import Accepted
 from bot.store import Conversation
 from channels.telegram.pacer import Outgoing, Pacer
+from channels.telegram.settings import TelegramConfig
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ from typing import Any
 import aiohttp
 
 from bot.cluster import Leases
-from bot.config import TencentApiConfig
 from bot.errors import ChannelSendError
 from bot.http import LazySession
 from bot.store import Store
+from channels.tencent.settings import TencentApiConfig
 from channels.tencent.token import SharedToken
 
 log = logging.getLogger(__name__)

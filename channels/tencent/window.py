@@ -11,8 +11,8 @@ instead of spending an API call on it.
 
 from __future__ import annotations
 
-from bot.config import TencentApiConfig
 from bot.store import Store
+from channels.tencent.settings import TencentApiConfig
 
 
 class DeliveryWindows:

@@ -1,5 +1,4 @@
-"""The web chat channel: a WebSocket endpoint and an embeddable widget."""
+"""The web chat channel: a WebSocket endpoint and an embeddable widget.
 
-from channels.webchat.channel import WebChatChannel
-
-__all__ = ["WebChatChannel"]
+The channel is built from its settings (`settings.py`); importing the package imports
+nothing else, so that bot/config.py can read the settings first."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import logging
 import re
@@ -16,12 +17,12 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from bot.cluster import Fanout
-from bot.config import WebChatConfig
 from bot.messages import ConversationState, InboundEvent, InboundMessage, StoredMessage
 from bot.priority import urgent
 from bot.ratelimit import RateLimiter
 from bot.router import Accepted
 from bot.store import Conversation, Store
+from channels.webchat.settings import WebChatConfig
 
 log = logging.getLogger(__name__)
 
@@ -127,14 +128,24 @@ class WebChatChannel:
         self._sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
         self._last_sent: dict[str, tuple[str, int]] = {}  # visitor -> conversation, seq
         self._limiter = RateLimiter(config.rate_limit_messages, config.rate_limit_seconds)
+        self._demo_page = (STATIC / "demo.html").read_text(encoding="utf-8")
         fanout.subscribe(NAME, self._heard)
         fanout.on_reconnect(self._catch_up)
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/chat/ws", self._websocket)
         app.router.add_get("/widget.js", self._static("widget.js", "application/javascript"))
-        app.router.add_get("/", self._static("demo.html", "text/html"))
+        app.router.add_get("/", self._demo)
         app.cleanup_ctx.append(self._presence_heartbeat)
+
+    async def _demo(self, request: web.Request) -> web.Response:
+        """The demo page, its embed snippet naming the address the page was asked for (a
+        proxy's X-Forwarded-Proto and -Host when it set them)."""
+        scheme = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0]
+        host = request.headers.get("X-Forwarded-Host", request.host).split(",")[0]
+        origin = html.escape(f"{scheme.strip()}://{host.strip()}", quote=True)
+        return web.Response(text=self._demo_page.replace("{{ origin }}", origin),
+                            content_type="text/html", charset="utf-8")
 
     def _static(
         self, name: str, content_type: str

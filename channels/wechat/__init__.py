@@ -1,3 +1,4 @@
-from channels.wechat.channel import WeChatChannel
+"""A WeChat Official Account (公众号).
 
-__all__ = ["WeChatChannel"]
+The channel is built from its settings (`settings.py`); importing the package imports
+nothing else, so that bot/config.py can read the settings first."""

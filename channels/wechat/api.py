@@ -6,9 +6,9 @@ import time
 from collections.abc import Callable
 
 from bot.cluster import Leases
-from bot.config import WeChatConfig
 from bot.store import Store
 from channels.tencent.api import Platform, TencentApi
+from channels.wechat.settings import WeChatConfig
 
 REFUSED = {
     45015: "the customer has not written for more than 48 hours (45015)",

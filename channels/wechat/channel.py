@@ -22,7 +22,6 @@ from aiohttp import web
 from wechatpy.crypto import WeChatCrypto
 
 from bot.cluster import Leases
-from bot.config import WeChatConfig
 from bot.errors import ChannelSendError
 from bot.messages import InboundMessage, StoredMessage, render_quick_replies_as_text, split_text
 from bot.messages import utf8_size as size
@@ -32,6 +31,7 @@ from bot.tasks import BackgroundTasks
 from channels.tencent.push import PushRejected
 from channels.tencent.window import DeliveryWindows
 from channels.wechat.api import WeChatApi
+from channels.wechat.settings import WeChatConfig
 from channels.wechat.webhook import (
     NAME,
     check_signature,

@@ -20,9 +20,9 @@ from wechatpy import parse_message
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException
 
-from bot.config import WeChatConfig
 from bot.messages import Attachment, InboundEvent, InboundMessage
 from channels.tencent.push import PushRejected, check_signed, field, parse_xml, sign
+from channels.wechat.settings import WeChatConfig
 
 NAME = "wechat"
 

@@ -1,3 +1,4 @@
-from channels.wecom.channel import WeComChannel
+"""WeCom customer service (企业微信 微信客服).
 
-__all__ = ["WeComChannel"]
+The channel is built from its settings (`settings.py`); importing the package imports
+nothing else, so that bot/config.py can read the settings first."""

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.cluster import Leases
-from bot.config import WeComConfig
 from bot.store import Store
 from channels.tencent.api import Platform, TencentApi
+from channels.wecom.settings import WeComConfig
 
 
 class WeComApi(TencentApi):

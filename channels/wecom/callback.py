@@ -16,9 +16,9 @@ from wechatpy.enterprise.crypto import WeChatCrypto
 from wechatpy.enterprise.exceptions import InvalidCorpIdException
 from wechatpy.exceptions import InvalidSignatureException
 
-from bot.config import WeComConfig
 from bot.messages import Attachment, InboundEvent, InboundMessage
 from channels.tencent.push import PushRejected, check_signed, field, parse_xml
+from channels.wecom.settings import WeComConfig
 
 NAME = "wecom"
 CUSTOMER, EVENT, SERVICER = 3, 4, 5  # a sync_msg item's `origin`

@@ -30,7 +30,6 @@ from aiohttp import web
 
 from bot.channel import PlatformNews, held_by_platform
 from bot.cluster import Leases
-from bot.config import WeComConfig
 from bot.errors import ChannelSendError
 from bot.messages import ConversationState, StoredMessage, render_quick_replies_as_text, split_text
 from bot.messages import utf8_size as size
@@ -55,6 +54,7 @@ from channels.wecom.callback import (
     verify_url,
 )
 from channels.wecom.servicers import WeComServicers, news
+from channels.wecom.settings import WeComConfig
 
 log = logging.getLogger(__name__)
 

@@ -91,3 +91,15 @@ async def test_the_greeting_sent_first_is_the_one_in_the_transcript(kefu: Kefu) 
     assert opened is not None
     (stored,) = await kefu.store.messages(opened.id)
     assert (hello["seq"], hello["id"]) == (stored.seq, stored.id) == (1, stored.id)
+
+
+def test_the_greeting_knows_make_up_working_days(make_config: Callable[..., Config]) -> None:
+    config = make_config(business={
+        "hours": {"mon": "09:00-18:00", "sat": "closed", "sun": "closed"},
+        "workdays": ["2026-02-14"]})  # a Saturday worked for the Spring Festival
+    greeter = Greeter(config, BusinessHours(config.business))
+    zone = ZoneInfo(config.business.timezone)
+    friday_night = datetime(2026, 2, 13, 21, 0, tzinfo=zone).timestamp()
+    assert "人工客服明天 09:00上班" in greeter.render("zh", friday_night)
+    saturday = datetime(2026, 2, 14, 10, 0, tzinfo=zone).timestamp()
+    assert "上班" not in greeter.render("zh", saturday)  # open: nothing about being closed

@@ -156,3 +156,33 @@ async def test_a_customer_may_decide_not_to_leave_a_message(
         assert (await customer.say("退货怎么办"))[0]["kind"] == "answer"
     finally:
         await kefu.stop()
+
+
+# 2026's Spring Festival: Sunday 15 to Monday 23 February off; Saturday 14 and Saturday 28
+# February worked instead (调休).
+SPRING_FESTIVAL = {"holidays": [f"2026-02-{d}" for d in range(15, 24)],
+                   "workdays": ["2026-02-14", "2026-02-28"]}
+
+
+@pytest.mark.parametrize("source", ["lists", "calendar"])
+@pytest.mark.parametrize(("left", "due"), [
+    ("2026-02-13 20:00", "2026-02-14 10:00"),  # Friday evening: the make-up Saturday
+    ("2026-02-14 14:00", "2026-02-14 15:00"),  # on the make-up Saturday: within the hour
+    ("2026-02-14 19:00", "2026-02-24 10:00"),  # then the whole holiday is skipped
+    ("2026-02-27 19:00", "2026-02-28 10:00"),  # and the second make-up Saturday is worked
+])
+def test_make_up_working_days_are_worked(source: str, left: str, due: str) -> None:
+    week = {"mon": "09:00-18:00", "tue": "09:00-18:00", "wed": "09:00-18:00",
+            "thu": "09:00-18:00", "fri": "09:00-18:00", "sat": "closed", "sun": "closed"}
+    days = SPRING_FESTIVAL if source == "lists" else {"calendar": "china"}
+    hours = BusinessHours(BusinessConfig.model_validate({"hours": week, **days}))
+    assert due_time(at(left), hours, TICKETS) == at(due)
+
+
+def test_a_make_up_day_has_its_own_hours_if_given() -> None:
+    hours = BusinessHours(BusinessConfig.model_validate({
+        "hours": {"mon": "09:00-18:00", "sun": "closed"}, "workdays": ["2026-09-27"],
+        "workday_hours": "10:00-16:00"}))
+    assert not hours.is_open(at("2026-09-27 09:30"))  # a Sunday worked, from 10:00
+    assert hours.is_open(at("2026-09-27 15:59"))
+    assert hours.next_opening(at("2026-09-26 12:00")) == at("2026-09-27 10:00")

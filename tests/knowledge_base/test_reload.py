@@ -45,8 +45,22 @@ async def test_edit_is_served_and_a_broken_edit_keeps_the_last_good_one(
     assert live.last_problems and "returns.yaml" in live.last_problems[0]
     assert (await visitor.say("有礼品包装吗"))[0]["text"] == "可以，下单时勾选“礼品包装”。"
     assert kefu.client is not None
-    health = await (await kefu.client.get("/healthz")).json()
+    response = await kefu.client.get("/healthz")
+    health = await response.json()
+    assert response.status == 200  # still answering, from the last good knowledge base
+    assert health["status"] == "degraded"
     assert health["knowledge_base_problems"] == live.last_problems
+
+    (folder / "returns.yaml").write_text(
+        "entries:\n  - {id: a, questions: [退款], answer: 好}\n"
+        "  - {id: b, questions: [退款], answer: 好的}\n", encoding="utf-8")
+    assert not await live.reload_if_changed()
+    body = await (await kefu.client.get("/healthz")).text()
+    assert "question '退款' is also in entry 'a'" in body  # readable, not \u9000
+    (folder / "returns.yaml").write_text(TEST_KB["returns.yaml"], encoding="utf-8")
+    assert await live.reload_if_changed()
+    health = await (await kefu.client.get("/healthz")).json()
+    assert (health["status"], health["knowledge_base_problems"]) == ("ok", [])
 
 
 async def test_the_running_bot_notices_edits_by_itself(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import pty
 import subprocess
 import time
 import zipfile
@@ -101,6 +104,7 @@ def test_import_turns_a_spreadsheet_into_entries(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "kb/shipping.yaml: 2 entries, 3 questions; 1 rows skipped" in result.stdout
     assert "常见问题.csv:5: no question; skipped" in result.stderr
+    assert "importing" not in result.stderr  # no progress for four rows
     written = yaml.safe_load((tmp_path / "kb" / "shipping.yaml").read_text(encoding="utf-8"))
     assert written["entries"][0] == {"id": "shipping-1", "questions": ["包邮吗", "运费多少"],
                                      "answer": "满 99 元包邮。"}
@@ -118,3 +122,61 @@ def test_import_turns_a_spreadsheet_into_entries(tmp_path: Path) -> None:
     bad.write_bytes(b"not a zip")
     result = kefu(config, "kb", "import", str(bad))
     assert result.returncode == 1 and "not a readable .xlsx file" in result.stderr
+
+
+def test_import_reads_the_encodings_excel_saves_in_china(tmp_path: Path) -> None:
+    config = setup(tmp_path)
+    rows = "问题,答案\n可以开发票吗,可以，下单时填写抬头。\n"
+    gbk = tmp_path / "gbk.csv"
+    gbk.write_bytes(rows.encode("gbk"))
+    result = kefu(config, "kb", "import", str(gbk), "--name", "invoices")
+    assert result.returncode == 0, result.stderr
+    assert "1 entries, 1 questions (read as GB18030)" in result.stdout
+    written = yaml.safe_load((tmp_path / "kb" / "invoices.yaml").read_text(encoding="utf-8"))
+    assert written["entries"][0]["questions"] == ["可以开发票吗"]
+
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(rows.replace("发票", "收据").encode("utf-8-sig"))
+    result = kefu(config, "kb", "import", str(bom), "--name", "receipts")
+    assert result.returncode == 0 and "(read as" not in result.stdout, result.stderr
+
+    big5 = tmp_path / "big5.csv"
+    big5.write_bytes("問題,答案\n可以換貨嗎,可以。\n".encode("big5"))
+    given = kefu(config, "kb", "import", str(big5), "--encoding", "big5")
+    assert given.returncode == 0, given.stderr
+    assert "(read as big5)" in given.stdout
+    wrong = kefu(config, "kb", "import", str(gbk), "--name", "again", "--encoding", "utf-8")
+    assert (wrong.returncode, wrong.stderr) == (
+        1, "kefu: gbk.csv: not utf-8 text (byte 0); check --encoding\n")
+    unknown = kefu(config, "kb", "import", str(gbk), "--name", "more", "--encoding", "klingon")
+    assert unknown.returncode == 2 and "--encoding klingon: not an encoding" in unknown.stderr
+
+
+def test_an_unreadable_sheet_is_not_called_a_knowledge_base_problem(tmp_path: Path) -> None:
+    config = setup(tmp_path)
+    sheet = tmp_path / "latin.csv"
+    sheet.write_bytes(b"\x81\x30\x81question,answer\n")  # not UTF-8, nor GB18030
+    result = kefu(config, "kb", "import", str(sheet))
+    assert result.returncode == 1
+    assert result.stderr == ("kefu: latin.csv: neither UTF-8 nor GBK/GB18030 text; save it as "
+                             "'CSV UTF-8' or give its encoding with --encoding\n")
+    assert not (tmp_path / "kb" / "latin.yaml").exists()
+
+
+def test_a_small_import_draws_no_bar_on_a_terminal(tmp_path: Path) -> None:
+    config = setup(tmp_path)
+    sheet = tmp_path / "few.csv"
+    sheet.write_text("问题,答案\n包邮吗,满 99 元包邮。\n", encoding="utf-8")
+    leader, follower = pty.openpty()
+    try:
+        result = subprocess.run([KEFU, "--config", str(config), "kb", "import", str(sheet)],
+                                stdout=subprocess.PIPE, stderr=follower, text=True, timeout=60)
+        os.close(follower)
+        shown = b""
+        with contextlib.suppress(OSError):
+            while chunk := os.read(leader, 4096):
+                shown += chunk
+    finally:
+        os.close(leader)
+    assert result.returncode == 0
+    assert b"importing" not in shown and b"\r" not in shown

@@ -198,7 +198,17 @@ async def test_origin_allow_list(make_config: Callable[..., Config]) -> None:
 async def test_widget_and_demo_page_are_served(kefu: Kefu) -> None:
     assert kefu.client is not None
     page = await kefu.client.get("/")
-    assert page.status == 200 and '<script src="/widget.js"' in await page.text()
+    text = await page.text()
+    assert page.status == 200 and '<script src="/widget.js"' in text
+    assert f'&lt;script src="http://127.0.0.1:{kefu.client.port}/widget.js" defer' in text
+    served = await (await kefu.client.get("/", headers={"Host": "shop.example:9000"})).text()
+    assert 'src="http://shop.example:9000/widget.js"' in served
+    proxied = await (await kefu.client.get("/", headers={
+        "X-Forwarded-Proto": "https", "X-Forwarded-Host": "kefu.example.com"})).text()
+    assert 'src="https://kefu.example.com/widget.js"' in proxied
+    forged = await (await kefu.client.get("/", headers={
+        "X-Forwarded-Host": 'x"><script>alert(1)</script>'})).text()
+    assert "<script>alert" not in forged
     widget = await kefu.client.get("/widget.js")
     assert widget.status == 200
     assert widget.content_type == "application/javascript"

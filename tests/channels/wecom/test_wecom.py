@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from bot.config import WeComConfig
 from bot.messages import ConversationState
 from bot.store import AgentRole
 from channels.tencent.push import PushRejected
 from channels.wecom.callback import crypto_for, open_callback, verify_url
+from channels.wecom.settings import WeComConfig
 from tests.channels.wecom.world import WeCom, servicers_world
 
 # WeCom's published sample (WXBizMsgCrypt): the URL check and a sealed message.
