@@ -69,6 +69,8 @@ async def test_the_bot_replies_in_the_language_of_the_message(kefu: Kefu) -> Non
     assert back["text"] == "签收后 7 天内可以无理由退货。"
     conversation = await kefu.store.latest_conversation("webchat", visitor.id)
     assert conversation is not None and conversation.lang == "zh"
+    (handoff,) = await visitor.say("I'd like to talk to a human please")
+    assert handoff["kind"] == "handoff" and handoff["text"].startswith("Sure, I'm passing you")
 
 
 async def test_a_first_message_in_english_on_a_chinese_page_is_greeted_in_english(
