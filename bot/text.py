@@ -49,15 +49,6 @@ def is_cjk(char: str) -> bool:
     )
 
 
-def detect_language(text: str, default: str) -> str:
-    """`zh` when the text has Chinese characters, `en` when it has Latin letters only."""
-    if any(is_cjk(c) for c in text):
-        return "zh"
-    if any(c.isascii() and c.isalpha() for c in text):
-        return "en"
-    return default
-
-
 # Fewer Latin letters than this say nothing of a language: "ok", "hi" and "k" are typed by
 # Chinese customers too.
 MIN_LATIN_LETTERS = 4
