@@ -282,22 +282,23 @@ class Matcher:
             cosine = np.where(allowed, cosine, 0.0)
         count = min(RESCORE_CANDIDATES + exclude_self, len(first))
         shortlist = np.argpartition(-first, count - 1)[:count]
-        by_entry: dict[str, list[Candidate]] = {}
+        # (score, question index, edit similarity) of each entry's shortlisted questions
+        by_entry: dict[str, list[tuple[float, int, float]]] = {}
         for index in shortlist.tolist():
-            entry, question, norm = self._questions[index]
+            entry, _, norm = self._questions[index]
             if cosine[index] <= 0 or (exclude_self and norm == query):
                 continue
             edit = max(fuzz.ratio(query, norm), fuzz.token_sort_ratio(query, norm))
             score = round(100.0 * float(first[index]) + EDIT_WEIGHT * edit, 1)
-            by_entry.setdefault(entry.id, []).append(Candidate(
-                entry, score, question, round(float(cosine[index]), 3), round(edit, 1), score,
-                lexical=score))
+            by_entry.setdefault(entry.id, []).append((score, index, edit))
         ranked = []
-        for candidates in by_entry.values():
-            candidates.sort(key=lambda c: -c.score)
-            best = candidates[0]
-            support = best.score + SUPPORT_WEIGHT * sum(c.score for c in candidates[1:3])
-            ranked.append(replace(best, support=round(support, 1)))
+        for scored in by_entry.values():
+            scored.sort(reverse=True)
+            score, index, edit = scored[0]
+            entry, question, _ = self._questions[index]
+            support = round(score + SUPPORT_WEIGHT * sum(s for s, _, _ in scored[1:3]), 1)
+            ranked.append(Candidate(entry, score, question, round(float(cosine[index]), 3),
+                                    round(edit, 1), support, lexical=score))
         ranked.sort(key=lambda c: -c.support)
         return ranked[:LEXICAL_CANDIDATES]
 
