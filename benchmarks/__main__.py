@@ -20,6 +20,7 @@ from bot.progress import note
 
 PROJECT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+PARTS = ("all", "quality", "calibrate")
 
 
 def pct(value: float) -> str:
@@ -203,7 +204,7 @@ def main() -> int:
         prog="python -m benchmarks", description="every benchmark, written to "
         "benchmarks/RESULTS.md; or one part: `quality` (answer quality only, printed) or "
         "`calibrate` (fit the confidence in knowledge_base/decide.py)")
-    parser.add_argument("part", nargs="?", choices=("all", "quality", "calibrate"),
+    parser.add_argument("part", nargs="?", choices=PARTS,
                         default="all")
     parser.add_argument("data", nargs="?", type=Path,
                         default=PROJECT.parent / "shared" / "data",
@@ -213,7 +214,10 @@ def main() -> int:
     parser.add_argument("--sets", type=Path, action="append", default=[],
                         help="a folder of more answer-quality sets in benchmarks/sets/ form "
                         "(held-out ones, kept outside the repository); repeatable")
-    args = parser.parse_args()
+    argv = sys.argv[1:]
+    if argv and not argv[0].startswith("-") and argv[0] not in PARTS:
+        argv = ["all", *argv]  # the documented `python -m benchmarks DATA_FOLDER`
+    args = parser.parse_args(argv)
     if not (args.data / "banking77").is_dir():
         print(f"benchmarks: no data sets in {args.data} (BANKING77, CLINC150, xSID)",
               file=sys.stderr)
