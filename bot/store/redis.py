@@ -52,8 +52,9 @@ SESSION_GRACE_SECONDS = 86400
 
 _SAVE_CONVERSATION = """
 -- KEYS: conversation, by customer, by creation time, state:bot, state:queued, state:agent,
---       new state set or '', unsettled set
--- ARGV: conversation JSON, id, created at, state score, unsettled member to settle or ''
+--       new state set or '', unsettled set, the conversation's unsettled set
+-- ARGV: conversation JSON, id, created at, state score, unsettled member to settle or '',
+--       its seq or ''
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
@@ -61,12 +62,15 @@ redis.call('ZREM', KEYS[4], ARGV[2])
 redis.call('ZREM', KEYS[5], ARGV[2])
 redis.call('ZREM', KEYS[6], ARGV[2])
 if KEYS[7] ~= '' then redis.call('ZADD', KEYS[7], ARGV[4], ARGV[2]) end
-if ARGV[5] ~= '' then redis.call('ZREM', KEYS[8], ARGV[5]) end
+if ARGV[5] ~= '' then
+  redis.call('ZREM', KEYS[8], ARGV[5])
+  redis.call('ZREM', KEYS[9], ARGV[6])
+end
 return 1
 """
 
 _APPEND_MESSAGE = """
--- KEYS: transcript, dedupe key or '', unsettled set
+-- KEYS: transcript, dedupe key or '', unsettled set, the conversation's unsettled set
 -- ARGV: message JSON starting {"seq": -1, id, dedupe ttl, conversation id, now
 if KEYS[2] ~= '' then
   if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'EX', ARGV[3]) then return -1 end
@@ -74,6 +78,7 @@ end
 local seq = redis.call('LLEN', KEYS[1]) + 1
 redis.call('RPUSH', KEYS[1], '{"seq": ' .. seq .. string.sub(ARGV[1], 11))
 redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4] .. '|' .. seq)
+redis.call('ZADD', KEYS[4], ARGV[5], seq)
 return seq
 """
 
@@ -107,8 +112,14 @@ return n
 
 
 def connect(url: str, *, sentinels: Iterable[str] = (), sentinel_master: str = "",
-            cluster: bool = False) -> Any:
-    """A client that retries for a few seconds while Redis restarts or fails over."""
+            cluster: bool = False, max_connections: int = 1000,
+            pool_timeout_seconds: float = 5.0) -> Any:
+    """A client that retries for a few seconds while Redis restarts or fails over.
+
+    Its pool holds up to `max_connections` (redis-py's default, 100, ran out with a few
+    hundred customers: `MaxConnectionsError`); a request that finds them all busy waits
+    up to `pool_timeout_seconds` for one (redis-py's `BlockingConnectionPool`) before it
+    fails like any other Redis error."""
     retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=12)
     options: dict[str, Any] = {
         "retry": retry, "retry_on_error": [RedisConnectionError, RedisTimeoutError],
@@ -117,12 +128,14 @@ def connect(url: str, *, sentinels: Iterable[str] = (), sentinel_master: str = "
         from redis.asyncio.sentinel import Sentinel
 
         hosts = [(h.rsplit(":", 1)[0], int(h.rsplit(":", 1)[1])) for h in sentinels]
-        return Sentinel(hosts, **options).master_for(sentinel_master)
+        return Sentinel(hosts, **options).master_for(sentinel_master,
+                                                     max_connections=max_connections)
     if cluster:
         from redis.asyncio.cluster import RedisCluster
 
-        return RedisCluster.from_url(url, retry=retry)
-    return aioredis.from_url(url, **options)
+        return RedisCluster.from_url(url, retry=retry, max_connections=max_connections)
+    return aioredis.Redis.from_pool(aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=pool_timeout_seconds, **options))
 
 
 class RedisStore:
@@ -194,10 +207,12 @@ class RedisStore:
                  if c.state is ConversationState.QUEUED else c.created_at)
         keys = [self.key("conv", c.id), self.key("customer", c.channel, c.user_id),
                 self.key("created"), *(self.key("state", s.value) for s in OPEN_STATES),
-                self.key("state", c.state.value) if open_state else "", self.key("unsettled")]
+                self.key("state", c.state.value) if open_state else "", self.key("unsettled"),
+                self.key("unsettled", c.id)]
         await self._save_conversation(
             client=client, keys=keys, args=[to_json(c), c.id, c.created_at, score,
-                                            f"{c.id}|{settled}" if settled is not None else ""])
+                                            f"{c.id}|{settled}" if settled is not None else "",
+                                            settled if settled is not None else ""])
 
     async def conversations_in_state(self, state: ConversationState) -> list[Conversation]:
         if state is ConversationState.CLOSED:
@@ -231,7 +246,8 @@ class RedisStore:
                          message.platform_msg_id)
                 if message.platform_msg_id is not None else "")
         seq = await self._append(
-            keys=[self.key("msgs", conversation.id), seen, self.key("unsettled")],
+            keys=[self.key("msgs", conversation.id), seen, self.key("unsettled"),
+                  self.key("unsettled", conversation.id)],
             args=[record, message_id, self._dedupe_seconds, conversation.id, time.time()])
         return None if int(seq) < 0 else replace(stored, seq=int(seq))
 
@@ -240,17 +256,28 @@ class RedisStore:
         return [from_json(StoredMessage, r) for r in raw]
 
     async def settle(self, conversation_id: str, seq: int) -> None:
-        await self.client.zrem(self.key("unsettled"), f"{conversation_id}|{seq}")
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.zrem(self.key("unsettled"), f"{conversation_id}|{seq}")
+            pipe.zrem(self.key("unsettled", conversation_id), seq)
+            await pipe.execute()
 
-    async def unsettled(self, before: float) -> list[StoredMessage]:
-        found = []
-        for member in await self.client.zrangebyscore(self.key("unsettled"), "-inf",
-                                                      f"({before}"):
-            conversation_id, seq = _text(member).rsplit("|", 1)
-            raw = await self.client.lindex(self.key("msgs", conversation_id), int(seq) - 1)
-            if raw is not None:
-                found.append(from_json(StoredMessage, raw))
-        return found
+    async def unsettled(self, before: float, conversation_id: str | None = None
+                        ) -> list[StoredMessage]:
+        if conversation_id is not None:  # the conversation's own set: no scan of everyone's
+            seqs = await self.client.zrangebyscore(self.key("unsettled", conversation_id),
+                                                   "-inf", f"({before}")
+            members = [(conversation_id, int(seq)) for seq in seqs]
+        else:
+            members = [(c, int(seq)) for c, seq in (
+                _text(m).rsplit("|", 1) for m in await self.client.zrangebyscore(
+                    self.key("unsettled"), "-inf", f"({before}"))]
+        if not members:
+            return []
+        async with self.client.pipeline(transaction=False) as pipe:
+            for c, seq in members:
+                pipe.lindex(self.key("msgs", c), seq - 1)
+            found = await pipe.execute()
+        return [from_json(StoredMessage, raw) for raw in found if raw is not None]
 
     # records kept in time order
 
