@@ -157,21 +157,24 @@ class RedisLeases:
                 await self._release(keys=[key], args=[token])
 
     async def _take(self, key: str, token: str) -> None:
-        loop = asyncio.get_running_loop()
-        give_up_at = loop.time() + self._timing.wait_seconds
-        pause = self._timing.first_poll_seconds
-        while True:  # polled: the owner may be another process
-            try:
-                if await self._client.set(key, token, nx=True, px=self._ms):
-                    return
-                problem = "held by another owner"
-            except RedisError as exc:
-                problem = f"Redis unreachable ({exc})"
-            if loop.time() + pause > give_up_at:
-                raise LeaseUnavailable(f"lease {key}: {problem} for "
-                                       f"{self._timing.wait_seconds:g} s")
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, self._timing.max_poll_seconds)
+        """Bounded in time as a whole: one attempt may itself wait for Redis (its retries
+        ride through a restart), and an unreachable Redis must not hold the job for
+        longer than `wait_seconds` either."""
+        pause, problem = self._timing.first_poll_seconds, "held by another owner"
+        try:
+            async with asyncio.timeout(self._timing.wait_seconds):
+                while True:  # polled: the owner may be another process
+                    try:
+                        if await self._client.set(key, token, nx=True, px=self._ms):
+                            return
+                        problem = "held by another owner"
+                    except RedisError as exc:
+                        problem = f"Redis unreachable ({exc})"
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, self._timing.max_poll_seconds)
+        except TimeoutError:
+            raise LeaseUnavailable(f"lease {key}: {problem} for "
+                                   f"{self._timing.wait_seconds:g} s") from None
 
     async def _keep(self, key: str, token: str) -> None:
         while True:
