@@ -59,7 +59,7 @@ class NewMessage:
     quick_replies: tuple[str, ...] = ()
     platform_msg_id: str | None = None  # inbound only: the key retries are dropped by
     meta: dict[str, Any] = field(default_factory=dict)
-    id: str | None = None  # given when the message went out before it was stored
+    id: str | None = None  # appending it again (a retried call) returns the first copy
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +257,9 @@ class Store(Protocol):
         self, conversation: Conversation, message: NewMessage
     ) -> StoredMessage | None:
         """Add to the transcript; None when `platform_msg_id` was already stored for this
-        customer on this channel (a retry or resend), in which case nothing is written."""
+        customer on this channel (a retry or resend), in which case nothing is written. A
+        message whose `id` was appended already (within the hour, for Redis) is returned as
+        stored then: a call run twice, after its first reply was lost, adds one copy."""
 
     async def messages(self, conversation_id: str, after_seq: int = 0) -> list[StoredMessage]:
         """The transcript after `after_seq`, oldest first."""

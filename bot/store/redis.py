@@ -49,6 +49,10 @@ OPEN_STATES = (ConversationState.BOT, ConversationState.QUEUED, ConversationStat
 # Queue order in one score: higher priority first, then earlier; ties go by id.
 PRIORITY_WEIGHT = 1e11
 SESSION_GRACE_SECONDS = 86400
+# redis-py sends a command again when its reply was lost (a timeout, a dropped connection),
+# though Redis may have run it: an append remembers its message id this long, so the second
+# run returns the first one's seq instead of adding the message twice.
+RETRIED_APPEND_SECONDS = 3600
 
 _SAVE_CONVERSATION = """
 -- KEYS: conversation, by customer, by creation time, state:bot, state:queued, state:agent,
@@ -70,8 +74,11 @@ return 1
 """
 
 _APPEND_MESSAGE = """
--- KEYS: transcript, dedupe key or '', unsettled set, the conversation's unsettled set
--- ARGV: message JSON starting {"seq": -1, id, dedupe ttl, conversation id, now
+-- KEYS: transcript, dedupe key or '', unsettled set, the conversation's unsettled set,
+--       the message id's key
+-- ARGV: message JSON starting {"seq": -1, id, dedupe ttl, conversation id, now, id key ttl
+local again = redis.call('GET', KEYS[5])
+if again then return tonumber(again) end  -- the same call, retried after a lost reply
 if KEYS[2] ~= '' then
   if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'EX', ARGV[3]) then return -1 end
 end
@@ -79,6 +86,7 @@ local seq = redis.call('LLEN', KEYS[1]) + 1
 redis.call('RPUSH', KEYS[1], '{"seq": ' .. seq .. string.sub(ARGV[1], 11))
 redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4] .. '|' .. seq)
 redis.call('ZADD', KEYS[4], ARGV[5], seq)
+redis.call('SET', KEYS[5], seq, 'EX', ARGV[6])
 return seq
 """
 
@@ -250,8 +258,9 @@ class RedisStore:
                 if message.platform_msg_id is not None else "")
         seq = await self._append(
             keys=[self.key("msgs", conversation.id), seen, self.key("unsettled"),
-                  self.key("unsettled", conversation.id)],
-            args=[record, message_id, self._dedupe_seconds, conversation.id, time.time()])
+                  self.key("unsettled", conversation.id), self.key("appended", message_id)],
+            args=[record, message_id, self._dedupe_seconds, conversation.id, time.time(),
+                  RETRIED_APPEND_SECONDS])
         return None if int(seq) < 0 else replace(stored, seq=int(seq))
 
     async def messages(self, conversation_id: str, after_seq: int = 0) -> list[StoredMessage]:

@@ -317,6 +317,11 @@ class SqliteStore:
         def append() -> StoredMessage | None:  # in a transaction: see bot/store/worker.py
             db = self.db
             message_id = message.id or uuid.uuid4().hex
+            if message.id is not None:
+                row = db.execute(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?",
+                                 (message.id,)).fetchone()
+                if row is not None:  # the same call again
+                    return _message(row)
             if message.platform_msg_id is not None:
                 inserted = db.execute(
                     "INSERT OR IGNORE INTO seen_inbound VALUES (?, ?, ?, ?)",
