@@ -22,6 +22,7 @@ import os
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -32,6 +33,17 @@ from bot.errors import KefuError
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class LeaseLost(KefuError):
+    """The lease ran out while its work went on (Redis was unreachable for longer than its
+    time-to-live) and another process took it: what this one was about to write is
+    refused, so the work is not done twice."""
+
+
+# The lease held by the work running in this task, as (key, token): a store that can check
+# it refuses writes from work whose lease another process has taken (bot/store/redis.py).
+held_lease: ContextVar[tuple[str, str] | None] = ContextVar("held_lease", default=None)
 
 
 class LeaseUnavailable(KefuError):
@@ -149,9 +161,11 @@ class RedisLeases:
         key, token = self._key(name), f"{self._owner}-{uuid.uuid4().hex[:8]}"
         await self._take(key, token)
         keeper = asyncio.create_task(self._keep(key, token))
+        holding = held_lease.set((key, token))
         try:
             yield
         finally:
+            held_lease.reset(holding)
             keeper.cancel()
             with contextlib.suppress(RedisError):
                 await self._release(keys=[key], args=[token])

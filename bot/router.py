@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
+from bot.cluster import LeaseLost
 from bot.config import Config
 from bot.greeting import Greeter, breach_cause
 from bot.hours import BusinessHours
@@ -144,6 +145,9 @@ class Router:
             try:
                 with about(None):
                     await self._process(inbound, accepted, handled)
+            except LeaseLost as exc:  # the process that took the lease does the work
+                log.warning("%s event from %s/%s: %s", inbound.event, inbound.channel,
+                            inbound.user_id, exc)
             except STORE_OUTAGES as exc:
                 # Stored (and acknowledged) or not: an unsettled message is recovery's to
                 # answer once the store is back; one that was not stored is the customer's

@@ -26,6 +26,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bot.cluster import LeaseLost, held_lease
 from bot.messages import ConversationState, StoredMessage
 from bot.store import (
     Agent,
@@ -75,10 +76,16 @@ return 1
 
 _APPEND_MESSAGE = """
 -- KEYS: transcript, dedupe key or '', unsettled set, the conversation's unsettled set,
---       the message id's key
--- ARGV: message JSON starting {"seq": -1, id, dedupe ttl, conversation id, now, id key ttl
+--       the message id's key, the writer's lease or ''
+-- ARGV: message JSON starting {"seq": -1, id, dedupe ttl, conversation id, now, id key ttl,
+--       the writer's lease token or ''
+-- Returns the seq; -1 for a duplicate platform message id; -2 when the lease is lost.
 local again = redis.call('GET', KEYS[5])
 if again then return tonumber(again) end  -- the same call, retried after a lost reply
+if KEYS[6] ~= '' then  -- written under a lease: refused once another process holds it
+  local holder = redis.call('GET', KEYS[6])
+  if holder and holder ~= ARGV[7] then return -2 end
+end
 if KEYS[2] ~= '' then
   if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'EX', ARGV[3]) then return -1 end
 end
@@ -256,12 +263,17 @@ class RedisStore:
         seen = (self.key("seen", conversation.channel, conversation.user_id,
                          message.platform_msg_id)
                 if message.platform_msg_id is not None else "")
-        seq = await self._append(
+        lease_key, lease_token = held_lease.get() or ("", "")
+        seq = int(await self._append(
             keys=[self.key("msgs", conversation.id), seen, self.key("unsettled"),
-                  self.key("unsettled", conversation.id), self.key("appended", message_id)],
+                  self.key("unsettled", conversation.id), self.key("appended", message_id),
+                  lease_key],
             args=[record, message_id, self._dedupe_seconds, conversation.id, time.time(),
-                  RETRIED_APPEND_SECONDS])
-        return None if int(seq) < 0 else replace(stored, seq=int(seq))
+                  RETRIED_APPEND_SECONDS, lease_token]))
+        if seq == -2:
+            raise LeaseLost(f"{lease_key}: taken by another process; "
+                            f"message not added to {conversation.id}")
+        return None if seq < 0 else replace(stored, seq=seq)
 
     async def messages(self, conversation_id: str, after_seq: int = 0) -> list[StoredMessage]:
         raw = await self.client.lrange(self.key("msgs", conversation_id), after_seq, -1)
