@@ -115,7 +115,8 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
     desk = Desk(config, store, lanes, speaker, leases, fanout, metrics, webhooks, cases, clock)
     router = Router(config, store, live_kb, lanes, speaker, desk, metrics, webhooks, clock)
     recovery = Recovery(store, router, speaker, leases,
-                        config.conversation.recovery_after_seconds, clock)
+                        config.conversation.recovery_after_seconds, clock,
+                        config.conversation.recovery_at_once)
     channel_work: list[Callable[[], Coroutine[Any, Any, None]]] = []
     services = ChannelServices(config, store, router.submit, leases, fanout, desk, speaker,
                                clock, channel_work.append)

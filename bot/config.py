@@ -136,6 +136,7 @@ class ConversationConfig(_Model):
     idle_timeout_seconds: Seconds = 1800.0
     queued_reminder_seconds: Seconds = 60.0
     recovery_after_seconds: Seconds = 15.0  # a message left half-done this long is finished
+    recovery_at_once: Annotated[int, Field(ge=1)] = 64  # conversations recovery finishes together
     answers_at_once: Annotated[int, Field(ge=1)] = 16  # more wait, so greetings do not
 
 

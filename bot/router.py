@@ -268,22 +268,26 @@ class Router:
         await self._store.save_conversation(conversation, settled=stored.seq)
         return conversation
 
-    async def resume(self, message: StoredMessage) -> None:
-        """Handle a customer message that was stored but never handled: its process died.
-        Recovery calls this; a message handled meanwhile is left alone."""
-        conversation = await self._store.get_conversation(message.conversation_id)
+    async def resume(self, left: list[StoredMessage]) -> None:
+        """Handle one conversation's customer messages that were stored but never handled
+        (their process died), oldest first. Recovery calls this; what was handled
+        meanwhile is left alone."""
+        conversation_id = left[0].conversation_id
+        conversation = await self._store.get_conversation(conversation_id)
         if conversation is None:
-            await self._store.settle(message.conversation_id, message.seq)
+            for message in left:
+                await self._store.settle(conversation_id, message.seq)
             return
 
         async def job() -> None:
-            with about(conversation.id):
-                current = await self._store.get_conversation(message.conversation_id)
-                left = await self._store.unsettled(math.inf, message.conversation_id)
+            with about(conversation_id):
+                current = await self._store.get_conversation(conversation_id)
+                still = {m.seq for m in await self._store.unsettled(math.inf, conversation_id)}
                 if current is None:
-                    await self._store.settle(message.conversation_id, message.seq)
-                elif any(m.seq == message.seq for m in left):  # else handled meanwhile
-                    await self._finish(current, [message])
+                    for message in left:
+                        await self._store.settle(conversation_id, message.seq)
+                elif unhandled := [m for m in left if m.seq in still]:
+                    await self._finish(current, unhandled)
 
         await self._lanes.run((conversation.channel, conversation.user_id), job)
 
