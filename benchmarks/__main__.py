@@ -1,5 +1,7 @@
 """`python -m benchmarks [DATA_FOLDER] [--loads 100,1000,5000]`: every benchmark, with
 progress on stderr, results in benchmarks/RESULTS.md (and on stdout).
+`python -m benchmarks soak [--customers 200,1000]`: the soak (minutes; benchmarks/soak/).
+Each part rewrites only its own sections of RESULTS.md.
 
 DATA_FOLDER holds BANKING77, CLINC150 and xSID (default: ../shared/data next to the
 project); the data is read in place and never copied into kefu.
@@ -15,12 +17,12 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import answer_quality, calibrate, matcher_speed, store_ceiling, webchat_load
+from benchmarks import answer_quality, calibrate, matcher_speed, soak, store_ceiling, webchat_load
 from bot.progress import note
 
 PROJECT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-PARTS = ("all", "quality", "calibrate")
+PARTS = ("all", "quality", "calibrate", "soak")
 
 
 def pct(value: float) -> str:
@@ -199,6 +201,28 @@ def load_section(rows: list[webchat_load.LoadRow], memory: webchat_load.MemoryRo
     return lines
 
 
+def write_sections(lines: list[str]) -> None:
+    """Replace, in RESULTS.md, the `## ` sections that `lines` holds (the header too, when
+    `lines` begins with it), keeping every other section as it was."""
+    def split(text: str) -> tuple[list[str], dict[str, list[str]]]:
+        head: list[str] = []
+        sections: dict[str, list[str]] = {}
+        current = head
+        for line in text.splitlines():
+            if line.startswith("## "):
+                current = sections.setdefault(line, [])
+            current.append(line)
+        return head, sections
+
+    old_head, old = split(RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "")
+    new_head, new = split("\n".join(lines))
+    merged = {**old, **new}
+    order = list(old) + [name for name in new if name not in old]
+    head = new_head if any(line.strip() for line in new_head) else old_head
+    RESULTS.write_text("\n".join([*head, *(line for name in order for line in merged[name])])
+                       + "\n", encoding="utf-8")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks", description="every benchmark, written to "
@@ -214,10 +238,18 @@ def main() -> int:
     parser.add_argument("--sets", type=Path, action="append", default=[],
                         help="a folder of more answer-quality sets in benchmarks/sets/ form "
                         "(held-out ones, kept outside the repository); repeatable")
+    parser.add_argument("--customers", default="200,1000",
+                        help="soak: customers at once (default 200,1000)")
     argv = sys.argv[1:]
     if argv and not argv[0].startswith("-") and argv[0] not in PARTS:
         argv = ["all", *argv]  # the documented `python -m benchmarks DATA_FOLDER`
     args = parser.parse_args(argv)
+    if args.part == "soak":
+        rows = soak.run_all(tuple(int(n) for n in args.customers.split(",")))
+        lines = soak.section(rows, machine())
+        write_sections(lines)
+        print("\n".join(lines))
+        return 0 if all(r.kept for r in rows) else 1
     if not (args.data / "banking77").is_dir():
         print(f"benchmarks: no data sets in {args.data} (BANKING77, CLINC150, xSID)",
               file=sys.stderr)
@@ -246,9 +278,8 @@ def main() -> int:
              "benchmarks/__init__.py); every figure below comes from that one run.", "",
              *quality_section(quality), *speed_section(speed, reload),
              *load_section(load, memory, ceiling, lexical_load[0])]
-    text = "\n".join(lines)
-    RESULTS.write_text(text, encoding="utf-8")
-    print(text)
+    write_sections(lines)
+    print("\n".join(lines))
     return 0
 
 

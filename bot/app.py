@@ -54,7 +54,8 @@ async def open_store(config: Config) -> Store:
         try:
             return await RedisStore.open(s.url, prefix=s.prefix, dedupe_seconds=s.dedupe_seconds,
                                          sentinels=s.sentinels, sentinel_master=s.sentinel_master,
-                                         cluster=s.cluster)
+                                         cluster=s.cluster, max_connections=s.max_connections,
+                                         pool_timeout_seconds=s.pool_timeout_seconds)
         except RedisError as exc:
             raise ConfigError(f"store.url: cannot reach Redis at {_without_password(s.url)}: "
                               f"{str(exc).replace(s.url, _without_password(s.url))}") from None
@@ -70,10 +71,11 @@ def _without_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}***@{parts.netloc.rpartition('@')[2]}"))
 
 
-def cluster_for(store: Store) -> tuple[Leases, Fanout]:
+def cluster_for(store: Store, config: Config) -> tuple[Leases, Fanout]:
     """Redis shares leases and news between processes; one process needs neither."""
     if isinstance(store, RedisStore):
-        return RedisLeases(store.client, store.prefix), RedisFanout(store.client, store.prefix)
+        return (RedisLeases(store.client, store.prefix, config.store.lease_timing()),
+                RedisFanout(store.client, store.prefix))
     return LocalLeases(), LocalFanout()
 
 
@@ -100,7 +102,7 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
                                 regressions=config.knowledge_base.regressions, reader=reader,
                                 lang=lang, problems=problems)
     store = await open_store(config)
-    leases, fanout = cluster_for(store)
+    leases, fanout = cluster_for(store, config)
     channels: dict[str, Channel] = {}
     lanes = Lanes(leases)
     metrics = Metrics()
@@ -113,7 +115,8 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
     desk = Desk(config, store, lanes, speaker, leases, fanout, metrics, webhooks, cases, clock)
     router = Router(config, store, live_kb, lanes, speaker, desk, metrics, webhooks, clock)
     recovery = Recovery(store, router, speaker, leases,
-                        config.conversation.recovery_after_seconds, clock)
+                        config.conversation.recovery_after_seconds, clock,
+                        config.conversation.recovery_at_once)
     channel_work: list[Callable[[], Coroutine[Any, Any, None]]] = []
     services = ChannelServices(config, store, router.submit, leases, fanout, desk, speaker,
                                clock, channel_work.append)

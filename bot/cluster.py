@@ -22,20 +22,49 @@ import os
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from redis.exceptions import RedisError
 
+from bot.errors import KefuError
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
-LEASE_SECONDS = 10.0  # a dead owner's lease runs out after this
-WAIT_STEP_SECONDS = 0.02
+
+
+class LeaseLost(KefuError):
+    """The lease ran out while its work went on (Redis was unreachable for longer than its
+    time-to-live) and another process took it: what this one was about to write is
+    refused, so the work is not done twice."""
+
+
+# The lease held by the work running in this task, as (key, token): a store that can check
+# it refuses writes from work whose lease another process has taken (bot/store/redis.py).
+held_lease: ContextVar[tuple[str, str] | None] = ContextVar("held_lease", default=None)
+
+
+class LeaseUnavailable(KefuError):
+    """The lease could not be had in time (Redis unreachable, or held for too long): the
+    work it guards is refused, never left waiting for ever."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseTiming:
+    """How leases are held and waited for (config.yaml `store:`, docs/deploy.md)."""
+
+    seconds: float = 10.0  # a dead owner's lease runs out after this
+    first_poll_seconds: float = 0.02  # a busy lease is looked at again after this...
+    max_poll_seconds: float = 0.5  # ...then twice as long each time, up to this
+    wait_seconds: float = 30.0  # longer than this without the lease: the work is refused
 
 
 class Leases(Protocol):
     def hold(self, name: str) -> contextlib.AbstractAsyncContextManager[None]:
-        """Wait for the lease, keep it while the block runs, then give it up."""
+        """Wait for the lease, keep it while the block runs, then give it up; raises
+        LeaseUnavailable, before the block runs, when it cannot be had in time."""
 
     async def try_lead(self, name: str) -> bool:
         """Take or keep the named lease without waiting; True while this process has it."""
@@ -108,12 +137,18 @@ return 0
 
 class RedisLeases:
     """Leases as Redis keys holding their owner's token, with a time-to-live renewed while
-    the work goes on; given up only by their owner (a compare-and-delete script)."""
+    the work goes on; given up only by their owner (a compare-and-delete script).
 
-    def __init__(self, client: Any, prefix: str, seconds: float = LEASE_SECONDS) -> None:
+    A lease held by someone else is looked at again after a short wait that doubles up to
+    `max_poll_seconds`: a live peer's lease is usually free within milliseconds, while a
+    dead peer's lasts until its time-to-live runs out, and polling it every 20 ms from a
+    thousand lanes kept Redis busy for nothing."""
+
+    def __init__(self, client: Any, prefix: str, timing: LeaseTiming = LeaseTiming()) -> None:
         self._client = client
         self._prefix = prefix
-        self._ms = int(seconds * 1000)
+        self._timing = timing
+        self._ms = int(timing.seconds * 1000)
         self._owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._release = client.register_script(_RELEASE)
         self._renew = client.register_script(_RENEW)
@@ -124,17 +159,36 @@ class RedisLeases:
     @contextlib.asynccontextmanager
     async def hold(self, name: str) -> AsyncIterator[None]:
         key, token = self._key(name), f"{self._owner}-{uuid.uuid4().hex[:8]}"
-        while True:  # polled: the owner may be another process
-            if await self._client.set(key, token, nx=True, px=self._ms):
-                break
-            await asyncio.sleep(WAIT_STEP_SECONDS)
+        await self._take(key, token)
         keeper = asyncio.create_task(self._keep(key, token))
+        holding = held_lease.set((key, token))
         try:
             yield
         finally:
+            held_lease.reset(holding)
             keeper.cancel()
             with contextlib.suppress(RedisError):
                 await self._release(keys=[key], args=[token])
+
+    async def _take(self, key: str, token: str) -> None:
+        """Bounded in time as a whole: one attempt may itself wait for Redis (its retries
+        ride through a restart), and an unreachable Redis must not hold the job for
+        longer than `wait_seconds` either."""
+        pause, problem = self._timing.first_poll_seconds, "held by another owner"
+        try:
+            async with asyncio.timeout(self._timing.wait_seconds):
+                while True:  # polled: the owner may be another process
+                    try:
+                        if await self._client.set(key, token, nx=True, px=self._ms):
+                            return
+                        problem = "held by another owner"
+                    except RedisError as exc:
+                        problem = f"Redis unreachable ({exc})"
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, self._timing.max_poll_seconds)
+        except TimeoutError:
+            raise LeaseUnavailable(f"lease {key}: {problem} for "
+                                   f"{self._timing.wait_seconds:g} s") from None
 
     async def _keep(self, key: str, token: str) -> None:
         while True:
@@ -182,26 +236,42 @@ class RedisFanout:
         await asyncio.wait_for(self._ready.wait(), 10)
 
     async def _read(self) -> None:
+        """Hear news until closed. After a break, redis-py may subscribe again by itself
+        (inside `listen`, no error surfaces) or fail and be subscribed again here: either
+        way the news published meanwhile is missed, and either way Redis confirms every
+        subscription once more. The confirmation of the last one is the moment to catch up:
+        from then on nothing more is missed."""
         channels = [f"{self._prefix}news:{t}" for t in self._handlers]
         while True:
             pubsub = self._client.pubsub()
             try:
                 await pubsub.subscribe(*channels)
-                if self._ready.is_set():  # back after a break: catch up on what was missed
-                    for handler in self._reconnect_handlers:
-                        await handler()
-                self._ready.set()
                 async for item in pubsub.listen():
+                    if item.get("type") == "subscribe":
+                        if item.get("data") == len(channels):
+                            await self._subscribed()
+                        continue
                     if item.get("type") != "message":
                         continue
                     topic = item["channel"].decode().rsplit(":", 1)[1]
                     await _dispatch(self._handlers[topic], topic, json.loads(item["data"]))
             except RedisError as exc:
-                log.warning("fan-out: Redis connection lost (%s); resubscribing", exc)
+                log.warning("fan-out: Redis connection lost (%s); subscribing again", exc)
                 await asyncio.sleep(0.5)
             finally:
                 with contextlib.suppress(RedisError):
                     await pubsub.aclose()
+
+    async def _subscribed(self) -> None:
+        if not self._ready.is_set():
+            self._ready.set()
+            return
+        log.info("fan-out: subscribed again after a break; catching up")
+        for handler in self._reconnect_handlers:
+            try:
+                await handler()
+            except Exception:
+                log.exception("fan-out: catching up after a break failed")
 
     async def aclose(self) -> None:
         if self._reader is not None:

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from bot.cluster import LeaseTiming
 from bot.errors import ConfigError
 from bot.settings import Seconds, Settings
 from channels import ChannelsConfig
@@ -135,6 +136,7 @@ class ConversationConfig(_Model):
     idle_timeout_seconds: Seconds = 1800.0
     queued_reminder_seconds: Seconds = 60.0
     recovery_after_seconds: Seconds = 15.0  # a message left half-done this long is finished
+    recovery_at_once: Annotated[int, Field(ge=1)] = 64  # conversations recovery finishes together
     answers_at_once: Annotated[int, Field(ge=1)] = 16  # more wait, so greetings do not
 
 
@@ -327,6 +329,23 @@ class StoreConfig(_Model):
     sentinels: list[str] = Field(default_factory=list)  # redis: ["host:26379", ...]
     sentinel_master: str = "mymaster"
     cluster: bool = False  # redis: url names a Redis Cluster node
+    max_connections: Annotated[int, Field(ge=2)] = 1000  # redis: a process's pool
+    pool_timeout_seconds: Seconds = 5.0  # redis: a request waits this long for a connection
+    lease_seconds: Annotated[float, Field(ge=1)] = 10.0  # redis: a dead process's leases last
+    lease_poll_seconds: Seconds = 0.02  # redis: a busy lease is looked at again after this,
+    lease_poll_max_seconds: Seconds = 0.5  # then twice as long each time, up to this
+    lease_wait_seconds: Seconds = 30.0  # redis: a message that waits longer: not_stored
+
+    @model_validator(mode="after")
+    def _leases_outlive_their_owner(self) -> StoreConfig:
+        if self.lease_wait_seconds <= self.lease_seconds:
+            raise ValueError("lease_wait_seconds must be longer than lease_seconds, or a "
+                             "dead process's lease refuses every message until it runs out")
+        return self
+
+    def lease_timing(self) -> LeaseTiming:
+        return LeaseTiming(self.lease_seconds, self.lease_poll_seconds,
+                           self.lease_poll_max_seconds, self.lease_wait_seconds)
 
 
 class ServerConfig(_Model):

@@ -10,23 +10,25 @@ follows the number of active customers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from bot.cluster import Leases, LocalLeases
+from bot.cluster import Leases, LeaseUnavailable, LocalLeases
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 LaneKey = tuple[str, str]  # (channel, user id)
 Job = Callable[[], Awaitable[None]]
+Refusal = Callable[[LeaseUnavailable], None]
 
 
 @dataclass
 class _Lane:
-    queue: asyncio.Queue[Job] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[tuple[Job, Refusal | None]] = field(default_factory=asyncio.Queue)
     task: asyncio.Task[None] | None = None
 
 
@@ -39,13 +41,15 @@ class Lanes:
         self._lanes: dict[LaneKey, _Lane] = {}
         self._leases = leases or LocalLeases()
 
-    def submit(self, key: LaneKey, job: Job) -> None:
-        """Queue `job` on the lane; a job's failure is logged and the lane goes on."""
+    def submit(self, key: LaneKey, job: Job, refused: Refusal | None = None) -> None:
+        """Queue `job` on the lane; a job's failure is logged and the lane goes on. When the
+        customer's lease cannot be had (Redis unreachable), the job does not run and
+        `refused` hears why: whoever waits for the job must not wait for ever."""
         lane = self._lanes.get(key)
         if lane is None:
             lane = self._lanes[key] = _Lane()
             lane.task = asyncio.create_task(self._drain(key, lane), name=f"lane {key}")
-        lane.queue.put_nowait(job)
+        lane.queue.put_nowait((job, refused))
 
     async def run(self, key: LaneKey, action: Callable[[], Awaitable[T]]) -> T:
         """Run `action` in the lane and return its result (or raise its error).
@@ -63,7 +67,11 @@ class Lanes:
             if not done.cancelled():
                 done.set_result(result)
 
-        self.submit(key, job)
+        def refused(exc: LeaseUnavailable) -> None:
+            if not done.done():
+                done.set_exception(exc)
+
+        self.submit(key, job, refused)
         return await done
 
     async def idle(self) -> None:
@@ -73,10 +81,18 @@ class Lanes:
 
     async def _drain(self, key: LaneKey, lane: _Lane) -> None:
         while not lane.queue.empty():
-            job = lane.queue.get_nowait()
-            try:
-                async with self._leases.hold(f"lane:{key[0]}:{key[1]}"):
+            job, refused = lane.queue.get_nowait()
+            async with contextlib.AsyncExitStack() as lease:
+                try:
+                    await lease.enter_async_context(
+                        self._leases.hold(f"lane:{key[0]}:{key[1]}"))
+                except LeaseUnavailable as exc:
+                    log.warning("lane of %s/%s: a job was refused: %s", *key, exc)
+                    if refused is not None:
+                        refused(exc)
+                    continue
+                try:
                     await job()
-            except Exception:
-                log.exception("job failed in the lane of %s/%s", *key)
+                except Exception:
+                    log.exception("job failed in the lane of %s/%s", *key)
         del self._lanes[key]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import time
 import uuid
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
+from bot.cluster import LeaseLost
 from bot.config import Config
 from bot.greeting import Greeter, breach_cause
 from bot.hours import BusinessHours
@@ -36,7 +38,14 @@ from bot.metrics import Metrics
 from bot.priority import urgent
 from bot.rules import HandoffTrigger
 from bot.speaker import Speaker, replying_to
-from bot.store import Conversation, NewMessage, Store, UnansweredQuestion, WebhookDelivery
+from bot.store import (
+    STORE_OUTAGES,
+    Conversation,
+    NewMessage,
+    Store,
+    UnansweredQuestion,
+    WebhookDelivery,
+)
 from bot.text import message_language
 from bot.texts import Texts
 from bot.understanding import Intent, Reading, reader_for
@@ -126,24 +135,38 @@ class Router:
         accepted: asyncio.Future[Accepted] = loop.create_future()
         handled: asyncio.Future[None] = loop.create_future()
 
+        def finish() -> None:  # whatever happened, nobody waits for ever
+            if not accepted.done():
+                accepted.set_exception(RuntimeError("message could not be stored"))
+            if not handled.done():
+                handled.set_result(None)
+
         async def job() -> None:
             try:
                 with about(None):
                     await self._process(inbound, accepted, handled)
+            except LeaseLost as exc:  # the process that took the lease does the work
+                log.warning("%s event from %s/%s: %s", inbound.event, inbound.channel,
+                            inbound.user_id, exc)
+            except STORE_OUTAGES as exc:
+                # Stored (and acknowledged) or not: an unsettled message is recovery's to
+                # answer once the store is back; one that was not stored is the customer's
+                # to send again.
+                log.warning("store unavailable while handling %s event from %s/%s (%s): %s",
+                            inbound.event, inbound.channel, inbound.user_id, exc,
+                            "left for recovery" if accepted.done() else "not stored")
             except Exception:
                 # The boundary: log with the conversation key, and never leave the customer
                 # without a word.
                 log.exception("failed to handle %s event from %s/%s", inbound.event,
                               inbound.channel, inbound.user_id)
-                if not accepted.done():
-                    accepted.set_exception(RuntimeError("message could not be stored"))
-                else:
+                if accepted.done():
                     await self._apologise(inbound, accepted.result())
             finally:
-                if not handled.done():
-                    handled.set_result(None)
+                finish()
 
-        self._lanes.submit((inbound.channel, inbound.user_id), job)
+        self._lanes.submit((inbound.channel, inbound.user_id), job,
+                           refused=lambda exc: finish())
         return await asyncio.shield(accepted)
 
     async def idle(self) -> None:
@@ -151,8 +174,9 @@ class Router:
         await self._lanes.idle()
 
     async def _apologise(self, inbound: InboundMessage, accepted: Accepted) -> None:
-        """After a failure: a word to the customer, and the message settled, so recovery
-        does not run into the same failure again and again."""
+        """After a failure that is not the store's (a bug): a word to the customer, and
+        the message settled, so recovery does not run into the same failure again and
+        again."""
         try:
             if accepted.seq is not None:
                 await self._store.settle(accepted.conversation_id, accepted.seq)
@@ -180,6 +204,10 @@ class Router:
             if stored is not None:
                 await self._store.settle(conversation.id, stored.seq)
         elif stored is not None:
+            earlier = [m for m in await self._store.unsettled(math.inf, conversation.id)
+                       if m.role is Role.CUSTOMER and m.seq < stored.seq]
+            if earlier:  # a crash left them: answered first, so answers keep their order
+                conversation = await self._finish(conversation, earlier)
             await self._handle(replace(conversation, last_activity_at=inbound.received_at),
                                inbound, stored)
         elif conversation.last_activity_at != inbound.received_at:  # a new one is saved
@@ -221,12 +249,11 @@ class Router:
                 "waiting behind earlier events of this customer": started - inbound.received_at,
                 "loading the conversation from the store": loaded - started,
             }
-            conversation = await self._greet(conversation, inbound, phases,
-                                             seq=2 if stored is not None else 1)
+            conversation = await self._greet(conversation, inbound.received_at, phases)
         return conversation, stored
 
     async def _handle(self, conversation: Conversation, inbound: InboundMessage,
-                      stored: StoredMessage) -> None:
+                      stored: StoredMessage) -> Conversation:
         """Answer a stored customer message (or pass it to the desk), then mark it handled."""
         answering = replying_to.set(stored.seq)  # what is said now answers it
         try:
@@ -239,34 +266,52 @@ class Router:
         finally:
             replying_to.reset(answering)
         await self._store.save_conversation(conversation, settled=stored.seq)
+        return conversation
 
-    async def resume(self, message: StoredMessage) -> None:
-        """Handle a customer message that was stored but never handled: its process died.
-        Recovery calls this; a message already handled is only settled."""
-        conversation = await self._store.get_conversation(message.conversation_id)
+    async def resume(self, left: list[StoredMessage]) -> None:
+        """Handle one conversation's customer messages that were stored but never handled
+        (their process died), oldest first. Recovery calls this; what was handled
+        meanwhile is left alone."""
+        conversation_id = left[0].conversation_id
+        conversation = await self._store.get_conversation(conversation_id)
         if conversation is None:
-            await self._store.settle(message.conversation_id, message.seq)
+            for message in left:
+                await self._store.settle(conversation_id, message.seq)
             return
 
         async def job() -> None:
-            current = await self._store.get_conversation(message.conversation_id)
-            later = await self._store.messages(message.conversation_id, message.seq)
-            if current is None or current.state is ConversationState.CLOSED or any(
-                    m.meta.get("reply_to") == message.seq for m in later):
-                await self._store.settle(message.conversation_id, message.seq)
-                return  # gone, or answered before the crash: only settling was left
-            log.info("resuming message %d of conversation %s, left unhandled", message.seq,
-                     current.id)
-            inbound = InboundMessage(channel=current.channel, user_id=current.user_id,
+            with about(conversation_id):
+                current = await self._store.get_conversation(conversation_id)
+                still = {m.seq for m in await self._store.unsettled(math.inf, conversation_id)}
+                if current is None:
+                    for message in left:
+                        await self._store.settle(conversation_id, message.seq)
+                elif unhandled := [m for m in left if m.seq in still]:
+                    await self._finish(current, unhandled)
+
+        await self._lanes.run((conversation.channel, conversation.user_id), job)
+
+    async def _finish(self, conversation: Conversation, left: list[StoredMessage]
+                      ) -> Conversation:
+        """Handle customer messages a crash left unhandled, oldest first, greeting first if
+        the crash came before the greeting was stored; in the customer's lane."""
+        transcript = await self._store.messages(conversation.id)
+        if not any(m.kind is Kind.GREETING for m in transcript):
+            conversation = await self._greet(conversation, left[0].ts, {
+                "a crash before the greeting was stored": self._clock() - left[0].ts})
+        for message in left:
+            if conversation.state is ConversationState.CLOSED or any(
+                    m.meta.get("reply_to") == message.seq for m in transcript):
+                await self._store.settle(conversation.id, message.seq)
+                continue  # closed, or answered before the crash: only settling was left
+            log.info("answering message %d of conversation %s, left unhandled", message.seq,
+                     conversation.id)
+            inbound = InboundMessage(channel=conversation.channel,
+                                     user_id=conversation.user_id,
                                      platform_msg_id=message.platform_msg_id,
                                      text=message.text, received_at=message.ts)
-            await self._handle(current, inbound, message)
-
-        async def job_about() -> None:
-            with about(conversation.id):
-                await job()
-
-        await self._lanes.run((conversation.channel, conversation.user_id), job_about)
+            conversation = await self._handle(conversation, inbound, message)
+        return conversation
 
     async def _conversation_for(self, inbound: InboundMessage) -> tuple[Conversation, bool]:
         # One read: a customer's conversations follow one another (a new one begins only
@@ -302,20 +347,20 @@ class Router:
     def greeter_languages(self) -> frozenset[str]:
         return frozenset(self._config.greeting.templates)
 
-    async def _greet(self, conversation: Conversation, inbound: InboundMessage,
-                     phases: dict[str, float], seq: int) -> Conversation:
-        """The greeting goes out first and is stored after: nothing slow stands between a
-        new customer and their greeting. A new conversation's transcript is known: the
-        greeting is its message `seq` (after the customer's first message, if any)."""
+    async def _greet(self, conversation: Conversation, received_at: float,
+                     phases: dict[str, float]) -> Conversation:
+        """Store the greeting, then send it: a crash cannot lose a greeting the customer
+        never saw (recovery delivers it), nor give its `seq` to another message."""
         before_render = self._clock()
-        text = self.greeter.render(conversation.lang, inbound.received_at)
-        greeting = StoredMessage(id=uuid.uuid4().hex, conversation_id=conversation.id,
-                                 seq=seq, role=Role.BOT, kind=Kind.GREETING, text=text,
-                                 ts=self._clock())
-        undelivered = await self._speaker.deliver(conversation, greeting, settle=False)
+        text = self.greeter.render(conversation.lang, received_at)
+        greeting = await self._store.append_message(conversation, NewMessage(
+            role=Role.BOT, kind=Kind.GREETING, text=text, ts=self._clock()))
+        if greeting is None:  # only inbound messages carry a dedupe key
+            raise RuntimeError("the store dropped the greeting")
+        await self._speaker.deliver(conversation, greeting)
         handed_over = self._clock()
-        phases["rendering and handing over the greeting"] = handed_over - before_render
-        latency = handed_over - inbound.received_at
+        phases["storing and handing over the greeting"] = handed_over - before_render
+        latency = handed_over - received_at
         self._metrics.greeting_latency.labels(conversation.channel).observe(max(0.0, latency))
         breach = None
         log.info("greeted %s/%s in %.1f ms", conversation.channel, conversation.user_id,
@@ -329,18 +374,9 @@ class Router:
                                greeting_breach=breach)
         started = self._webhooks.prepare("conversation.started", self._webhooks.about(
             conversation, lang=conversation.lang))
-        with urgent(False):  # it is sent: storing it must not delay other greetings
-            stored, _ = await asyncio.gather(
-                self._store.append_message(conversation, NewMessage(
-                    role=Role.BOT, kind=Kind.GREETING, text=text, ts=greeting.ts,
-                    id=greeting.id)),
-                self._store.save_conversation(conversation, deliveries=started))
+        with urgent(False):  # it is sent: saving its figures must not delay other greetings
+            await self._store.save_conversation(conversation, deliveries=started)
             self._webhooks.queued(started)
-            if stored is not None and undelivered is None:
-                await self._store.settle(conversation.id, stored.seq)
-            if stored is None or stored.seq != seq:
-                log.error("conversation %s: greeting stored as message %s, sent as %d",
-                          conversation.id, stored.seq if stored else None, seq)
         return conversation
 
     # ratings

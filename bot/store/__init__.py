@@ -6,12 +6,20 @@ and runs the same contract tests (tests/bot/store/test_contract.py).
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from redis.exceptions import RedisError
+
 from bot.messages import ConversationState, Kind, Role, StoredMessage
+
+# What a store raises when it cannot be reached or written for now (Redis restarting or
+# unreachable, a disk that is full or locked): the work it interrupted is left unsettled,
+# for recovery to finish once the store is back.
+STORE_OUTAGES: tuple[type[Exception], ...] = (RedisError, sqlite3.OperationalError, OSError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +59,7 @@ class NewMessage:
     quick_replies: tuple[str, ...] = ()
     platform_msg_id: str | None = None  # inbound only: the key retries are dropped by
     meta: dict[str, Any] = field(default_factory=dict)
-    id: str | None = None  # given when the message went out before it was stored
+    id: str | None = None  # appending it again (a retried call) returns the first copy
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +257,9 @@ class Store(Protocol):
         self, conversation: Conversation, message: NewMessage
     ) -> StoredMessage | None:
         """Add to the transcript; None when `platform_msg_id` was already stored for this
-        customer on this channel (a retry or resend), in which case nothing is written."""
+        customer on this channel (a retry or resend), in which case nothing is written. A
+        message whose `id` was appended already (within the hour, for Redis) is returned as
+        stored then: a call run twice, after its first reply was lost, adds one copy."""
 
     async def messages(self, conversation_id: str, after_seq: int = 0) -> list[StoredMessage]:
         """The transcript after `after_seq`, oldest first."""
@@ -258,9 +268,10 @@ class Store(Protocol):
         """The message is done with: a customer's handled, a reply delivered (or refused
         for good). Every appended message is unsettled until then."""
 
-    async def unsettled(self, before: float) -> list[StoredMessage]:
+    async def unsettled(self, before: float, conversation_id: str | None = None
+                        ) -> list[StoredMessage]:
         """Messages appended before `before` and not settled, oldest first: what a crash
-        left half-done, for recovery to finish."""
+        left half-done, for recovery to finish; of one conversation when given."""
 
     async def record_unanswered(self, question: UnansweredQuestion) -> None: ...
 

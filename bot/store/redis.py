@@ -26,6 +26,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bot.cluster import LeaseLost, held_lease
 from bot.messages import ConversationState, StoredMessage
 from bot.store import (
     Agent,
@@ -49,11 +50,16 @@ OPEN_STATES = (ConversationState.BOT, ConversationState.QUEUED, ConversationStat
 # Queue order in one score: higher priority first, then earlier; ties go by id.
 PRIORITY_WEIGHT = 1e11
 SESSION_GRACE_SECONDS = 86400
+# redis-py sends a command again when its reply was lost (a timeout, a dropped connection),
+# though Redis may have run it: an append remembers its message id this long, so the second
+# run returns the first one's seq instead of adding the message twice.
+RETRIED_APPEND_SECONDS = 3600
 
 _SAVE_CONVERSATION = """
 -- KEYS: conversation, by customer, by creation time, state:bot, state:queued, state:agent,
---       new state set or '', unsettled set
--- ARGV: conversation JSON, id, created at, state score, unsettled member to settle or ''
+--       new state set or '', unsettled set, the conversation's unsettled set
+-- ARGV: conversation JSON, id, created at, state score, unsettled member to settle or '',
+--       its seq or ''
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
@@ -61,19 +67,33 @@ redis.call('ZREM', KEYS[4], ARGV[2])
 redis.call('ZREM', KEYS[5], ARGV[2])
 redis.call('ZREM', KEYS[6], ARGV[2])
 if KEYS[7] ~= '' then redis.call('ZADD', KEYS[7], ARGV[4], ARGV[2]) end
-if ARGV[5] ~= '' then redis.call('ZREM', KEYS[8], ARGV[5]) end
+if ARGV[5] ~= '' then
+  redis.call('ZREM', KEYS[8], ARGV[5])
+  redis.call('ZREM', KEYS[9], ARGV[6])
+end
 return 1
 """
 
 _APPEND_MESSAGE = """
--- KEYS: transcript, dedupe key or '', unsettled set
--- ARGV: message JSON starting {"seq": -1, id, dedupe ttl, conversation id, now
+-- KEYS: transcript, dedupe key or '', unsettled set, the conversation's unsettled set,
+--       the message id's key, the writer's lease or ''
+-- ARGV: message JSON starting {"seq": -1, id, dedupe ttl, conversation id, now, id key ttl,
+--       the writer's lease token or ''
+-- Returns the seq; -1 for a duplicate platform message id; -2 when the lease is lost.
+local again = redis.call('GET', KEYS[5])
+if again then return tonumber(again) end  -- the same call, retried after a lost reply
+if KEYS[6] ~= '' then  -- written under a lease: refused once another process holds it
+  local holder = redis.call('GET', KEYS[6])
+  if holder and holder ~= ARGV[7] then return -2 end
+end
 if KEYS[2] ~= '' then
   if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'EX', ARGV[3]) then return -1 end
 end
 local seq = redis.call('LLEN', KEYS[1]) + 1
 redis.call('RPUSH', KEYS[1], '{"seq": ' .. seq .. string.sub(ARGV[1], 11))
 redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4] .. '|' .. seq)
+redis.call('ZADD', KEYS[4], ARGV[5], seq)
+redis.call('SET', KEYS[5], seq, 'EX', ARGV[6])
 return seq
 """
 
@@ -107,22 +127,33 @@ return n
 
 
 def connect(url: str, *, sentinels: Iterable[str] = (), sentinel_master: str = "",
-            cluster: bool = False) -> Any:
-    """A client that retries for a few seconds while Redis restarts or fails over."""
-    retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=12)
+            cluster: bool = False, max_connections: int = 1000,
+            pool_timeout_seconds: float = 5.0) -> Any:
+    """A client that retries for a few seconds while Redis restarts or fails over.
+
+    Its pool holds up to `max_connections` (redis-py's default, 100, ran out with a few
+    hundred customers: `MaxConnectionsError`); a request that finds them all busy waits
+    up to `pool_timeout_seconds` for one (redis-py's `BlockingConnectionPool`) before it
+    fails like any other Redis error."""
+    # A restart is ridden through (about 10 s of attempts); an unreachable Redis fails a
+    # request within about 25 s (8 attempts of 2 s and the pauses), so a customer hears
+    # not_stored rather than nothing.
+    retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=8)
     options: dict[str, Any] = {
         "retry": retry, "retry_on_error": [RedisConnectionError, RedisTimeoutError],
-        "socket_timeout": 5, "socket_connect_timeout": 2, "health_check_interval": 15}
+        "socket_timeout": 2, "socket_connect_timeout": 2, "health_check_interval": 15}
     if sentinels:
         from redis.asyncio.sentinel import Sentinel
 
         hosts = [(h.rsplit(":", 1)[0], int(h.rsplit(":", 1)[1])) for h in sentinels]
-        return Sentinel(hosts, **options).master_for(sentinel_master)
+        return Sentinel(hosts, **options).master_for(sentinel_master,
+                                                     max_connections=max_connections)
     if cluster:
         from redis.asyncio.cluster import RedisCluster
 
-        return RedisCluster.from_url(url, retry=retry)
-    return aioredis.from_url(url, **options)
+        return RedisCluster.from_url(url, retry=retry, max_connections=max_connections)
+    return aioredis.Redis.from_pool(aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=pool_timeout_seconds, **options))
 
 
 class RedisStore:
@@ -194,10 +225,12 @@ class RedisStore:
                  if c.state is ConversationState.QUEUED else c.created_at)
         keys = [self.key("conv", c.id), self.key("customer", c.channel, c.user_id),
                 self.key("created"), *(self.key("state", s.value) for s in OPEN_STATES),
-                self.key("state", c.state.value) if open_state else "", self.key("unsettled")]
+                self.key("state", c.state.value) if open_state else "", self.key("unsettled"),
+                self.key("unsettled", c.id)]
         await self._save_conversation(
             client=client, keys=keys, args=[to_json(c), c.id, c.created_at, score,
-                                            f"{c.id}|{settled}" if settled is not None else ""])
+                                            f"{c.id}|{settled}" if settled is not None else "",
+                                            settled if settled is not None else ""])
 
     async def conversations_in_state(self, state: ConversationState) -> list[Conversation]:
         if state is ConversationState.CLOSED:
@@ -230,27 +263,45 @@ class RedisStore:
         seen = (self.key("seen", conversation.channel, conversation.user_id,
                          message.platform_msg_id)
                 if message.platform_msg_id is not None else "")
-        seq = await self._append(
-            keys=[self.key("msgs", conversation.id), seen, self.key("unsettled")],
-            args=[record, message_id, self._dedupe_seconds, conversation.id, time.time()])
-        return None if int(seq) < 0 else replace(stored, seq=int(seq))
+        lease_key, lease_token = held_lease.get() or ("", "")
+        seq = int(await self._append(
+            keys=[self.key("msgs", conversation.id), seen, self.key("unsettled"),
+                  self.key("unsettled", conversation.id), self.key("appended", message_id),
+                  lease_key],
+            args=[record, message_id, self._dedupe_seconds, conversation.id, time.time(),
+                  RETRIED_APPEND_SECONDS, lease_token]))
+        if seq == -2:
+            raise LeaseLost(f"{lease_key}: taken by another process; "
+                            f"message not added to {conversation.id}")
+        return None if seq < 0 else replace(stored, seq=seq)
 
     async def messages(self, conversation_id: str, after_seq: int = 0) -> list[StoredMessage]:
         raw = await self.client.lrange(self.key("msgs", conversation_id), after_seq, -1)
         return [from_json(StoredMessage, r) for r in raw]
 
     async def settle(self, conversation_id: str, seq: int) -> None:
-        await self.client.zrem(self.key("unsettled"), f"{conversation_id}|{seq}")
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.zrem(self.key("unsettled"), f"{conversation_id}|{seq}")
+            pipe.zrem(self.key("unsettled", conversation_id), seq)
+            await pipe.execute()
 
-    async def unsettled(self, before: float) -> list[StoredMessage]:
-        found = []
-        for member in await self.client.zrangebyscore(self.key("unsettled"), "-inf",
-                                                      f"({before}"):
-            conversation_id, seq = _text(member).rsplit("|", 1)
-            raw = await self.client.lindex(self.key("msgs", conversation_id), int(seq) - 1)
-            if raw is not None:
-                found.append(from_json(StoredMessage, raw))
-        return found
+    async def unsettled(self, before: float, conversation_id: str | None = None
+                        ) -> list[StoredMessage]:
+        if conversation_id is not None:  # the conversation's own set: no scan of everyone's
+            seqs = await self.client.zrangebyscore(self.key("unsettled", conversation_id),
+                                                   "-inf", f"({before}")
+            members = [(conversation_id, int(seq)) for seq in seqs]
+        else:
+            members = [(c, int(seq)) for c, seq in (
+                _text(m).rsplit("|", 1) for m in await self.client.zrangebyscore(
+                    self.key("unsettled"), "-inf", f"({before}"))]
+        if not members:
+            return []
+        async with self.client.pipeline(transaction=False) as pipe:
+            for c, seq in members:
+                pipe.lindex(self.key("msgs", c), seq - 1)
+            found = await pipe.execute()
+        return [from_json(StoredMessage, raw) for raw in found if raw is not None]
 
     # records kept in time order
 

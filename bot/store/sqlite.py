@@ -317,6 +317,11 @@ class SqliteStore:
         def append() -> StoredMessage | None:  # in a transaction: see bot/store/worker.py
             db = self.db
             message_id = message.id or uuid.uuid4().hex
+            if message.id is not None:
+                row = db.execute(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?",
+                                 (message.id,)).fetchone()
+                if row is not None:  # the same call again
+                    return _message(row)
             if message.platform_msg_id is not None:
                 inserted = db.execute(
                     "INSERT OR IGNORE INTO seen_inbound VALUES (?, ?, ?, ?)",
@@ -364,13 +369,16 @@ class SqliteStore:
                         "DELETE FROM unsettled WHERE conversation_id = ? AND seq = ?",
                         (conversation_id, seq))
 
-    async def unsettled(self, before: float) -> list[StoredMessage]:
+    async def unsettled(self, before: float, conversation_id: str | None = None
+                        ) -> list[StoredMessage]:
         def select() -> list[StoredMessage]:
             columns = ", ".join(f"m.{c.strip()}" for c in _MESSAGE_COLUMNS.split(","))
+            of_one = "" if conversation_id is None else " AND u.conversation_id = ?"
             rows = self.db.execute(
                 f"SELECT {columns} FROM unsettled u JOIN messages m ON "
-                "m.conversation_id = u.conversation_id AND m.seq = u.seq WHERE u.ts < ? "
-                "ORDER BY u.ts, u.seq", (before,)).fetchall()
+                f"m.conversation_id = u.conversation_id AND m.seq = u.seq WHERE u.ts < ?{of_one} "
+                "ORDER BY u.ts, u.seq",
+                (before,) if conversation_id is None else (before, conversation_id)).fetchall()
             return [_message(r) for r in rows]
 
         return await self._run(select)

@@ -10,8 +10,8 @@ import pytest
 
 from bot.config import Config
 from bot.errors import ChannelSendError
-from bot.messages import Kind, Role
-from bot.store import NewMessage
+from bot.messages import ConversationState, Kind, Role
+from bot.store import Conversation, NewMessage
 from channels.webchat.channel import WebChatChannel
 from knowledge_base.matcher import Matcher
 from tests.harness import Kefu
@@ -84,7 +84,8 @@ async def test_a_message_whose_handling_failed_is_not_retried_for_ever(
     assert [m.kind for m in said if m.role is not Role.CUSTOMER].count(Kind.FALLBACK) == 1
 
 
-async def test_an_older_unhandled_message_is_answered_after_newer_ones(quick: Kefu) -> None:
+async def test_an_older_unhandled_message_is_answered_before_the_next_one(quick: Kefu
+                                                                          ) -> None:
     visitor = await quick.visitor()
     await visitor.open()
     conversation = await quick.store.latest_conversation("webchat", visitor.id)
@@ -92,9 +93,30 @@ async def test_an_older_unhandled_message_is_answered_after_newer_ones(quick: Ke
     await quick.store.append_message(conversation, NewMessage(  # its process died
         role=Role.CUSTOMER, kind=Kind.TEXT, text="什么时候退款", ts=time.time(),
         platform_msg_id="lost-2"))
-    (answer,) = await visitor.say("退货怎么办")  # handled at once, by the living process
-    assert answer["text"] == "签收后 7 天内可以无理由退货。"
-    frames = await visitor.receive_until("message")
-    assert frames[-1]["text"] == "退款 1-3 个工作日到账。"  # recovery does not skip it
+    answers = await visitor.say("退货怎么办")  # the living process answers both, in order
+    assert [a["text"] for a in answers] == ["退款 1-3 个工作日到账。",
+                                            "签收后 7 天内可以无理由退货。"]
+    await asyncio.sleep(1.0)  # several recovery sweeps: nothing is answered twice
     said = await quick.store.messages(conversation.id)
-    assert [m.meta.get("reply_to") for m in said if m.kind is Kind.ANSWER] == [3, 2]
+    assert [m.meta.get("reply_to") for m in said if m.kind is Kind.ANSWER] == [2, 3]
+
+
+async def test_a_customer_whose_greeting_a_crash_lost_is_greeted_by_recovery(quick: Kefu
+                                                                             ) -> None:
+    visitor = await quick.visitor()
+    now = time.time()
+    conversation = Conversation(id="crashed-before-greeting", channel="webchat",
+                                user_id=visitor.id, state=ConversationState.BOT, lang="zh",
+                                created_at=now, last_activity_at=now)
+    # As if the process died after storing the first message, before the greeting.
+    await quick.store.save_conversation(conversation)
+    await quick.store.append_message(conversation, NewMessage(
+        role=Role.CUSTOMER, kind=Kind.TEXT, text="退货怎么办", ts=now, platform_msg_id="first"))
+    frames = await visitor.receive_until("message")
+    while frames[-1].get("kind") != "answer":
+        frames += await visitor.receive_until("message")
+    said = [(f["kind"], f["seq"]) for f in frames if f["type"] == "message"]
+    assert said == [("greeting", 2), ("answer", 3)]
+    await asyncio.sleep(1.0)  # several recovery sweeps: greeted once
+    kinds = [m.kind for m in await quick.store.messages(conversation.id)]
+    assert kinds == [Kind.TEXT, Kind.GREETING, Kind.ANSWER]
