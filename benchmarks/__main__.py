@@ -1,6 +1,7 @@
-"""`python -m benchmarks [DATA_FOLDER] [--loads 100,1000,5000]`: every benchmark, with
-progress on stderr, results in benchmarks/RESULTS.md (and on stdout).
-`python -m benchmarks soak [--customers 200,1000]`: the soak (minutes; benchmarks/soak/).
+"""`python -m benchmarks [DATA_FOLDER] [--loads 100,1000,5000]`: answer quality, matching
+speed and web chat load, with progress on stderr, results in benchmarks/RESULTS.md (and on
+stdout). `python -m benchmarks quality|speed|load` runs one of them;
+`python -m benchmarks soak [--customers 200,1000]` the soak (minutes; benchmarks/soak/).
 Each part rewrites only its own sections of RESULTS.md.
 
 DATA_FOLDER holds BANKING77, CLINC150 and xSID (default: ../shared/data next to the
@@ -22,7 +23,7 @@ from bot.progress import note
 
 PROJECT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-PARTS = ("all", "quality", "calibrate", "soak")
+PARTS = ("all", "quality", "speed", "load", "soak", "calibrate")
 
 
 def pct(value: float) -> str:
@@ -223,13 +224,37 @@ def write_sections(lines: list[str]) -> None:
                        + "\n", encoding="utf-8")
 
 
+def stamped(lines: list[str], part: str, started: float) -> list[str]:
+    """`lines` with, under each `## ` heading, when, where and by which command it was
+    measured: each part rewrites only its own sections, so they may come from different
+    runs."""
+    stamp = (f"_Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))} in "
+             f"{(time.time() - started) / 60:.0f} min by `python -m benchmarks {part}` on "
+             f"{machine()}._")
+    out: list[str] = []
+    for line in lines:
+        out.append(line)
+        if line.startswith("## "):
+            out += ["", stamp]
+    return out
+
+
+HEADER = ["# Benchmark results", "",
+          "`python -m benchmarks [DATA_FOLDER]` runs quality, speed and load; `python -m "
+          "benchmarks soak` the soak (faults, longer); `python -m benchmarks PART` reruns one "
+          "part. Each rewrites only its own sections, and each section says when, by which "
+          "command and on which commit its figures were measured; every figure in a section "
+          "comes from that one run.", ""]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks", description="every benchmark, written to "
-        "benchmarks/RESULTS.md; or one part: `quality` (answer quality only, printed) or "
-        "`calibrate` (fit the confidence in knowledge_base/decide.py)")
-    parser.add_argument("part", nargs="?", choices=PARTS,
-                        default="all")
+        "benchmarks/RESULTS.md; or one part, rewriting only its sections: `quality` (answer "
+        "quality; printed only with --sets), `speed` (matching), `load` (web chat under load "
+        "and memory), `soak` (faults), or `calibrate` (fit the confidence in "
+        "knowledge_base/decide.py)")
+    parser.add_argument("part", nargs="?", choices=PARTS, default="all")
     parser.add_argument("data", nargs="?", type=Path,
                         default=PROJECT.parent / "shared" / "data",
                         help="BANKING77, CLINC150 and xSID (default: ../shared/data)")
@@ -237,50 +262,54 @@ def main() -> int:
                         help="web chat loads, customers at once (default 100,1000,5000)")
     parser.add_argument("--sets", type=Path, action="append", default=[],
                         help="a folder of more answer-quality sets in benchmarks/sets/ form "
-                        "(held-out ones, kept outside the repository); repeatable")
+                        "(held-out ones, kept outside the repository: their figures are "
+                        "printed, never written); repeatable")
     parser.add_argument("--customers", default="200,1000",
                         help="soak: customers at once (default 200,1000)")
     argv = sys.argv[1:]
     if argv and not argv[0].startswith("-") and argv[0] not in PARTS:
         argv = ["all", *argv]  # the documented `python -m benchmarks DATA_FOLDER`
     args = parser.parse_args(argv)
-    if args.part == "soak":
-        rows = soak.run_all(tuple(int(n) for n in args.customers.split(",")))
-        lines = soak.section(rows, machine())
-        write_sections(lines)
-        print("\n".join(lines))
-        return 0 if all(r.kept for r in rows) else 1
-    if not (args.data / "banking77").is_dir():
+    needs_data = args.part in ("all", "quality", "speed", "calibrate")
+    if needs_data and not (args.data / "banking77").is_dir():
         print(f"benchmarks: no data sets in {args.data} (BANKING77, CLINC150, xSID)",
               file=sys.stderr)
         return 2
     if args.part == "calibrate":
         return calibrate.main(args.data)
-    started = time.time()
-    note("answer quality")
-    quality = answer_quality.run_all(args.data, args.sets)
-    if args.part == "quality":
-        print("\n".join(quality_section(quality)))
-        return 0
-    note("matching speed")
-    speed = matcher_speed.speed(args.data)
-    reload = matcher_speed.reload_while_answering(args.data)
-    loads = tuple(int(n) for n in args.loads.split(","))
-    load = webchat_load.run(loads)
-    lexical_load = webchat_load.run((loads[0],), {"KEFU_MATCHING__ENGINE": "lexical"})
-    memory = webchat_load.memory()
-    note("the embedded store alone")
-    ceiling = store_ceiling.questions_per_second()
-    lines = ["# Benchmark results", "",
-             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}, "
-             f"{(time.time() - started) / 60:.0f} min. Machine: {machine()}.", "",
-             "Run them all with `python -m benchmarks [DATA_FOLDER]` (see "
-             "benchmarks/__init__.py); every figure below comes from that one run.", "",
-             *quality_section(quality), *speed_section(speed, reload),
-             *load_section(load, memory, ceiling, lexical_load[0])]
+    lines = list(HEADER) if args.part == "all" else []
+    kept = True
+    if args.part in ("all", "quality"):
+        started = time.time()
+        note("answer quality")
+        quality = quality_section(answer_quality.run_all(args.data, args.sets))
+        if args.sets:
+            print("\n".join(quality))
+            return 0
+        lines += stamped(quality, "quality", started)
+    if args.part in ("all", "speed"):
+        started = time.time()
+        note("matching speed")
+        speed = matcher_speed.speed(args.data)
+        reload = matcher_speed.reload_while_answering(args.data)
+        lines += stamped(speed_section(speed, reload), "speed", started)
+    if args.part in ("all", "load"):
+        started = time.time()
+        loads = tuple(int(n) for n in args.loads.split(","))
+        load = webchat_load.run(loads)
+        lexical_load = webchat_load.run((loads[0],), {"KEFU_MATCHING__ENGINE": "lexical"})
+        memory = webchat_load.memory()
+        note("the embedded store alone")
+        ceiling = store_ceiling.questions_per_second()
+        lines += stamped(load_section(load, memory, ceiling, lexical_load[0]), "load", started)
+    if args.part == "soak":
+        started = time.time()
+        rows = soak.run_all(tuple(int(n) for n in args.customers.split(",")))
+        lines += stamped(soak.section(rows, machine()), "soak", started)
+        kept = all(r.kept for r in rows)
     write_sections(lines)
     print("\n".join(lines))
-    return 0
+    return 0 if kept else 1
 
 
 if __name__ == "__main__":
