@@ -18,7 +18,15 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import answer_quality, calibrate, matcher_speed, soak, store_ceiling, webchat_load
+from benchmarks import (
+    answer_quality,
+    calibrate,
+    matcher_speed,
+    openloop,
+    soak,
+    store_ceiling,
+    webchat_load,
+)
 from bot.progress import note
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -147,8 +155,31 @@ def speed_section(rows: list[matcher_speed.SpeedRow], reload: matcher_speed.Relo
     return lines
 
 
+def evening_lines(row: webchat_load.OpenLoopRow) -> list[str]:
+    window = row.interval + row.seconds
+    lines = ["", f"A busy evening (open loop, benchmarks/openloop.py): {row.chats} live chats "
+             f"open over {row.interval:g} s, then each asks a question every {row.interval:g} s "
+             f"for {row.seconds:g} s whether or not the last was answered, "
+             f"{row.offered_per_second:.0f} questions/s offered. Answered: within "
+             f"{openloop.DRAIN_SECONDS:g} s of the last question.", "",
+             "| server | questions offered | answered | answered/s | greeting p99 | answer p50 "
+             "| p99 | failures |", "| --- |" + " ---: |" * 7]
+    for name, side in (("kefu", row.kefu), ("echo server", row.echo)):
+        lines.append(f"| {name} | {side.offered} | {pct(side.answered / max(side.offered, 1))} "
+                     f"| {side.answered / window:.0f} | {ms(side.greeting_p99)} | "
+                     f"{ms(side.answer_p50)} | {ms(side.answer_p99)} | {side.failures} |")
+    k = row.kefu
+    answered = k.answered / max(k.offered, 1)
+    lines += ["", f"Targets: greeting p99 < 100 ms: {ms(k.greeting_p99)}, "
+              f"{verdict(k.greeting_p99 < .1)}; answer p99 < 1 s: {ms(k.answer_p99)}, "
+              f"{verdict(k.answer_p99 < 1)}; >= 95% of what is offered answered: "
+              f"{pct(answered)}, {verdict(answered >= .95)}."]
+    return lines
+
+
 def load_section(rows: list[webchat_load.LoadRow], memory: webchat_load.MemoryRow,
-                 ceiling: float, lexical: webchat_load.LoadRow) -> list[str]:
+                 ceiling: float, lexical: webchat_load.LoadRow,
+                 evening: webchat_load.OpenLoopRow) -> list[str]:
     lines = ["## Web chat under load", "",
              f"Each customer opens the chat, then asks {webchat_load.QUESTIONS_EACH} questions "
              "one after another; 50 more customers arrive while the others ask (\"late\"). "
@@ -193,7 +224,8 @@ def load_section(rows: list[webchat_load.LoadRow], memory: webchat_load.MemoryRo
               f"greeting p99 {ms(rows[0].greeting_p99)} with the shipped (hybrid) engine, "
               f"{ms(lexical.greeting_p99)} with the lexical engine in the same run (late "
               f"arrivals {ms(rows[0].late_greeting_p99)} vs {ms(lexical.late_greeting_p99)}; "
-              f"answer p99 {ms(rows[0].answer_p99)} vs {ms(lexical.answer_p99)})", "",
+              f"answer p99 {ms(rows[0].answer_p99)} vs {ms(lexical.answer_p99)})",
+              *evening_lines(evening), "",
               "## Memory", "",
               f"Resident memory grown per additional idle customer (chat open and greeted), "
               f"between {memory.first} and {memory.first + memory.more} of them: kefu "
@@ -298,10 +330,12 @@ def main() -> int:
         loads = tuple(int(n) for n in args.loads.split(","))
         load = webchat_load.run(loads)
         lexical_load = webchat_load.run((loads[0],), {"KEFU_MATCHING__ENGINE": "lexical"})
+        evening = webchat_load.open_loop()
         memory = webchat_load.memory()
         note("the embedded store alone")
         ceiling = store_ceiling.questions_per_second()
-        lines += stamped(load_section(load, memory, ceiling, lexical_load[0]), "load", started)
+        lines += stamped(load_section(load, memory, ceiling, lexical_load[0], evening), "load",
+                         started)
     if args.part == "soak":
         started = time.time()
         rows = soak.run_all(tuple(int(n) for n in args.customers.split(",")))

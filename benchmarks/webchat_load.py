@@ -19,8 +19,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import aiohttp
 
@@ -96,16 +99,37 @@ def _load(url: str, connections: int) -> _Load:
                  int(data["failures"]), float(data["ask_seconds"]))
 
 
-def _load_on(command: list[str], env: dict[str, str], port: int, health_path: str,
-             connections: int) -> _Load:
-    """Start a server, load it once it answers `health_path`, stop it."""
+T = TypeVar("T")
+
+
+def _on(command: list[str], env: dict[str, str], port: int, health_path: str,
+        drive: Callable[[str], T]) -> T:
+    """Start a server, drive its web chat once it answers `health_path`, stop it."""
     server = _serve(command, env)
     try:
         asyncio.run(_wait_up(f"http://127.0.0.1:{port}{health_path}"))
-        return _load(f"http://127.0.0.1:{port}/chat/ws", connections)
+        return drive(f"http://127.0.0.1:{port}/chat/ws")
     finally:
         server.terminate()
         server.wait(30)
+
+
+def _kefu_then_echo(settings: dict[str, str] | None, drive: Callable[[str], T]
+                    ) -> tuple[T, T]:
+    """The same load on `kefu serve` (shipped config, a fresh embedded store, open all
+    day) and then on the echo server."""
+    with tempfile.TemporaryDirectory() as tmp:
+        port = _free_port()
+        env = {**os.environ, **(settings or {}),
+               "KEFU_STORE__PATH": str(Path(tmp) / "kefu.sqlite3"),
+               "KEFU_BUSINESS__HOURS": json.dumps({d: "00:00-24:00" for d in (
+                   "mon", "tue", "wed", "thu", "fri", "sat", "sun")})}
+        kefu = _on([str(Path(sys.executable).parent / "kefu"), "serve", "--port", str(port)],
+                   env, port, "/healthz", drive)
+    echo_port = _free_port()
+    echo = _on([sys.executable, "-m", "benchmarks.echo_server", str(echo_port)],
+               dict(os.environ), echo_port, "/", drive)
+    return kefu, echo
 
 
 def run(loads: tuple[int, ...] = LOADS, settings: dict[str, str] | None = None
@@ -115,17 +139,7 @@ def run(loads: tuple[int, ...] = LOADS, settings: dict[str, str] | None = None
     for connections in loads:
         note(f"web chat: {connections} customers on kefu {settings or ''}, then on the echo "
              "server")
-        with tempfile.TemporaryDirectory() as tmp:
-            port = _free_port()
-            env = {**os.environ, **(settings or {}),
-                   "KEFU_STORE__PATH": str(Path(tmp) / "kefu.sqlite3"),
-                   "KEFU_BUSINESS__HOURS": json.dumps({d: "00:00-24:00" for d in (
-                       "mon", "tue", "wed", "thu", "fri", "sat", "sun")})}
-            result = _load_on([str(Path(sys.executable).parent / "kefu"), "serve", "--port",
-                               str(port)], env, port, "/healthz", connections)
-        echo_port = _free_port()
-        baseline = _load_on([sys.executable, "-m", "benchmarks.echo_server", str(echo_port)],
-                            dict(os.environ), echo_port, "/", connections)
+        result, baseline = _kefu_then_echo(settings, partial(_load, connections=connections))
         rows.append(LoadRow(
             connections, percentile(result.greetings, 50), percentile(result.greetings, 99),
             max(result.greetings, default=float("nan")), percentile(result.late_greetings, 99),
@@ -135,6 +149,49 @@ def run(loads: tuple[int, ...] = LOADS, settings: dict[str, str] | None = None
             len(baseline.answers) / baseline.ask_seconds, result.failures,
             percentile(baseline.greetings, 99)))
     return rows
+
+
+@dataclass
+class OpenLoopSide:
+    """One server under the open-loop load (benchmarks/openloop.py)."""
+    offered: int
+    answered: int
+    greeting_p99: float
+    answer_p50: float
+    answer_p99: float
+    failures: int
+
+
+@dataclass
+class OpenLoopRow:
+    chats: int
+    interval: float
+    seconds: float
+    kefu: OpenLoopSide
+    echo: OpenLoopSide
+
+    @property
+    def offered_per_second(self) -> float:
+        return self.chats / self.interval
+
+
+def _open_loop(url: str, chats: int, interval: float, seconds: float) -> OpenLoopSide:
+    done = subprocess.run([sys.executable, "-m", "benchmarks.openloop", url, str(chats),
+                           str(interval), str(seconds)],
+                          cwd=PROJECT, capture_output=True, text=True, check=True)
+    data = json.loads(done.stdout)
+    return OpenLoopSide(int(data["offered"]), len(data["answers"]),
+                        percentile(data["greetings"], 99), percentile(data["answers"], 50),
+                        percentile(data["answers"], 99), int(data["failures"]))
+
+
+def open_loop(chats: int = 1_000, interval: float = 2.0, seconds: float = 60.0
+              ) -> OpenLoopRow:
+    note(f"web chat, open loop: {chats} live chats each asking every {interval:g} s for "
+         f"{seconds:g} s, on kefu, then on the echo server")
+    kefu, echo = _kefu_then_echo(None, partial(_open_loop, chats=chats, interval=interval,
+                                                     seconds=seconds))
+    return OpenLoopRow(chats, interval, seconds, kefu, echo)
 
 
 @dataclass
