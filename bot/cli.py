@@ -26,6 +26,7 @@ from bot.logs import configure_logging
 from bot.progress import progress
 from bot.store import AgentRole, Store
 from bot.understanding import Intent, Reading, reader_for
+from bot.workers import supervise, worker_command
 from handoff.auth import new_agent, password_problem
 from handoff.board import Board
 from handoff.export import FORMATS as EXPORT_FORMATS
@@ -60,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the bot", parents=[common])
     serve.add_argument("--host", help="address to listen on (default: server.host)")
     serve.add_argument("--port", type=int, help="port to listen on (default: server.port)")
+    serve.add_argument("--workers", type=int, metavar="N", help="processes on this machine, "
+                       "one per core (default: server.workers; more than 1 needs store.type: "
+                       "redis)")
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     kb = commands.add_parser("kb", help="knowledge-base tools", parents=[common]
                              ).add_subparsers(dest="kb_command", required=True,
                                               metavar="KB_COMMAND")
@@ -125,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "serve":
-            return _serve(load_config(args.config), args.host, args.port)
+            return _serve(args.config, load_config(args.config), args)
         if args.command == "agent":
             config = load_config(args.config)
             if args.agent_command == "add":
@@ -173,11 +178,21 @@ def _config_or_default(path: Path) -> Config:
     return load_config(path)
 
 
-def _serve(config: Config, host: str | None, port: int | None) -> int:
+def _serve(path: Path, config: Config, args: argparse.Namespace) -> int:
     configure_logging(config.logging)
-    host, port = host or config.server.host, port or config.server.port
-    _check_can_listen(host, port)
-    web.run_app(create_app(config), host=host, port=port, print=_print_ready)
+    host, port = args.host or config.server.host, args.port or config.server.port
+    workers = args.workers or config.server.workers
+    if workers < 1:
+        raise ConfigError(f"--workers: {workers} is not a number of processes (1 or more)")
+    if workers > 1 and config.store.type != "redis":
+        raise ConfigError(f"server.workers: {workers} processes need store.type: redis (the "
+                          "embedded SQLite store belongs to one process; docs/deploy.md)")
+    if not args.reuse_port:  # a worker's supervisor has checked already
+        _check_can_listen(host, port)
+    if workers > 1:
+        return supervise(worker_command(path, host, port), workers)
+    web.run_app(create_app(config), host=host, port=port, print=_print_ready,
+                reuse_port=args.reuse_port or None)
     return 0
 
 

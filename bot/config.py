@@ -351,6 +351,7 @@ class StoreConfig(_Model):
 class ServerConfig(_Model):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    workers: Annotated[int, Field(ge=1)] = 1  # processes on this machine (> 1: store redis)
 
 
 class Config(_Model):

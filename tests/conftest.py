@@ -15,6 +15,9 @@ from tests.harness import Kefu, write_kb
 from tests.redis_support import redis_store
 
 PROJECT = Path(__file__).resolve().parent.parent
+# Polls of 50 ms for a `kefu serve` started by a test: 2 minutes, as on a loaded machine
+# loading the model alone has taken most of that (a quiet one: a few seconds).
+STARTUP_POLLS = 2400
 
 # A small knowledge base whose scores are easy to reason about, so router tests do not
 # depend on how the shipped sample is tuned.

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from bot.cli import build_parser
-from tests.conftest import PROJECT, TEST_KB
+from tests.conftest import PROJECT, STARTUP_POLLS, TEST_KB
 from tests.harness import write_kb
 
 KEFU = str(Path(sys.executable).parent / "kefu")
@@ -89,7 +89,7 @@ async def test_serve_runs_the_shipped_setup_and_stops_cleanly(tmp_path: Path) ->
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         async with aiohttp.ClientSession() as session:
-            for _ in range(200):
+            for _ in range(STARTUP_POLLS):
                 try:
                     async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
                         health = await response.json()
@@ -273,7 +273,7 @@ async def test_a_knowledge_base_edit_is_served_within_the_reload_interval(
                 async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
                     return int((await response.json())["faq_entries"])
 
-            for _ in range(200):
+            for _ in range(STARTUP_POLLS):
                 try:
                     assert await entries() == 5
                     break

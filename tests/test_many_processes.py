@@ -22,7 +22,7 @@ import yaml
 
 from bot.messages import Role
 from bot.store.redis import RedisStore
-from tests.conftest import ALWAYS_OPEN, TEST_KB
+from tests.conftest import ALWAYS_OPEN, STARTUP_POLLS, TEST_KB
 from tests.harness import wait_for, write_kb
 from tests.redis_support import REDIS_URL, forget, require_redis, unique_prefix
 
@@ -58,7 +58,7 @@ class Kefu:
         finally:
             os.close(log)
         async with aiohttp.ClientSession() as http:
-            for _ in range(200):
+            for _ in range(STARTUP_POLLS):
                 try:
                     async with http.get(f"{self.url}/healthz") as response:
                         if response.status == 200:
