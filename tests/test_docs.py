@@ -25,7 +25,7 @@ def test_the_protocol_names_every_field_the_widget_sends() -> None:
     widget = (PROJECT / "channels" / "webchat" / "static" / "widget.js").read_text(
         encoding="utf-8")
     frames = re.findall(r'\{ type: "([a-z]+)"((?:, [a-z_]+: [^,}]+)*) \}', widget)
-    assert {kind for kind, _ in frames} == {"open", "message"}
+    assert {kind for kind, _ in frames} == {"open", "message", "typing"}
     doc = (PROJECT / "docs" / "webchat-protocol.md").read_text(encoding="utf-8")
     client_frames = doc.split("## Client frames")[1].split("## Server frames")[0]
     for kind, fields in frames:
