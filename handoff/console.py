@@ -208,12 +208,14 @@ class Console:
                             headers={**PAGE_HEADERS, "Content-Security-Policy": CSP})
 
     async def _static(self, request: web.Request) -> web.Response:
+        """The console's stylesheet and ES modules (no build step: the browser loads them)."""
         name = request.match_info["name"]
-        types = {"console.js": "application/javascript", "console.css": "text/css"}
-        if name not in types:
+        suffix = name.rsplit(".", 1)[-1]
+        types = {"js": "application/javascript", "css": "text/css"}
+        if suffix not in types or not (STATIC / name).is_file():
             raise web.HTTPNotFound()
-        return web.Response(body=(STATIC / name).read_bytes(), content_type=types[name],
-                            charset="utf-8")
+        return web.Response(body=(STATIC / name).read_bytes(), content_type=types[suffix],
+                            charset="utf-8", headers={"Cache-Control": "no-cache"})
 
     async def _report(self, request: web.Request) -> web.Response:
         """The report for supervisors, as `kefu report` makes it: ?from=&to=&format=."""
@@ -371,6 +373,7 @@ class Console:
             "agent": {**agent_json(agent), "online": is_online(agent, self._clock(), self._config)},
             "csrf_token": session.csrf_token, "expires_at": session.expires_at,
             "time_zone": self._zone_name,
+            "shop": self._settings.business.name,
             "settings": asdict(await self._store.agent_settings(agent.id)),
             "notices": [n.value for n in Notice],
             "max_note_chars": self._config.console.max_note_chars,
