@@ -23,7 +23,7 @@ async def supervisor_opens_reports(browser: Browser, kefu: Kefu) -> Page:
     console = await context.new_page()
     await log_in(console, kefu, "boss", "supervisor")
     async with context.expect_page() as opened:
-        await console.get_by_role("link", name="报表 Reports").click()
+        await console.get_by_role("link", name="报表").click()
     report = await opened.value
     await expect(report.locator("h1")).to_contain_text("kefu report")
     return report
@@ -58,6 +58,6 @@ async def test_supervisor_sees_the_weeks_charts(kefu: Kefu, browser: Browser,
 async def test_agents_are_not_shown_reports(kefu: Kefu, browser: Browser) -> None:
     page = await browser.new_page()
     await log_in(page, kefu, "duty")
-    await expect(page.get_by_role("link", name="报表 Reports")).to_be_hidden()
+    await expect(page.get_by_role("link", name="报表")).to_be_hidden()
     response = await page.goto(url(kefu, "/agent/report"))
     assert response is not None and response.status == 403
