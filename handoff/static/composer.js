@@ -17,9 +17,9 @@ export class Composer {
     if (!typed) { this.hide(); return; }
     const word = typed[1].toLowerCase();
     const starts = this.replies.filter((r) => r.shortcut.toLowerCase().startsWith(word));
-    const inside = this.replies.filter((r) => !starts.includes(r) && word &&
-      (r.shortcut.toLowerCase().includes(word) || r.text.toLowerCase().includes(word)));
-    this.matches = starts.concat(inside);
+    // shortcuts that start so; failing any, replies that contain the word
+    this.matches = starts.length ? starts : this.replies.filter((r) =>
+      r.shortcut.toLowerCase().includes(word) || r.text.toLowerCase().includes(word));
     this.chosen = 0;
     this.render();
   }

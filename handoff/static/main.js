@@ -298,7 +298,9 @@ async function start() {
   wireCrm();
   $("presence").addEventListener("change", () => api("POST", "/presence", { presence: $("presence").value }).catch(complain));
   $("logout").addEventListener("click", async () => { await api("POST", "/logout"); location.href = "/agent/login"; });
-  $("take").addEventListener("click", () => act("take"));
+  $("take").addEventListener("click", async () => {
+    if (await act("take")) { state.tab = "mine"; loadInbox().catch(console.error); }  // the chat is mine now
+  });
   $("hold").addEventListener("click", () => act("hold"));
   $("handback").addEventListener("click", () => act("handback"));
   $("close").addEventListener("click", () => { if (confirm(t("confirmClose"))) act("close"); });
