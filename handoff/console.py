@@ -218,7 +218,8 @@ class Console:
                             charset="utf-8", headers={"Cache-Control": "no-cache"})
 
     async def _report(self, request: web.Request) -> web.Response:
-        """The report for supervisors, as `kefu report` makes it: ?from=&to=&format=."""
+        """The report for supervisors, as `kefu report` makes it: ?from=&to=&format=, and
+        lang= (the page's language; by default the agent's console language)."""
         if request[AGENT].role is not AgentRole.SUPERVISOR:
             return _error(403, "supervisors_only", "reports are for supervisors")
         now = self._clock()
@@ -229,8 +230,12 @@ class Console:
         except ValueError as exc:
             return _error(400, "bad_request", str(exc))
         chosen = request.query.get("format", "html")
+        lang = request.query.get("lang") or (
+            await self._store.agent_settings(request[AGENT].id)).lang
+        if lang not in CONSOLE_LANGUAGES:
+            return _error(400, "bad_request", "lang is zh or en")
         formats: dict[str, tuple[Callable[[Report], str], str]] = {
-            "html": (lambda r: as_html(r, period_form=True), "text/html"),
+            "html": (lambda r: as_html(r, period_form=True, lang=lang), "text/html"),
             "md": (as_markdown, "text/markdown"), "csv": (as_csv, "text/csv")}
         if chosen not in formats:
             return _error(400, "bad_request", "format is html, md or csv")
