@@ -95,7 +95,7 @@ export function renderBanner() {
   const waited = awaitingNow();
   const late = waited != null && waited >= state.me.agent_reply_seconds;
   $("chat-flag").hidden = !late;
-  if (late) $("chat-flag").textContent = "⏰ " + t("breach", { age: age(waited) });
+  if (late) $("chat-flag").textContent = t("breach", { age: age(waited) });
 }
 
 function presenceText(c) {

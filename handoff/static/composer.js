@@ -9,7 +9,10 @@ export class Composer {
     this.matches = []; this.chosen = 0;
     textarea.addEventListener("input", () => { this.update(); if (!this.box.value.startsWith("/")) this.onTyping(); });
     textarea.addEventListener("keydown", (event) => this.key(event));
-    textarea.addEventListener("blur", () => setTimeout(() => this.hide(), 150));
+    // leaving the box closes the list (later, so that a click on it still counts)
+    textarea.addEventListener("blur", () => setTimeout(() => {
+      if (document.activeElement !== this.box) this.hide();
+    }, 150));
   }
 
   update() {

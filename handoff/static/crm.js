@@ -1,5 +1,6 @@
 // The customer's record beside the chat, and complaint cases (docs/crm.md).
 import { api, button, el } from "./api.js";
+import { titleOf } from "./inbox.js";
 import { state, $ } from "./state.js";
 import { clock } from "./time.js";
 
@@ -39,7 +40,8 @@ export function customerName() { return customer?.customer.name || ""; }
 
 function renderCustomer(view) {
   const c = view.customer;
-  $("customer-name").textContent = c.name || c.phones[0] || c.emails[0] || c.id;
+  $("customer-name").textContent = c.name || c.phones[0] || c.emails[0] ||
+    (state.detail ? titleOf(state.detail.conversation) : c.id);
   $("customer-tags").textContent = c.tags.length ? "· " + c.tags.join(", ") : "";
   $("customer-name-input").value = c.name;
   $("customer-tags-input").value = c.tags.join(", ");

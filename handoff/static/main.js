@@ -261,7 +261,7 @@ async function showHandover() {
     const ul = el("ul"); rows.forEach((r) => ul.appendChild(el("li", null, r))); body.appendChild(ul);
   }
   section(t("queuedSection"), view.queued.map((c) => "#" + c.position + " " + titleOf(c) + " · " + t("waiting", { age: age(c.waited_seconds) }) + " · " + (c.preview || "")));
-  section(t("inProgress"), view.in_progress.map((c) => titleOf(c) + " · " + (c.agent_name || "") + (c.flagged ? " · ⏰ " + age(c.awaiting_seconds) : "")));
+  section(t("inProgress"), view.in_progress.map((c) => titleOf(c) + " · " + (c.agent_name || "") + (c.flagged ? " · " + t("waiting", { age: age(c.awaiting_seconds) }) : "")));
   section(t("overdueTickets"), view.overdue_tickets.map((k) => k.id + " · " + t("due", { time: clock(k.due_at) }) + " · " + (k.contact || "-") + " · " + k.question));
   show("handover");
 }
