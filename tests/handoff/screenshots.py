@@ -16,7 +16,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from playwright.async_api import Page, async_playwright
+from playwright.async_api import Page, ViewportSize, async_playwright
 
 from bot.config import Config
 from bot.store import AgentRole
@@ -25,7 +25,7 @@ from tests.conftest import ALWAYS_OPEN, TEST_KB
 from tests.handoff.report_seed import WEEK, generate, seed
 from tests.harness import Kefu, write_kb
 
-SIZE = {"width": 1280, "height": 800}
+SIZE: ViewportSize = {"width": 1280, "height": 800}
 
 
 def config(folder: Path) -> Config:

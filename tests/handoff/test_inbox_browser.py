@@ -200,6 +200,9 @@ async def test_the_picker_keys_and_enter_during_ime_composition(kefu: Kefu, brow
     await reply.press("Tab")
     await expect(reply).to_have_value(
         "Could you give me your order number? I'll look it up right away.")
+    await reply.fill("/name")  # variables are filled in: no name known, so none
+    await reply.press("Enter")
+    await expect(reply).to_have_value("您好，我是测试店的客服duty，很高兴为您服务。")
     await reply.fill("/hel")  # found by its text too: nothing starts with "hel"
     await expect(picker.first).to_contain_text("Hello")
     await reply.press("Escape")
