@@ -18,7 +18,7 @@ def test_the_architecture_names_every_command() -> None:
         has_subcommands = any(isinstance(a, argparse._SubParsersAction) for a in parser._actions)
         if name != "kefu" and not has_subcommands and not name.startswith("kefu agent"):
             assert name.removeprefix("kefu ") in named, name
-    assert "`agent add/list`" in row
+    assert "`agent add/list/passwd/remove`" in row
 
 
 def test_the_protocol_names_every_field_the_widget_sends() -> None:
