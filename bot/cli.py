@@ -102,12 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_parser("list", help="list agent accounts", parents=[common])
     passwd = agent.add_parser("passwd", help="set an agent's password (asks for it)",
                               parents=[common])
-    passwd.add_argument("name")
+    passwd.add_argument("name", help="the agent's login name")
     passwd.add_argument("--password-stdin", action="store_true",
                         help="read the password from standard input (for scripts)")
     remove = agent.add_parser("remove", help="delete an agent account; their conversations "
                               "keep their name", parents=[common])
-    remove.add_argument("name")
+    remove.add_argument("name", help="the agent's login name")
     transcript = commands.add_parser("transcript", help="export a conversation's transcript",
                                      parents=[common])
     transcript.add_argument("conversation_id", help="as shown in the console and in exports")

@@ -106,7 +106,7 @@ async def test_a_new_chat_and_a_customer_message_notify_unless_muted(
     await kefu.desk.take(agent, cid)  # given to the agent while they look elsewhere
     await visitor.say("还在吗？")
     assert await notifications(page, 2) == ["新会话", f"访客 {visitor.id[-6:]} 发来消息"]
-    await expect(page).to_have_title("(1) kefu · 客服工作台")  # one unread in my chats
+    await expect(page).to_have_title("(2) kefu · 客服工作台")  # unread in my chats
 
     await page.get_by_role("button", name="设置").click()
     dialog = page.locator("dialog")
@@ -115,7 +115,7 @@ async def test_a_new_chat_and_a_customer_message_notify_unless_muted(
     await expect(dialog.get_by_role("status").first).to_have_text("已保存")
     await dialog.get_by_role("button", name="完成").click()
     await visitor.say("人呢")
-    await expect(page).to_have_title("(2) kefu · 客服工作台")
+    await expect(page).to_have_title("(3) kefu · 客服工作台")
     assert len(await notifications(page)) == 2
     settings = await kefu.store.agent_settings(agent.id)
     assert settings.muted == ("customer_message",)
