@@ -125,7 +125,8 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
     if not channels:
         await store.close()
         raise ConfigError("channels: every channel is disabled; enable at least one")
-    console = Console(config, store, desk, Board(store, config.desk, clock, customers),
+    console = Console(config, store, desk, Board(store, config.desk, clock, customers,
+                                                 speaker.channel),
                       Sessions(store, config.desk, clock), speaker, fanout, webhooks, customers,
                       cases, clock)
 

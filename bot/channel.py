@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from aiohttp import web
 
@@ -39,6 +39,17 @@ class Channel(Protocol):
         (a web chat tab closed); None while connected or when the channel cannot tell."""
 
     async def aclose(self) -> None: ...
+
+
+# Fan-out topic: {"channel", "user_id"} of a customer typing, for the agents' consoles.
+CUSTOMER_TYPING = "customer-typing"
+
+
+@runtime_checkable
+class SeesPresence(Protocol):
+    """A channel that knows whether its customer is there now (the web chat's open tab)."""
+
+    async def is_present(self, user_id: str) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,10 +24,10 @@ from bot.config import Config, load_config
 from bot.errors import ConfigError, KnowledgeBaseError, SheetError
 from bot.logs import configure_logging
 from bot.progress import progress
-from bot.store import AgentRole, Store
+from bot.store import Agent, AgentRole, Store
 from bot.understanding import Intent, Reading, reader_for
 from bot.workers import supervise, worker_command
-from handoff.auth import new_agent, password_problem
+from handoff.auth import hash_password, new_agent, password_problem
 from handoff.board import Board
 from handoff.export import FORMATS as EXPORT_FORMATS
 from handoff.export import KINDS as EXPORT_KINDS
@@ -105,6 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--password-stdin", action="store_true",
                      help="read the password from standard input (for scripts)")
     agent.add_parser("list", help="list agent accounts", parents=[common])
+    passwd = agent.add_parser("passwd", help="set an agent's password (asks for it)",
+                              parents=[common])
+    passwd.add_argument("name", help="the agent's login name")
+    passwd.add_argument("--password-stdin", action="store_true",
+                        help="read the password from standard input (for scripts)")
+    remove = agent.add_parser("remove", help="delete an agent account; their conversations "
+                              "keep their name", parents=[common])
+    remove.add_argument("name", help="the agent's login name")
     transcript = commands.add_parser("transcript", help="export a conversation's transcript",
                                      parents=[common])
     transcript.add_argument("conversation_id", help="as shown in the console and in exports")
@@ -135,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
             config = load_config(args.config)
             if args.agent_command == "add":
                 return _with_store(config, lambda store: _agent_add(config, store, args))
+            if args.agent_command == "passwd":
+                return _with_store(config, lambda store: _agent_passwd(store, args))
+            if args.agent_command == "remove":
+                return _with_store(config, lambda store: _agent_remove(store, args.name))
             return _with_store(config, _agent_list)
         if args.command == "transcript":
             config = load_config(args.config)
@@ -430,7 +442,32 @@ async def _agent_add(config: Config, store: Store, args: argparse.Namespace) -> 
 async def _agent_list(store: Store) -> int:
     for agent in await store.agents():
         print(f"{agent.name:<20} {agent.role.value:<11} max {agent.max_chats} chats  "
-              f"{agent.presence.value}")
+              f"{'disabled' if agent.disabled else agent.presence.value}")
+    return 0
+
+
+async def _existing_agent(store: Store, name: str) -> Agent:
+    agent = await store.agent_by_name(name)
+    if agent is None:
+        raise ConfigError(f"no agent named {name!r} (kefu agent list shows them)")
+    return agent
+
+
+async def _agent_passwd(store: Store, args: argparse.Namespace) -> int:
+    agent = await _existing_agent(store, args.name)
+    password = _read_password(args.password_stdin)
+    problem = password_problem(password)
+    if problem:
+        raise ConfigError(problem)
+    await store.update_agent(agent.id, password_hash=hash_password(password))
+    print(f"password of {agent.name} changed")
+    return 0
+
+
+async def _agent_remove(store: Store, name: str) -> int:
+    agent = await _existing_agent(store, name)
+    await store.delete_agent(agent.id)
+    print(f"agent {agent.name} removed")
     return 0
 
 

@@ -199,6 +199,17 @@ class TicketConfig(_Model):
     overnight_due: time = time(10, 0)  # left outside hours: due then on the next working day
 
 
+class ConsoleConfig(_Model):
+    """The agents' console: what its inbox lists and what agents may add to a chat."""
+
+    close_left_after_seconds: Seconds = 1800.0  # a held chat whose customer left: closed
+    inbox_limit: Annotated[int, Field(ge=1)] = 200  # conversations listed per tab
+    closed_days: Annotated[int, Field(ge=0)] = 7  # closed chats the inbox reaches back to
+    max_note_chars: Annotated[int, Field(ge=1)] = 2000
+    max_labels: Annotated[int, Field(ge=0)] = 10  # per conversation
+    max_label_chars: Annotated[int, Field(ge=1)] = 20
+
+
 class DeskConfig(_Model):
     """The service-desk rules: queue, agents, the 1-minute rule, offline messages."""
 
@@ -218,6 +229,7 @@ class DeskConfig(_Model):
         default_factory=lambda: ["哦", "噢", "好吧", "嗯", "嗯嗯", "ok", "k"])
     quick_replies_path: Path = Path("quick_replies.yaml")
     tickets: TicketConfig = TicketConfig()
+    console: ConsoleConfig = ConsoleConfig()
 
 
 class KnowledgeBaseConfig(_Model):

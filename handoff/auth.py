@@ -87,7 +87,7 @@ class Sessions:
         if agent is None:
             verify_password(password, _dummy_hash())  # same time whether or not the name exists
             return None
-        if not verify_password(password, agent.password_hash):
+        if not verify_password(password, agent.password_hash) or agent.disabled:
             return None
         now = self._clock()
         token = secrets.token_urlsafe(32)
@@ -107,7 +107,7 @@ class Sessions:
             await self._store.delete_session(session.token_hash)
             return None
         agent = await self._store.get_agent(session.agent_id)
-        if agent is None:
+        if agent is None or agent.disabled:
             return None
         if agent.last_seen_at is None or now - agent.last_seen_at > LAST_SEEN_EVERY_SECONDS:
             await self._store.update_agent(agent.id, last_seen_at=now)

@@ -13,8 +13,9 @@ import asyncio
 import hmac
 import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib.resources import files
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import WSMsgType, web
 
+from bot.channel import CUSTOMER_TYPING
 from bot.cluster import Fanout
 from bot.config import Config
 from bot.messages import ConversationState, StoredMessage
@@ -32,11 +34,13 @@ from bot.store import (
     AgentSession,
     Conversation,
     DeliveryStatus,
+    Note,
+    Notice,
     Presence,
     Store,
 )
-from handoff.auth import Sessions
-from handoff.board import Board
+from handoff.auth import Sessions, hash_password, new_agent, password_problem, verify_password
+from handoff.board import Board, InboxFilter, Tab
 from handoff.cases import CaseBook
 from handoff.crm_views import CrmViews
 from handoff.customers import CustomerBook, CustomerError
@@ -65,6 +69,8 @@ REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' dat
 PAGE_HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY",
                 "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
 WS_SESSION_EXPIRED = 4401
+CONSOLE_NEWS = "console"  # fan-out topic: notes and labels, as frames for every console
+CONSOLE_LANGUAGES = ("zh", "en")
 SOCKET_QUEUE_FRAMES = 1000  # a console that falls this far behind is closed and reloads
 
 _ERROR_STATUS = {"not_found": 404, "empty_text": 400, "text_too_long": 400, "bad_request": 400,
@@ -84,6 +90,7 @@ class Console:
                  sessions: Sessions, speaker: Speaker, fanout: Fanout, webhooks: Webhooks,
                  customers: CustomerBook, cases: CaseBook, clock: Callable[[], float]) -> None:
         self._settings = config
+        self._fanout = fanout
         self._webhooks = webhooks
         self._customers = customers
         self._cases = cases
@@ -98,6 +105,8 @@ class Console:
         self._open: set[_Socket] = set()
         speaker.listen(self._on_conversation)
         fanout.subscribe(DESK_NEWS, self._on_desk_news)
+        fanout.subscribe(CUSTOMER_TYPING, self._on_customer_typing)
+        fanout.subscribe(CONSOLE_NEWS, self._on_console_news)
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._guard], client_max_size=MAX_BODY_BYTES)
@@ -110,8 +119,14 @@ class Console:
         r.add_post("/api/login", self._api_login)
         r.add_post("/api/logout", self._logout)
         r.add_get("/api/me", self._me)
+        r.add_post("/api/me/settings", self._settings_change)
+        r.add_post("/api/me/password", self._password_change)
         r.add_post("/api/presence", self._presence)
         r.add_get("/api/agents", self._json(self._board.agents))
+        r.add_post("/api/agents", self._agent_add)
+        for action in ("disable", "enable", "password"):
+            r.add_post(f"/api/agents/{{id}}/{action}", self._agent_change)
+        r.add_get("/api/inbox", self._inbox)
         r.add_get("/api/queue", self._json(self._board.queue))
         r.add_get("/api/chats", self._chats)
         r.add_get("/api/tickets", self._json(self._board.tickets))
@@ -132,6 +147,8 @@ class Console:
         r.add_get("/api/quick-replies", self._quick_replies)
         r.add_get("/api/conversations/{id}", self._conversation)
         r.add_get("/api/conversations/{id}/transcript", self._transcript)
+        r.add_post("/api/conversations/{id}/notes", self._note_add)
+        r.add_post("/api/conversations/{id}/labels", self._labels_set)
         for action in ("take", "reply", "hold", "typing", "transfer", "handback", "close",
                        "read"):
             r.add_post(f"/api/conversations/{{id}}/{action}", self._act)
@@ -191,15 +208,18 @@ class Console:
                             headers={**PAGE_HEADERS, "Content-Security-Policy": CSP})
 
     async def _static(self, request: web.Request) -> web.Response:
+        """The console's stylesheet and ES modules (no build step: the browser loads them)."""
         name = request.match_info["name"]
-        types = {"console.js": "application/javascript", "console.css": "text/css"}
-        if name not in types:
+        suffix = name.rsplit(".", 1)[-1]
+        types = {"js": "application/javascript", "css": "text/css"}
+        if suffix not in types or not (STATIC / name).is_file():
             raise web.HTTPNotFound()
-        return web.Response(body=(STATIC / name).read_bytes(), content_type=types[name],
-                            charset="utf-8")
+        return web.Response(body=(STATIC / name).read_bytes(), content_type=types[suffix],
+                            charset="utf-8", headers={"Cache-Control": "no-cache"})
 
     async def _report(self, request: web.Request) -> web.Response:
-        """The report for supervisors, as `kefu report` makes it: ?from=&to=&format=."""
+        """The report for supervisors, as `kefu report` makes it: ?from=&to=&format=, and
+        lang= (the page's language; by default the agent's console language)."""
         if request[AGENT].role is not AgentRole.SUPERVISOR:
             return _error(403, "supervisors_only", "reports are for supervisors")
         now = self._clock()
@@ -210,8 +230,12 @@ class Console:
         except ValueError as exc:
             return _error(400, "bad_request", str(exc))
         chosen = request.query.get("format", "html")
+        lang = request.query.get("lang") or (
+            await self._store.agent_settings(request[AGENT].id)).lang
+        if lang not in CONSOLE_LANGUAGES:
+            return _error(400, "bad_request", "lang is zh or en")
         formats: dict[str, tuple[Callable[[Report], str], str]] = {
-            "html": (lambda r: as_html(r, period_form=True), "text/html"),
+            "html": (lambda r: as_html(r, period_form=True, lang=lang), "text/html"),
             "md": (as_markdown, "text/markdown"), "csv": (as_csv, "text/csv")}
         if chosen not in formats:
             return _error(400, "bad_request", "format is html, md or csv")
@@ -354,9 +378,93 @@ class Console:
             "agent": {**agent_json(agent), "online": is_online(agent, self._clock(), self._config)},
             "csrf_token": session.csrf_token, "expires_at": session.expires_at,
             "time_zone": self._zone_name,
+            "shop": self._settings.business.name,
+            "settings": asdict(await self._store.agent_settings(agent.id)),
+            "notices": [n.value for n in Notice],
+            "max_note_chars": self._config.console.max_note_chars,
             "agent_reply_seconds": self._config.agent_reply_seconds,
             "banned_phrases": self._config.banned_phrases,
             "curt_replies": self._config.curt_replies})
+
+    async def _settings_change(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        settings = await self._store.agent_settings(request[AGENT].id)
+        lang = body.get("lang", settings.lang)
+        muted = body.get("muted", list(settings.muted))
+        if lang not in CONSOLE_LANGUAGES:
+            return _error(400, "bad_request", "lang is zh or en")
+        notices = {n.value for n in Notice}
+        if not (isinstance(muted, list) and all(m in notices for m in muted)):
+            return _error(400, "bad_request", f"muted is a list of {', '.join(sorted(notices))}")
+        settings = replace(settings, lang=lang, muted=tuple(dict.fromkeys(muted)))
+        await self._store.save_agent_settings(settings)
+        return web.json_response({"settings": asdict(settings)})
+
+    async def _password_change(self, request: web.Request) -> web.Response:
+        """An agent's own password: the current one is needed, as for any account."""
+        body = await _body(request)
+        agent = await self._store.get_agent(request[AGENT].id) or request[AGENT]
+        if not verify_password(str(body.get("current", "")), agent.password_hash):
+            return _error(403, "wrong_password", "the current password is not right")
+        return await self._set_password(agent, body.get("new"))
+
+    async def _set_password(self, agent: Agent, password: object) -> web.Response:
+        if not isinstance(password, str):
+            return _error(400, "bad_request", "the new password must be text")
+        problem = password_problem(password)
+        if problem:
+            return _error(400, "weak_password", problem)
+        await self._store.update_agent(agent.id, password_hash=hash_password(password))
+        log.info("console: password of %s changed", agent.name)
+        return web.json_response({"ok": True})
+
+    async def _agent_add(self, request: web.Request) -> web.Response:
+        """Supervisors add colleagues, as `kefu agent add` does."""
+        if request[AGENT].role is not AgentRole.SUPERVISOR:
+            return _error(403, "supervisors_only", "only supervisors add agents")
+        body = await _body(request)
+        name = _required_text(body, "name").strip()
+        password = _required_text(body, "password")
+        max_chats = body.get("max_chats", self._config.default_max_chats)
+        try:
+            role = AgentRole(body.get("role", "agent"))
+        except ValueError:
+            return _error(400, "bad_request", "role is agent or supervisor")
+        if not isinstance(max_chats, int) or isinstance(max_chats, bool) or max_chats < 1:
+            return _error(400, "bad_request", "max_chats is a whole number, at least 1")
+        problem = password_problem(password)
+        if problem:
+            return _error(400, "weak_password", problem)
+        agent = new_agent(name, password, role, max_chats, self._clock())
+        try:
+            await self._store.save_agent(agent)
+        except ValueError as exc:
+            return _error(409, "name_taken", str(exc))
+        log.info("console: %s added agent %s", request[AGENT].name, name)
+        self._fanout_changed("agents")
+        return web.json_response({"agent": agent_json(agent)})
+
+    async def _agent_change(self, request: web.Request) -> web.Response:
+        """Supervisors disable, enable and reset colleagues' accounts."""
+        if request[AGENT].role is not AgentRole.SUPERVISOR:
+            return _error(403, "supervisors_only", "only supervisors change other accounts")
+        agent = await self._store.get_agent(request.match_info["id"])
+        if agent is None:
+            return _error(404, "not_found", "no such agent")
+        action = request.path.rsplit("/", 1)[1]
+        if action == "password":
+            return await self._set_password(agent, (await _body(request)).get("password"))
+        if agent.id == request[AGENT].id:
+            return _error(409, "own_account", "a supervisor cannot disable their own account")
+        disabled = action == "disable"
+        await self._store.update_agent(agent.id, disabled=disabled,
+                                       presence=Presence.OFFLINE if disabled else None)
+        log.info("console: %s %sd agent %s", request[AGENT].name, action, agent.name)
+        self._fanout_changed("agents")
+        return web.json_response({"agent": agent_json(replace(agent, disabled=disabled))})
+
+    def _fanout_changed(self, what: str) -> None:
+        asyncio.get_running_loop().create_task(self._fanout.publish(DESK_NEWS, {"what": what}))
 
     async def _presence(self, request: web.Request) -> web.Response:
         body = await _body(request)
@@ -375,6 +483,64 @@ class Console:
             return web.json_response(await read(), dumps=_dumps)
 
         return handler
+
+    async def _inbox(self, request: web.Request) -> web.Response:
+        query = request.query
+        try:
+            tab = Tab(query.get("tab", "mine"))
+            state = ConversationState(query["state"]) if query.get("state") else None
+            waiting = float(query["waiting"]) if query.get("waiting") else None
+        except ValueError:
+            return _error(400, "bad_request", "tab is mine, unassigned or all; state is queued, "
+                          "agent or closed; waiting is seconds")
+        if state is ConversationState.BOT:
+            return _error(400, "bad_request", "state is queued, agent or closed")
+        wanted = InboxFilter(channel=query.get("channel") or None, state=state,
+                             label=query.get("label") or None, waiting_seconds=waiting,
+                             search=query.get("q", "").strip())
+        try:
+            found = await self._board.inbox(request[AGENT], tab, wanted)
+        except PermissionError as exc:
+            return _error(403, "supervisors_only", str(exc))
+        return web.json_response(found, dumps=_dumps)
+
+    async def _seen_conversation(self, request: web.Request) -> Conversation:
+        conversation = await self._store.get_conversation(request.match_info["id"])
+        if conversation is None:
+            raise web.HTTPNotFound(text='{"error":"not_found","message":"no such conversation"}',
+                                   content_type="application/json")
+        return conversation
+
+    async def _note_add(self, request: web.Request) -> web.Response:
+        """A private note: agents see it beside the transcript, the customer never does."""
+        conversation = await self._seen_conversation(request)
+        text = _required_text(await _body(request), "text").strip()
+        limit = self._config.console.max_note_chars
+        if len(text) > limit:
+            return _error(400, "text_too_long", f"notes are limited to {limit} characters")
+        agent = request[AGENT]
+        note = Note(uuid.uuid4().hex, conversation.id, agent.id, text, self._clock())
+        await self._store.add_note(note)
+        shown = {**asdict(note), "agent_name": agent.name}
+        await self._fanout.publish(CONSOLE_NEWS, {"type": "note", "conversation_id":
+                                                  conversation.id, "note": shown})
+        return web.json_response({"note": shown}, dumps=_dumps)
+
+    async def _labels_set(self, request: web.Request) -> web.Response:
+        conversation = await self._seen_conversation(request)
+        labels = (await _body(request)).get("labels")
+        console = self._config.console
+        if not (isinstance(labels, list) and all(isinstance(x, str) for x in labels)):
+            return _error(400, "bad_request", "labels must be a list of words")
+        cleaned = list(dict.fromkeys(x.strip() for x in labels if x.strip()))
+        if len(cleaned) > console.max_labels or any(
+                len(x) > console.max_label_chars for x in cleaned):
+            return _error(400, "bad_request", f"at most {console.max_labels} labels of up to "
+                          f"{console.max_label_chars} characters")
+        await self._store.set_labels(conversation.id, cleaned)
+        await self._fanout.publish(CONSOLE_NEWS, {"type": "labels", "conversation_id":
+                                                  conversation.id, "labels": sorted(cleaned)})
+        return web.json_response({"labels": sorted(cleaned)}, dumps=_dumps)
 
     async def _chats(self, request: web.Request) -> web.Response:
         return web.json_response(await self._board.chats(request[AGENT]), dumps=_dumps)
@@ -510,6 +676,18 @@ class Console:
     async def _on_desk_news(self, news: dict[str, Any]) -> None:
         self._push_all({"type": "changed", "what": news["what"]})
 
+    async def _on_console_news(self, frame: dict[str, Any]) -> None:
+        """Notes and labels, from this process or another, to every console."""
+        self._push_all(frame)
+
+    async def _on_customer_typing(self, news: dict[str, Any]) -> None:
+        conversation = await self._store.current_conversation(news["channel"], news["user_id"])
+        if conversation is None or conversation.state is ConversationState.BOT:
+            return
+        for socket in list(self._open):
+            if self._may_see(socket.agent, conversation):
+                self._push(socket, {"type": "typing", "conversation_id": conversation.id})
+
     def _on_conversation(self, conversation: Conversation, message: StoredMessage | None
                          ) -> None:
         """A state change goes to every console (lists move); a message only to the agents
@@ -520,11 +698,16 @@ class Console:
                 self._push(socket, {"type": "conversation", "conversation_id": conversation.id,
                                     "state": conversation.state.value,
                                     "agent_id": conversation.agent_id})
-            elif (conversation.state is ConversationState.QUEUED
-                  or conversation.agent_id == agent.id
-                  or agent.role is AgentRole.SUPERVISOR):
+            elif self._may_see(agent, conversation):
                 self._push(socket, {"type": "message", "conversation_id": conversation.id,
                                     "message": message_json(message)})
+
+    @staticmethod
+    def _may_see(agent: Agent, conversation: Conversation) -> bool:
+        """Live news of a chat: queued ones for all, held ones for their agent and
+        supervisors."""
+        return (conversation.state is ConversationState.QUEUED
+                or conversation.agent_id == agent.id or agent.role is AgentRole.SUPERVISOR)
 
     async def aclose(self) -> None:
         for socket in list(self._open):

@@ -652,14 +652,14 @@ class Desk:
         self._background.spawn(self.dispatch())  # a slot is free
         return closed
 
-    async def _end(self, conversation: Conversation, by: str, rate: bool = True
-                   ) -> Conversation:
+    async def _end(self, conversation: Conversation, by: str, rate: bool = True,
+                   reason: str = "resolved") -> Conversation:
         """In the lane: close the chat, asking the customer for a 1-5 rating when `rate`."""
         now = self._clock()
-        closed = replace(conversation, state=CLOSED, closed_at=now, close_reason="resolved",
+        closed = replace(conversation, state=CLOSED, closed_at=now, close_reason=reason,
                          rating_requested_at=now if rate else None, awaiting_agent_since=None)
         await self._store.save_conversation(closed)
-        await self._event(closed, "closed", by, reason="resolved")
+        await self._event(closed, "closed", by, reason=reason)
         await self._speaker.send_state(closed)
         if rate:
             await self._speaker.say(closed, OutboundReply(
@@ -703,9 +703,15 @@ class Desk:
                 await self._in_lane(conversation, self._timed_queue_update, cid)
         if left:
             await self._tell_positions()
+        closed_any = False
         for conversation in await self._store.conversations_in_state(AGENT):
             if holding_due(conversation, now, self._desk):
                 await self._in_lane(conversation, self._hold_for_agent, conversation.id)
+            elif await self._left_long_ago(conversation, now):
+                closed_any = await self._in_lane(conversation, self._close_left,
+                                                 conversation.id) or closed_any
+        if closed_any:
+            self._background.spawn(self.dispatch())  # their agents have room again
         if queued and not nobody:
             await self.dispatch()
         await self._tell_overdue_tickets(now)
@@ -754,6 +760,21 @@ class Desk:
             meta={"reason": "agent_reply_timeout", "waited_seconds": round(waited, 1)}))
         log.warning("1-minute rule: conversation %s waited %.1f s for agent %s",
                     conversation.id, waited, conversation.agent_id)
+
+    async def _left_long_ago(self, conversation: Conversation, now: float) -> bool:
+        """The customer of a held chat left `console.close_left_after_seconds` ago: the
+        chat would only linger in the agent's list and count against their limit."""
+        channel = self._speaker.channel(conversation.channel)
+        gone = await channel.absent_since(conversation.user_id) if channel else None
+        return gone is not None and now - gone >= self._desk.console.close_left_after_seconds
+
+    async def _close_left(self, conversation_id: str) -> bool:
+        conversation = await self._current(conversation_id)
+        if conversation.state is not AGENT:
+            return False
+        await self._end(conversation, conversation.agent_id or "", rate=False, reason="left")
+        log.info("conversation %s closed: the customer left", conversation.id)
+        return True
 
     async def _abandon(self, conversation_id: str) -> bool:
         conversation = await self._current(conversation_id)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
 from importlib.resources import files
+from typing import Protocol
 
 import jinja2
 from markupsafe import Markup
@@ -23,6 +24,67 @@ FORMATS = ("html", "md", "csv")
 COLOURS = ("#2563eb", "#16a34a", "#f59e0b", "#dc2626", "#7c3aed", "#0891b2", "#db2777")
 OUTCOMES = {"bot_answered": "answered by the bot", "handed_off": "handed off to a person",
             "unanswered": "no answer (left or declined)"}
+# The Chinese page: each English text (a str.format template) and its translation.
+ZH = {
+    "median": "中位数", "90th percentile": "90 分位", "99th percentile": "99 分位",
+    "longest": "最长", "figure": "指标", "value": "数值", "Summary": "概览",
+    "conversations": "会话", "answered by the bot, not handed off": "机器人解决，未转人工",
+    "handed off to a person": "转人工", "greeted within {limit}": "{limit} 内问候",
+    "customer messages answered within {window}": "{window} 内回复的客户消息",
+    "left the queue before an agent came": "排队时离开", "offline messages answered on time":
+    "按时答复的留言", "complaints (again within {days} days)": "投诉（{days} 天内再次投诉）",
+    "satisfaction": "满意度", "{average} from {rated} ratings": "{average}，共 {rated} 个评分",
+    "Conversations by day and channel": "每日各渠道会话", "day": "日期", "total": "合计",
+    "conversations begun each day, by channel": "每天开始的会话，按渠道",
+    "Bot or person": "机器人还是人工", "outcome": "结果", "share": "占比",
+    "answered by the bot": "机器人解决",
+    "no answer (left or declined)": "未解决（离开或拒答）",
+    "how conversations went": "会话结果", "Greeting latency": "问候用时", "greeted": "问候用时",
+    "greetings": "问候",
+    "time from the customer's first message or opening the chat to the greeting":
+    "从客户第一条消息或打开聊天到问候的时间",
+    "{share} of {count} greetings within {limit}; median {median}, 99th percentile {p99}, "
+    "slowest {worst}": "{count} 次问候中 {share} 在 {limit} 内；中位数 {median}，99 分位 {p99}，"
+    "最慢 {worst}", "late because of {cause}: {n}": "因 {cause} 而慢：{n}",
+    "Replies": "回复", "customer messages": "客户消息", "answered within {window}":
+    "{window} 内回复", "agents' first replies": "客服首次回复", "first reply, {k}": "首次回复，{k}",
+    "first replies within {window}": "{window} 内首次回复", "Queue": "排队",
+    "waits ended (an agent came, or the customer left)": "结束的等待（客服接入或客户离开）",
+    "wait, {k}": "等待，{k}", "left before an agent came": "客服接入前离开",
+    "still waiting when the report was made": "制表时仍在排队", "waits": "等待",
+    "how long customers waited in the queue": "客户排队等了多久",
+    "Offline messages (留言)": "留言", "left": "留下", "answered on time": "按时答复",
+    "answered late": "超时答复", "open and overdue": "未处理且已超时", "open, not yet due":
+    "未处理，未到期", "on time": "按时率", "Complaints": "投诉", "complaints": "投诉",
+    "from a customer who complained in the {days} days before": "{days} 天内投诉过的客户再次投诉",
+    "Satisfaction": "满意度", "score": "评分", "ratings": "评分数",
+    "ratings given at the end of conversations with an agent": "人工会话结束时的评分",
+    "average {average}; {rated} ratings for {asked} requests ({share} answered)":
+    "平均 {average}；邀请 {asked} 次，收到 {rated} 个评分（{share}）",
+    "Agents": "客服", "agent": "客服", "chats": "会话", "replies": "回复",
+    "first reply (median)": "首次回复（中位数）", "waited > {window}": "等待超过 {window}",
+    "closed": "结束", "Questions the bot could not answer": "机器人答不上的问题", "asked": "次数",
+    "question": "问题", "also asked as": "其他问法",
+    "similar wordings are counted together; `kefu kb gaps` shows them all with the closest "
+    "entry and can draft new entries": "相近的问法合并计数；`kefu kb gaps` 列出全部问法和最接近的"
+    "条目，并可起草新条目", "kefu report {first} – {last}": "kefu 报表 {first} – {last}",
+    "made {time} ({zone})": "制表于 {time}（{zone}）",
+}
+
+
+class _Tr(Protocol):
+    def __call__(self, text: str, **values: object) -> str: ...
+
+
+def _translator(lang: str) -> _Tr:
+    table = ZH if lang == "zh" else {}
+
+    def tr(text: str, **values: object) -> str:
+        return table.get(text, text).format(**values)
+
+    return tr
+
+
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.FunctionLoader(
         lambda name: (files("handoff") / "templates" / name).read_text(encoding="utf-8")),
@@ -61,12 +123,16 @@ def seconds(value: float | None) -> str:
     return f"{value / 60:.3g} min"
 
 
-def _spread_rows(spread: Spread) -> list[tuple[str, ...]]:
-    return [("median", seconds(spread.median)), ("90th percentile", seconds(spread.percentile(90))),
-            ("99th percentile", seconds(spread.percentile(99))), ("longest", seconds(spread.worst))]
+def _spread_rows(spread: Spread, tr: _Tr) -> list[tuple[str, ...]]:
+    return [(tr("median"), seconds(spread.median)),
+            (tr("90th percentile"), seconds(spread.percentile(90))),
+            (tr("99th percentile"), seconds(spread.percentile(99))),
+            (tr("longest"), seconds(spread.worst))]
 
 
-def sections(report: Report) -> list[Section]:
+def sections(report: Report, lang: str = "en") -> list[Section]:
+    """The report's tables, in English or (lang="zh") Chinese."""
+    tr = _translator(lang)
     r = report
     outcome_total = r.conversations
     rated = sum(r.ratings.values())
@@ -74,99 +140,108 @@ def sections(report: Report) -> list[Section]:
     limit = seconds(r.greeting_limit_seconds)
     window = seconds(r.reply_window_seconds)
     bot, person = r.outcomes["bot_answered"], r.outcomes["handed_off"]
+    outcomes = {k: tr(v) for k, v in OUTCOMES.items()}
+    figure_value = (tr("figure"), tr("value"))
     found = [
-        Section("Summary", ("figure", "value"), [
-            ("conversations", str(outcome_total)),
-            ("answered by the bot, not handed off",
+        Section(tr("Summary"), figure_value, [
+            (tr("conversations"), str(outcome_total)),
+            (tr("answered by the bot, not handed off"),
              f"{bot} ({percent(_share(bot, outcome_total))})"),
-            ("handed off to a person", f"{person} ({percent(_share(person, outcome_total))})"),
-            (f"greeted within {limit}", percent(r.greeting_compliance)),
-            (f"customer messages answered within {window}", percent(r.within_minute_share)),
-            ("left the queue before an agent came", percent(r.abandonment_share)),
-            ("offline messages answered on time", percent(r.tickets.on_time_share)),
-            (f"complaints (again within {r.repeat_complaint_days} days)",
+            (tr("handed off to a person"),
+             f"{person} ({percent(_share(person, outcome_total))})"),
+            (tr("greeted within {limit}", limit=limit), percent(r.greeting_compliance)),
+            (tr("customer messages answered within {window}", window=window),
+             percent(r.within_minute_share)),
+            (tr("left the queue before an agent came"), percent(r.abandonment_share)),
+            (tr("offline messages answered on time"), percent(r.tickets.on_time_share)),
+            (tr("complaints (again within {days} days)", days=r.repeat_complaint_days),
              f"{r.complaints} ({r.repeat_complaints})"),
-            ("satisfaction", f"{average} from {rated} ratings"),
+            (tr("satisfaction"), tr("{average} from {rated} ratings", average=average,
+                                    rated=rated)),
         ]),
     ]
     days = sorted(r.by_day)
     found.append(Section(
-        "Conversations by day and channel", ("day", *r.channels, "total"),
+        tr("Conversations by day and channel"), (tr("day"), *r.channels, tr("total")),
         [(d.isoformat(), *(str(r.by_day[d][c]) for c in r.channels),
           str(sum(r.by_day[d].values()))) for d in days],
         Chart([d.strftime("%m-%d") for d in days],
               {c: [r.by_day[d][c] for d in days] for c in r.channels},
-              "conversations begun each day, by channel")))
+              tr("conversations begun each day, by channel"))))
     found.append(Section(
-        "Bot or person", ("outcome", "conversations", "share"),
-        [(OUTCOMES[k], str(n), percent(_share(n, outcome_total))) for k, n in r.outcomes.items()],
-        Chart([OUTCOMES[k] for k in r.outcomes], {"conversations": list(r.outcomes.values())},
-              "how conversations went")))
+        tr("Bot or person"), (tr("outcome"), tr("conversations"), tr("share")),
+        [(outcomes[k], str(n), percent(_share(n, outcome_total))) for k, n in r.outcomes.items()],
+        Chart([outcomes[k] for k in r.outcomes],
+              {tr("conversations"): list(r.outcomes.values())}, tr("how conversations went"))))
     greeting_bars = r.greeting.bars(GREETING_BARS)
     found.append(Section(
-        "Greeting latency", ("greeted", "conversations"),
+        tr("Greeting latency"), (tr("greeted"), tr("conversations")),
         [(label, str(n)) for label, n in greeting_bars],
         Chart([label for label, _ in greeting_bars],
-              {"greetings": [n for _, n in greeting_bars]},
-              "time from the customer's first message or opening the chat to the greeting"),
-        notes=[f"{percent(r.greeting_compliance)} of {r.greeting.count} greetings within "
-               f"{limit}; median {seconds(r.greeting.median)}, 99th percentile "
-               f"{seconds(r.greeting.percentile(99))}, slowest {seconds(r.greeting.worst)}",
-               *(f"late because of {cause}: {n}" for cause, n in
+              {tr("greetings"): [n for _, n in greeting_bars]},
+              tr("time from the customer's first message or opening the chat to the greeting")),
+        notes=[tr("{share} of {count} greetings within {limit}; median {median}, 99th percentile "
+                  "{p99}, slowest {worst}", share=percent(r.greeting_compliance),
+                  count=r.greeting.count, limit=limit, median=seconds(r.greeting.median),
+                  p99=seconds(r.greeting.percentile(99)), worst=seconds(r.greeting.worst)),
+               *(tr("late because of {cause}: {n}", cause=cause, n=n) for cause, n in
                  r.greeting_breaches.most_common())]))
     found.append(Section(
-        "Replies", ("figure", "value"), [
-            ("customer messages", str(r.customer_messages)),
-            (f"answered within {window}",
+        tr("Replies"), figure_value, [
+            (tr("customer messages"), str(r.customer_messages)),
+            (tr("answered within {window}", window=window),
              f"{r.answered_within_minute} ({percent(r.within_minute_share)})"),
-            ("agents' first replies", str(r.first_response.count)),
-            *((f"first reply, {k}", v) for k, v in _spread_rows(r.first_response)),
-            (f"first replies within {window}",
+            (tr("agents' first replies"), str(r.first_response.count)),
+            *((tr("first reply, {k}", k=k), v) for k, v in _spread_rows(r.first_response, tr)),
+            (tr("first replies within {window}", window=window),
              percent(r.first_response.share_within(r.reply_window_seconds))),
         ]))
     wait_bars = r.queue_waits.bars(WAIT_BARS)
     found.append(Section(
-        "Queue", ("figure", "value"), [
-            ("waits ended (an agent came, or the customer left)", str(r.queue_waits.count)),
-            *((f"wait, {k}", v) for k, v in _spread_rows(r.queue_waits)),
-            ("left before an agent came", f"{r.abandoned} ({percent(r.abandonment_share)})"),
-            ("still waiting when the report was made", str(r.still_queued)),
+        tr("Queue"), figure_value, [
+            (tr("waits ended (an agent came, or the customer left)"), str(r.queue_waits.count)),
+            *((tr("wait, {k}", k=k), v) for k, v in _spread_rows(r.queue_waits, tr)),
+            (tr("left before an agent came"),
+             f"{r.abandoned} ({percent(r.abandonment_share)})"),
+            (tr("still waiting when the report was made"), str(r.still_queued)),
         ],
-        Chart([label for label, _ in wait_bars], {"waits": [n for _, n in wait_bars]},
-              "how long customers waited in the queue")))
+        Chart([label for label, _ in wait_bars], {tr("waits"): [n for _, n in wait_bars]},
+              tr("how long customers waited in the queue"))))
     t = r.tickets
     found.append(Section(
-        "Offline messages (留言)", ("figure", "value"), [
-            ("left", str(t.left)), ("answered on time", str(t.on_time)),
-            ("answered late", str(t.late)), ("open and overdue", str(t.overdue)),
-            ("open, not yet due", str(t.waiting)), ("on time", percent(t.on_time_share)),
+        tr("Offline messages (留言)"), figure_value, [
+            (tr("left"), str(t.left)), (tr("answered on time"), str(t.on_time)),
+            (tr("answered late"), str(t.late)), (tr("open and overdue"), str(t.overdue)),
+            (tr("open, not yet due"), str(t.waiting)), (tr("on time"), percent(t.on_time_share)),
         ]))
     found.append(Section(
-        "Complaints", ("figure", "value"), [
-            ("complaints", str(r.complaints)),
-            (f"from a customer who complained in the {r.repeat_complaint_days} days before",
-             str(r.repeat_complaints)),
+        tr("Complaints"), figure_value, [
+            (tr("complaints"), str(r.complaints)),
+            (tr("from a customer who complained in the {days} days before",
+                days=r.repeat_complaint_days), str(r.repeat_complaints)),
         ]))
     scores = sorted(r.ratings)
     found.append(Section(
-        "Satisfaction", ("score", "ratings", "share"),
+        tr("Satisfaction"), (tr("score"), tr("ratings"), tr("share")),
         [(f"{'★' * s}", str(r.ratings[s]), percent(_share(r.ratings[s], rated))) for s in scores],
-        Chart([f"{s}★" for s in scores], {"ratings": [r.ratings[s] for s in scores]},
-              "ratings given at the end of conversations with an agent"),
-        notes=[f"average {average}; {rated} ratings for {r.rating_requests} requests "
-               f"({percent(_share(rated, r.rating_requests))} answered)"]))
+        Chart([f"{s}★" for s in scores], {tr("ratings"): [r.ratings[s] for s in scores]},
+              tr("ratings given at the end of conversations with an agent")),
+        notes=[tr("average {average}; {rated} ratings for {asked} requests ({share} answered)",
+                  average=average, rated=rated, asked=r.rating_requests,
+                  share=percent(_share(rated, r.rating_requests)))]))
     found.append(Section(
-        "Agents", ("agent", "chats", "replies", "first reply (median)", f"waited > {window}",
-                   "closed", "satisfaction"),
+        tr("Agents"), (tr("agent"), tr("chats"), tr("replies"), tr("first reply (median)"),
+                       tr("waited > {window}", window=window), tr("closed"), tr("satisfaction")),
         [(a.name, str(a.chats), str(a.replies), seconds(a.first_response.median),
           str(a.reply_breaches), str(a.closed),
           "–" if a.average_rating is None else f"{a.average_rating:.2f} ({len(a.ratings)})")
          for a in r.agents]))
     found.append(Section(
-        "Questions the bot could not answer", ("asked", "question", "also asked as"),
+        tr("Questions the bot could not answer"),
+        (tr("asked"), tr("question"), tr("also asked as")),
         [(str(n), example, " / ".join(others)) for n, example, others in r.unanswered],
-        notes=["similar wordings are counted together; `kefu kb gaps` shows them all with "
-               "the closest entry and can draft new entries"]))
+        notes=[tr("similar wordings are counted together; `kefu kb gaps` shows them all with "
+                  "the closest entry and can draft new entries")]))
     return found
 
 
@@ -174,14 +249,17 @@ def _share(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-def _title(report: Report) -> str:
+def _title(report: Report, lang: str = "en") -> str:
     p = report.period
-    return f"kefu report {p.first.isoformat()} – {p.last.isoformat()}"
+    return _translator(lang)("kefu report {first} – {last}", first=p.first.isoformat(),
+                             last=p.last.isoformat())
 
 
-def _made(report: Report) -> str:
+def _made(report: Report, lang: str = "en") -> str:
+    """When, in the shop's timezone (business.timezone), as every time in the report."""
     made = datetime.fromtimestamp(report.made_at, report.period.zone)
-    return f"made {made:%Y-%m-%d %H:%M} ({report.period.zone.key})"
+    return _translator(lang)("made {time} ({zone})", time=f"{made:%Y-%m-%d %H:%M}",
+                             zone=report.period.zone.key)
 
 
 def as_csv(report: Report) -> str:
@@ -211,13 +289,15 @@ def _md_row(cells: tuple[str, ...]) -> str:
     return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
 
-def as_html(report: Report, period_form: bool = False) -> str:
-    """The page; with `period_form`, a form to choose another period (the console's)."""
+def as_html(report: Report, period_form: bool = False, lang: str = "en") -> str:
+    """The page, in English or Chinese (`lang`); with `period_form`, a form to choose
+    another period (the console's)."""
     return _TEMPLATES.get_template("report.html").render(
-        title=_title(report), made=_made(report), period_form=period_form,
-        first=report.period.first.isoformat(), last=report.period.last.isoformat(),
+        title=_title(report, lang), made=_made(report, lang), period_form=period_form,
+        lang=lang, first=report.period.first.isoformat(), last=report.period.last.isoformat(),
+        other="en" if lang == "zh" else "zh",
         sections=[(s, Markup(bar_chart(s.chart)) if s.chart else None)
-                  for s in sections(report)])
+                  for s in sections(report, lang)])
 
 
 def bar_chart(chart: Chart, width: int = 640, height: int = 220) -> str:

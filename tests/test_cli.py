@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ import aiohttp
 import pytest
 
 from bot.cli import build_parser
+from handoff.auth import verify_password
 from tests.conftest import PROJECT, STARTUP_POLLS, TEST_KB
 from tests.harness import write_kb
 
@@ -198,6 +200,28 @@ def test_mistakes_are_one_line_not_a_traceback(tmp_path: Path) -> None:
     added = run("agent", "add", "alice", "--password-stdin", "--config", str(config),
                 stdin="a-long-password-1\n")
     assert added.returncode == 0, added.stderr
+
+
+def test_an_agent_gets_a_new_password_and_is_removed(tmp_path: Path) -> None:
+    config = a_setup(tmp_path)
+    run("agent", "add", "alice", "--password-stdin", "--config", str(config),
+        stdin="a-long-password-1\n")
+    changed = run("agent", "passwd", "alice", "--password-stdin", "--config", str(config),
+                  stdin="another-password-2\n")
+    assert (changed.returncode, changed.stdout) == (0, "password of alice changed\n")
+    short = run("agent", "passwd", "alice", "--password-stdin", "--config", str(config),
+                stdin="short\n")
+    assert short.returncode == 2
+    assert "at least 8 characters" in short.stderr
+    stored = sqlite3.connect(tmp_path / "data" / "kefu.sqlite3").execute(
+        "SELECT password_hash FROM agents WHERE name = 'alice'").fetchone()[0]
+    assert verify_password("another-password-2", stored)
+    assert run("agent", "remove", "alice", "--config", str(config)).stdout == \
+        "agent alice removed\n"
+    assert "alice" not in run("agent", "list", "--config", str(config)).stdout
+    missing = run("agent", "remove", "alice", "--config", str(config))
+    assert (missing.returncode, missing.stderr) == (
+        2, "kefu: no agent named 'alice' (kefu agent list shows them)\n")
 
 
 def test_a_port_in_use_is_one_line_before_anything_starts(tmp_path: Path) -> None:

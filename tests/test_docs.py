@@ -18,14 +18,14 @@ def test_the_architecture_names_every_command() -> None:
         has_subcommands = any(isinstance(a, argparse._SubParsersAction) for a in parser._actions)
         if name != "kefu" and not has_subcommands and not name.startswith("kefu agent"):
             assert name.removeprefix("kefu ") in named, name
-    assert "`agent add/list`" in row
+    assert "`agent add/list/passwd/remove`" in row
 
 
 def test_the_protocol_names_every_field_the_widget_sends() -> None:
     widget = (PROJECT / "channels" / "webchat" / "static" / "widget.js").read_text(
         encoding="utf-8")
     frames = re.findall(r'\{ type: "([a-z]+)"((?:, [a-z_]+: [^,}]+)*) \}', widget)
-    assert {kind for kind, _ in frames} == {"open", "message"}
+    assert {kind for kind, _ in frames} == {"open", "message", "typing"}
     doc = (PROJECT / "docs" / "webchat-protocol.md").read_text(encoding="utf-8")
     client_frames = doc.split("## Client frames")[1].split("## Server frames")[0]
     for kind, fields in frames:

@@ -92,6 +92,7 @@ class Agent:
     created_at: float
     presence: Presence = Presence.OFFLINE
     last_seen_at: float | None = None
+    disabled: bool = False  # a supervisor stopped the account: no login, no chats
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +102,34 @@ class AgentSession:
     csrf_token: str
     created_at: float
     expires_at: float
+
+
+class Notice(StrEnum):
+    """What the console tells an agent about with a sound and a desktop notification."""
+
+    NEW_CHAT = "new_chat"  # a customer joined the queue
+    CUSTOMER_MESSAGE = "customer_message"  # a customer wrote in one of my chats
+    BREACH = "breach"  # one of my customers has waited past the 1-minute rule
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSettings:
+    """An agent's own choices in the console, kept across devices."""
+
+    agent_id: str
+    lang: str = "zh"  # the console's language: zh or en
+    muted: tuple[str, ...] = ()  # `Notice` values the agent silenced
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A private note on a conversation: agents read it, the customer never does."""
+
+    id: str
+    conversation_id: str
+    agent_id: str
+    text: str
+    created_at: float
 
 
 class TicketStatus(StrEnum):
@@ -283,9 +312,13 @@ class Store(Protocol):
         """Insert or replace; names are unique (ValueError for a name taken by another id)."""
 
     async def update_agent(self, agent_id: str, *, presence: Presence | None = None,
-                           last_seen_at: float | None = None) -> None:
+                           last_seen_at: float | None = None, password_hash: str | None = None,
+                           disabled: bool | None = None) -> None:
         """Change only these fields, so a presence change and activity never undo each
         other; nothing happens for an unknown id."""
+
+    async def delete_agent(self, agent_id: str) -> None:
+        """The account and its sessions go; conversations keep the agent's id."""
 
     async def get_agent(self, agent_id: str) -> Agent | None: ...
 
@@ -299,6 +332,24 @@ class Store(Protocol):
     async def get_session(self, token_hash: str) -> AgentSession | None: ...
 
     async def delete_session(self, token_hash: str) -> None: ...
+
+    async def save_agent_settings(self, settings: AgentSettings) -> None: ...
+
+    async def agent_settings(self, agent_id: str) -> AgentSettings:
+        """The agent's settings; the defaults for one who never chose."""
+
+    # what agents add to conversations: private notes and labels
+
+    async def add_note(self, note: Note) -> None: ...
+
+    async def notes(self, conversation_id: str) -> list[Note]:
+        """The conversation's notes, oldest first."""
+
+    async def set_labels(self, conversation_id: str, labels: Sequence[str]) -> None:
+        """Replace the conversation's labels."""
+
+    async def labels(self, conversation_ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        """Each conversation's labels, sorted; conversations without any are left out."""
 
     # offline messages and the event record
 

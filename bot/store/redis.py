@@ -31,6 +31,7 @@ from bot.messages import ConversationState, StoredMessage
 from bot.store import (
     Agent,
     AgentSession,
+    AgentSettings,
     Case,
     Conversation,
     ConversationEvent,
@@ -38,6 +39,7 @@ from bot.store import (
     DeliveryStatus,
     Identity,
     NewMessage,
+    Note,
     Presence,
     Ticket,
     TicketStatus,
@@ -118,6 +120,15 @@ for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return 1
 """
 
+_DELETE_AGENT = """
+-- KEYS: agent hash, names hash, settings, the agent's sessions set; ARGV: none
+local old = redis.call('HGET', KEYS[1], 'name')
+if old then redis.call('HDEL', KEYS[2], cjson.decode(old)) end
+for _, session in ipairs(redis.call('SMEMBERS', KEYS[4])) do redis.call('DEL', session) end
+redis.call('DEL', KEYS[1], KEYS[3], KEYS[4])
+return 1
+"""
+
 _ORDERED_ADD = """
 -- KEYS: sorted set, counter; ARGV: score, record: members stay in insertion order per score
 local n = redis.call('INCR', KEYS[2])
@@ -167,6 +178,7 @@ class RedisStore:
         self._save_agent = client.register_script(_SAVE_AGENT)
         self._update_agent = client.register_script(_UPDATE_AGENT)
         self._ordered_add = client.register_script(_ORDERED_ADD)
+        self._delete_agent = client.register_script(_DELETE_AGENT)
 
     @classmethod
     async def open(cls, url: str, **options: Any) -> RedisStore:
@@ -348,14 +360,21 @@ class RedisStore:
             raise
 
     async def update_agent(self, agent_id: str, *, presence: Presence | None = None,
-                           last_seen_at: float | None = None) -> None:
+                           last_seen_at: float | None = None, password_hash: str | None = None,
+                           disabled: bool | None = None) -> None:
+        changes = {"presence": presence, "last_seen_at": last_seen_at,
+                   "password_hash": password_hash, "disabled": disabled}
         pairs: list[Any] = []
-        if presence is not None:
-            pairs += ["presence", json.dumps(presence.value)]
-        if last_seen_at is not None:
-            pairs += ["last_seen_at", json.dumps(last_seen_at)]
+        for name, value in changes.items():
+            if value is not None:
+                pairs += [name, json.dumps(plain(value))]
         if pairs:
             await self._update_agent(keys=[self.key("agent", agent_id)], args=pairs)
+
+    async def delete_agent(self, agent_id: str) -> None:
+        await self._delete_agent(keys=[self.key("agent", agent_id), self.key("agent-names"),
+                                       self.key("agent-settings", agent_id),
+                                       self.key("sessions-of", agent_id)])
 
     async def get_agent(self, agent_id: str) -> Agent | None:
         fields = await self.client.hgetall(self.key("agent", agent_id))
@@ -378,8 +397,13 @@ class RedisStore:
     async def save_session(self, session: AgentSession) -> None:
         # Redis forgets a session a day after it ends; kefu refuses it from its end on.
         lifetime = max(session.expires_at - time.time(), 0) + SESSION_GRACE_SECONDS
-        await self.client.set(self.key("session", session.token_hash), to_json(session),
-                              ex=int(lifetime))
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.set(self.key("session", session.token_hash), to_json(session),
+                     ex=int(lifetime))
+            # so that removing the agent ends their sessions; dead members cost nothing
+            pipe.sadd(self.key("sessions-of", session.agent_id),
+                      self.key("session", session.token_hash))
+            await pipe.execute()
 
     async def get_session(self, token_hash: str) -> AgentSession | None:
         raw = await self.client.get(self.key("session", token_hash))
@@ -387,6 +411,37 @@ class RedisStore:
 
     async def delete_session(self, token_hash: str) -> None:
         await self.client.delete(self.key("session", token_hash))
+
+    async def save_agent_settings(self, settings: AgentSettings) -> None:
+        await self.client.set(self.key("agent-settings", settings.agent_id), to_json(settings))
+
+    async def agent_settings(self, agent_id: str) -> AgentSettings:
+        raw = await self.client.get(self.key("agent-settings", agent_id))
+        return from_json(AgentSettings, raw) if raw is not None else AgentSettings(agent_id)
+
+    # notes and labels
+
+    async def add_note(self, note: Note) -> None:
+        await self._add_ordered(f"notes:{note.conversation_id}", note.created_at, note)
+
+    async def notes(self, conversation_id: str) -> list[Note]:
+        return await self._ordered(f"notes:{conversation_id}", Note, 0.0)
+
+    async def set_labels(self, conversation_id: str, labels: Sequence[str]) -> None:
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.delete(self.key("labels", conversation_id))
+            if labels:
+                pipe.sadd(self.key("labels", conversation_id), *labels)
+            await pipe.execute()
+
+    async def labels(self, conversation_ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        async with self.client.pipeline(transaction=False) as pipe:
+            for conversation_id in conversation_ids:
+                pipe.smembers(self.key("labels", conversation_id))
+            found = await pipe.execute()
+        return {conversation_id: tuple(sorted(_text(label) for label in members))
+                for conversation_id, members in zip(conversation_ids, found, strict=True)
+                if members}
 
     # tickets
 

@@ -27,6 +27,7 @@ from bot.priority import is_urgent
 from bot.store import (
     Agent,
     AgentSession,
+    AgentSettings,
     Case,
     Conversation,
     ConversationEvent,
@@ -34,6 +35,7 @@ from bot.store import (
     DeliveryStatus,
     Identity,
     NewMessage,
+    Note,
     Presence,
     Ticket,
     TicketStatus,
@@ -119,8 +121,11 @@ DELIVERIES = _Table("webhook_deliveries", WebhookDelivery, key="id")
 CUSTOMERS = _Table("customers", Customer, key="id")
 IDENTITIES = _Table("identities", Identity, key=None)
 CASES = _Table("cases", Case, key="id")
+AGENT_SETTINGS = _Table("agent_settings", AgentSettings, key="agent_id")
+NOTES = _Table("notes", Note, key="id")
 _TABLES: tuple[_Table[Any], ...] = (CONVERSATIONS, UNANSWERED, AGENTS, SESSIONS, TICKETS, EVENTS,
-                                    DELIVERIES, CUSTOMERS, IDENTITIES, CASES)
+                                    DELIVERIES, CUSTOMERS, IDENTITIES, CASES, AGENT_SETTINGS,
+                                    NOTES)
 
 _SCHEMA = """
 CREATE INDEX IF NOT EXISTS conversations_by_customer
@@ -158,6 +163,10 @@ CREATE TABLE IF NOT EXISTS unsettled (
     PRIMARY KEY (conversation_id, seq)
 );
 CREATE INDEX IF NOT EXISTS unsettled_by_time ON unsettled (ts);
+CREATE INDEX IF NOT EXISTS notes_by_conversation ON notes (conversation_id, created_at);
+CREATE TABLE IF NOT EXISTS conversation_labels (conversation_id TEXT NOT NULL,
+    label TEXT NOT NULL, PRIMARY KEY (conversation_id, label));
+CREATE INDEX IF NOT EXISTS sessions_by_agent ON agent_sessions (agent_id);
 """
 
 _MESSAGE_COLUMNS = ("id, conversation_id, seq, role, kind, text, ts, quick_replies, "
@@ -404,15 +413,25 @@ class SqliteStore:
         await self._run(save)
 
     async def update_agent(self, agent_id: str, *, presence: Presence | None = None,
-                           last_seen_at: float | None = None) -> None:
+                           last_seen_at: float | None = None, password_hash: str | None = None,
+                           disabled: bool | None = None) -> None:
         changes = {"presence": presence.value if presence else None,
-                   "last_seen_at": last_seen_at}
+                   "last_seen_at": last_seen_at, "password_hash": password_hash,
+                   "disabled": disabled}
         columns = [c for c, v in changes.items() if v is not None]
         if not columns:
             return
         await self._run(self.db.execute,
                         f"UPDATE agents SET {', '.join(f'{c} = ?' for c in columns)} "
                         "WHERE id = ?", (*(changes[c] for c in columns), agent_id))
+
+    async def delete_agent(self, agent_id: str) -> None:
+        def delete() -> None:  # in a transaction: see bot/store/worker.py
+            self.db.execute("DELETE FROM agents WHERE id = ?", (agent_id,))
+            self.db.execute("DELETE FROM agent_settings WHERE agent_id = ?", (agent_id,))
+            self.db.execute("DELETE FROM agent_sessions WHERE agent_id = ?", (agent_id,))
+
+        await self._run(delete)
 
     async def get_agent(self, agent_id: str) -> Agent | None:
         return await self._first(AGENTS, "id = ?", agent_id)
@@ -432,6 +451,44 @@ class SqliteStore:
     async def delete_session(self, token_hash: str) -> None:
         await self._run(self.db.execute, "DELETE FROM agent_sessions WHERE token_hash = ?",
                         (token_hash,))
+
+    async def save_agent_settings(self, settings: AgentSettings) -> None:
+        await self._upsert(AGENT_SETTINGS, settings)
+
+    async def agent_settings(self, agent_id: str) -> AgentSettings:
+        return await self._first(AGENT_SETTINGS, "agent_id = ?", agent_id) \
+            or AgentSettings(agent_id)
+
+    # notes and labels
+
+    async def add_note(self, note: Note) -> None:
+        await self._upsert(NOTES, note)
+
+    async def notes(self, conversation_id: str) -> list[Note]:
+        return await self._select(NOTES, "conversation_id = ? ORDER BY created_at, rowid",
+                                  conversation_id)
+
+    async def set_labels(self, conversation_id: str, labels: Sequence[str]) -> None:
+        def replace_labels() -> None:  # in a transaction: see bot/store/worker.py
+            self.db.execute("DELETE FROM conversation_labels WHERE conversation_id = ?",
+                            (conversation_id,))
+            self.db.executemany("INSERT OR IGNORE INTO conversation_labels VALUES (?, ?)",
+                                [(conversation_id, label) for label in labels])
+
+        await self._run(replace_labels)
+
+    async def labels(self, conversation_ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        def select() -> dict[str, tuple[str, ...]]:
+            found: dict[str, list[str]] = {}
+            marks = ", ".join("?" for _ in conversation_ids)
+            for conversation_id, label in self.db.execute(
+                    f"SELECT conversation_id, label FROM conversation_labels WHERE "
+                    f"conversation_id IN ({marks}) ORDER BY conversation_id, label",
+                    tuple(conversation_ids)):
+                found.setdefault(conversation_id, []).append(label)
+            return {k: tuple(v) for k, v in found.items()}
+
+        return await self._run(select) if conversation_ids else {}
 
     # tickets and events
 

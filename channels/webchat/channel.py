@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from bot.channel import CUSTOMER_TYPING
 from bot.cluster import Fanout
 from bot.messages import ConversationState, InboundEvent, InboundMessage, StoredMessage
 from bot.priority import urgent
@@ -32,6 +33,7 @@ _CLIENT_MSG_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 STATIC = files("channels.webchat") / "static"
 # An open tab renews its visitor's presence this often; three missed beats mean gone.
 PRESENCE_HEARTBEAT_SECONDS = 15.0
+TYPING_EVERY_SECONDS = 2.0  # a typing customer is told to agents at most this often
 
 
 class FrameError(Exception):
@@ -63,6 +65,8 @@ def parse_frame(data: str, max_text_chars: int) -> ClientFrame:
     lang = frame.get("lang") if isinstance(frame.get("lang"), str) else None
     if kind == "open":
         return ClientFrame("open", lang=lang)
+    if kind == "typing":
+        return ClientFrame("typing")
     if kind == "rating":
         score = frame.get("score")
         if not isinstance(score, int) or isinstance(score, bool) or not 1 <= score <= 5:
@@ -127,6 +131,7 @@ class WebChatChannel:
         self._fanout = fanout
         self._sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
         self._last_sent: dict[str, tuple[str, int]] = {}  # visitor -> conversation, seq
+        self._typing_told: dict[str, float] = {}  # visitor -> when consoles last heard it
         self._limiter = RateLimiter(config.rate_limit_messages, config.rate_limit_seconds)
         self._demo_page = (STATIC / "demo.html").read_text(encoding="utf-8")
         fanout.subscribe(NAME, self._heard)
@@ -221,6 +226,20 @@ class WebChatChannel:
         yield
         task.cancel()
 
+    async def is_present(self, user_id: str) -> bool:
+        """Whether the visitor has a tab open here or on another process."""
+        if user_id in self._sockets:
+            return True
+        state = await self._store.load_state(self._presence_key(user_id))
+        return state is not None and state.get("connected_until", 0) > time.time()
+
+    async def _customer_typing(self, visitor: str, now: float) -> None:
+        """Agents' consoles hear it, at most once per TYPING_EVERY_SECONDS per visitor."""
+        if now - self._typing_told.get(visitor, 0.0) < TYPING_EVERY_SECONDS:
+            return
+        self._typing_told[visitor] = now
+        await self._fanout.publish(CUSTOMER_TYPING, {"channel": NAME, "user_id": visitor})
+
     async def absent_since(self, user_id: str) -> float | None:
         """When the visitor's last tab closed; None while one is open (here or on another
         process) or when kefu never saw them leave."""
@@ -266,6 +285,7 @@ class WebChatChannel:
             if not self._sockets[visitor]:
                 del self._sockets[visitor]
                 self._last_sent.pop(visitor, None)
+                self._typing_told.pop(visitor, None)
                 await self._store.save_state(self._presence_key(visitor),
                                              {"connected_until": 0, "left_at": time.time()})
         return ws
@@ -295,6 +315,9 @@ class WebChatChannel:
             received_at = time.time()
             try:
                 frame = parse_frame(msg.data, self._config.max_text_chars)
+                if frame.type == "typing":  # for the agent's console; no rate to count
+                    await self._customer_typing(visitor, received_at)
+                    continue
                 if not self._limiter.allow(visitor):
                     strikes += 1
                     if strikes >= self._config.rate_limit_strikes_before_close:

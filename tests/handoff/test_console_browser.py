@@ -50,7 +50,8 @@ async def test_agent_takes_the_chat_and_the_reply_reaches_the_widget(
     dialogs: list[str] = []
     agent = await agent_logs_in(browser, kefu, dialogs)
 
-    waiting = agent.locator("#queue li")
+    await agent.get_by_role("tab", name="待接入").click()
+    waiting = agent.locator("#inbox li")
     await expect(waiting).to_have_count(1)
     await waiting.click()
     transcript = agent.locator("#transcript")
@@ -58,11 +59,13 @@ async def test_agent_takes_the_chat_and_the_reply_reaches_the_widget(
     await expect(transcript.locator(".msg.customer .text").last).to_have_text(XSS)
     assert await transcript.locator("img").count() == 0
     await expect(transcript.locator(".msg.bot").first).to_contain_text("欢迎光临测试店")
-    await expect(agent.locator("#chat-info")).to_contain_text("handoff: request")
+    await expect(agent.locator("#chat-info")).to_contain_text("转人工原因：客户要求人工")
 
-    await agent.get_by_role("button", name="接入 Take").click()
-    await expect(agent.locator("#chats li")).to_have_count(1)
-    await expect(agent.locator("#queue li")).to_have_count(0)
+    await agent.get_by_role("button", name="接入").click()
+    # the chat moves from the queue to the agent's own tab, which opens
+    await expect(agent.get_by_role("tab", name="待接入")).to_contain_text("0")
+    await expect(agent.get_by_role("tab", name="我的")).to_have_attribute("aria-selected", "true")
+    await expect(agent.locator("#inbox li")).to_have_count(1)
     await expect(customer.locator(".kefu-kind-notice")).to_contain_text("duty")
 
     reply = agent.locator("#reply")
@@ -96,11 +99,13 @@ async def test_closing_asks_the_customer_for_a_rating_they_can_tap(
     customer = await customer_asks_for_a_person(browser, kefu)
     dialogs: list[str] = []
     agent = await agent_logs_in(browser, kefu, dialogs)
-    await agent.locator("#queue li").click()
-    await agent.get_by_role("button", name="接入 Take").click()
-    await expect(agent.locator("#chats li")).to_have_count(1)
+    await agent.get_by_role("tab", name="待接入").click()
+    await agent.locator("#inbox li").click()
+    await agent.get_by_role("button", name="接入").click()
+    await agent.get_by_role("tab", name="我的").click()
+    await expect(agent.locator("#inbox li")).to_have_count(1)
     agent.on("dialog", lambda dialog: dialog.accept())
-    await agent.get_by_role("button", name="结束 Close").click()
+    await agent.get_by_role("button", name="结束", exact=True).click()
     await expect(customer.locator(".kefu-kind-rating_request")).to_have_count(1)
     await customer.locator(".kefu-quick button", has_text="5 非常满意").click()
     await expect(customer.locator(".kefu-kind-rating_thanks")).to_have_count(1)

@@ -30,7 +30,8 @@ async def test_agent_sees_and_keeps_the_record_and_works_the_complaint(
     answers = ["已补发，顺丰单号 SF123", "客户说还没收到"]
     page = await agent_logs_in(browser, kefu, answers)
 
-    await page.locator("#queue li").first.click()
+    await page.get_by_role("tab", name="待接入").click()
+    await page.locator("#inbox li").first.click()
     box = page.locator("#customer-box")
     await expect(box.locator("#customer-contacts")).to_contain_text("13812345678")
     await page.get_by_label("姓名 Name").fill("李女士")
@@ -42,6 +43,7 @@ async def test_agent_sees_and_keeps_the_record_and_works_the_complaint(
     await expect(page.locator("#customer-notes li")).to_contain_text("duty: 需要开专票")
     await expect(box.locator("#customer-cases")).to_contain_text("我要投诉")
 
+    await page.locator("summary", has_text="投诉").click()
     cases = page.locator("#cases li")
     await expect(cases).to_have_count(1)
     await cases.first.click()

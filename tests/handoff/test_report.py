@@ -240,7 +240,12 @@ async def test_the_console_serves_reports_to_supervisors_only(kefu: Kefu) -> Non
                                  params={"from": "2026-11-02", "to": "2026-11-08"})
     assert page.status == 200
     assert "default-src 'none'" in page.headers["Content-Security-Policy"]
-    assert "<h1>kefu report 2026-11-02 – 2026-11-08</h1>" in await page.text()
+    assert "<h1>kefu 报表 2026-11-02 – 2026-11-08</h1>" in await page.text()  # boss's zh
+    english = await kefu.client.get("/agent/report", headers=boss.headers, params={
+        "from": "2026-11-02", "to": "2026-11-08", "lang": "en"})
+    assert "<h1>kefu report 2026-11-02 – 2026-11-08</h1>" in await english.text()
+    wrong = await kefu.client.get("/agent/report", headers=boss.headers, params={"lang": "fr"})
+    assert wrong.status == 400
     table = await kefu.client.get("/agent/report", headers=boss.headers,
                                   params={"format": "csv", "from": "2026-11-02"})
     assert table.status == 200 and table.content_type == "text/csv"

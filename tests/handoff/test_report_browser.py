@@ -23,9 +23,9 @@ async def supervisor_opens_reports(browser: Browser, kefu: Kefu) -> Page:
     console = await context.new_page()
     await log_in(console, kefu, "boss", "supervisor")
     async with context.expect_page() as opened:
-        await console.get_by_role("link", name="报表 Reports").click()
+        await console.get_by_role("link", name="报表").click()
     report = await opened.value
-    await expect(report.locator("h1")).to_contain_text("kefu report")
+    await expect(report.locator("h1")).to_contain_text("kefu 报表")  # the console's language
     return report
 
 
@@ -36,7 +36,8 @@ async def test_supervisor_sees_the_weeks_charts(kefu: Kefu, browser: Browser,
     await report.get_by_label("从 From").fill(WEEK.first.isoformat())
     await report.get_by_label("到 To").fill(WEEK.last.isoformat())
     await report.get_by_role("button", name="查看 Show").click()
-    await expect(report.locator("h1")).to_have_text("kefu report 2026-11-02 – 2026-11-08")
+    await expect(report.locator("h1")).to_have_text("kefu 报表 2026-11-02 – 2026-11-08")
+    await expect(report.locator("h2").first).to_have_text("概览")
 
     charts = report.locator("figure svg")
     await expect(charts).to_have_count(5)
@@ -54,10 +55,15 @@ async def test_supervisor_sees_the_weeks_charts(kefu: Kefu, browser: Browser,
     await report.add_style_tag(content="figure rect { display: none }")
     assert await figure.screenshot() != with_bars
 
+    await report.get_by_role("link", name="English").click()
+    await expect(report.locator("h1")).to_have_text("kefu report 2026-11-02 – 2026-11-08")
+    await expect(report.locator("h2").first).to_have_text("Summary")
+    await expect(report.locator(".made")).to_contain_text("(Asia/Shanghai)")
+
 
 async def test_agents_are_not_shown_reports(kefu: Kefu, browser: Browser) -> None:
     page = await browser.new_page()
     await log_in(page, kefu, "duty")
-    await expect(page.get_by_role("link", name="报表 Reports")).to_be_hidden()
+    await expect(page.get_by_role("link", name="报表")).to_be_hidden()
     response = await page.goto(url(kefu, "/agent/report"))
     assert response is not None and response.status == 403

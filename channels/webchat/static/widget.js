@@ -220,5 +220,9 @@
     if (panel.classList.contains("kefu-open")) panel.classList.remove("kefu-open"); else openPanel();
   };
   form.onsubmit = function (event) { event.preventDefault(); sendText(input.value); input.value = ""; };
+  var typingSent = 0;  // the agent sees "typing…"; told at most every 3 s
+  input.oninput = function () {
+    if (input.value && Date.now() - typingSent > 3000) { typingSent = Date.now(); send({ type: "typing" }); }
+  };
   if (script.dataset.open === "true") openPanel();
 })();

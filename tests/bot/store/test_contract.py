@@ -15,6 +15,7 @@ from bot.store import (
     Agent,
     AgentRole,
     AgentSession,
+    AgentSettings,
     Case,
     CaseStatus,
     Conversation,
@@ -23,6 +24,8 @@ from bot.store import (
     DeliveryStatus,
     Identity,
     NewMessage,
+    Note,
+    Notice,
     Presence,
     Store,
     Ticket,
@@ -303,6 +306,63 @@ async def test_agents_have_unique_names_and_narrow_updates(store: Store) -> None
         Presence.ONLINE, 50.0, 3)
     await store.update_agent("ghost", presence=Presence.AWAY)  # nothing to change
     assert await store.get_agent("ghost") is None
+
+
+async def test_a_password_change_or_disabling_touches_nothing_else(store: Store) -> None:
+    mei = Agent(id="a1", name="mei", role=AgentRole.AGENT, max_chats=3,
+                password_hash="scrypt$old", created_at=1.0, presence=Presence.ONLINE)
+    await store.save_agent(mei)
+    await store.update_agent("a1", password_hash="scrypt$new")
+    await store.update_agent("a1", disabled=True)
+    assert await store.get_agent("a1") == replace(mei, password_hash="scrypt$new", disabled=True)
+    await store.update_agent("a1", disabled=False)
+    assert (await store.agent_by_name("mei")) == replace(mei, password_hash="scrypt$new")
+
+
+async def test_a_removed_agent_loses_name_settings_and_sessions(store: Store) -> None:
+    mei = Agent(id="a1", name="mei", role=AgentRole.AGENT, max_chats=3,
+                password_hash="scrypt$x", created_at=1.0)
+    await store.save_agent(mei)
+    await store.save_agent_settings(AgentSettings("a1", lang="en"))
+    session = AgentSession(token_hash="h1", agent_id="a1", csrf_token="c",
+                           created_at=1.0, expires_at=time.time() + 60)
+    await store.save_session(session)
+    await store.delete_agent("a1")
+    assert await store.get_agent("a1") is None
+    assert await store.agent_by_name("mei") is None
+    assert await store.agents() == []
+    assert await store.get_session("h1") is None
+    assert await store.agent_settings("a1") == AgentSettings("a1")
+    await store.save_agent(replace(mei, id="a2"))  # the name is free again
+    assert (await store.agent_by_name("mei")) == replace(mei, id="a2")
+
+
+async def test_agent_settings_default_until_chosen_and_read_back(store: Store) -> None:
+    assert await store.agent_settings("a1") == AgentSettings("a1", lang="zh", muted=())
+    chosen = AgentSettings("a1", lang="en", muted=(Notice.BREACH, Notice.NEW_CHAT))
+    await store.save_agent_settings(chosen)
+    assert await store.agent_settings("a1") == chosen
+    assert await store.agent_settings("a2") == AgentSettings("a2")
+
+
+async def test_notes_are_kept_per_conversation_oldest_first(store: Store) -> None:
+    await store.add_note(Note("n2", "c1", "a1", "客户是老顾客，已补偿过一次", 20.0))
+    await store.add_note(Note("n1", "c1", "a2", "等仓库回复", 10.0))
+    await store.add_note(Note("n3", "c2", "a1", "other chat", 5.0))
+    assert [n.id for n in await store.notes("c1")] == ["n1", "n2"]
+    assert (await store.notes("c1"))[1] == Note("n2", "c1", "a1", "客户是老顾客，已补偿过一次",
+                                                20.0)
+    assert await store.notes("c3") == []
+
+
+async def test_labels_are_replaced_and_read_for_many_conversations(store: Store) -> None:
+    await store.set_labels("c1", ["退款", "vip"])
+    await store.set_labels("c2", ["发票"])
+    await store.set_labels("c1", ["退款", "加急"])
+    assert await store.labels(["c1", "c2", "c3"]) == {"c1": ("加急", "退款"), "c2": ("发票",)}
+    await store.set_labels("c2", [])
+    assert await store.labels(["c2"]) == {}
+    assert await store.labels([]) == {}
 
 
 async def test_sessions_are_found_by_token_hash_and_deleted(store: Store) -> None:

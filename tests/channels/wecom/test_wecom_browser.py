@@ -27,22 +27,24 @@ async def test_a_supervisor_follows_a_servicers_chat_and_hands_it_back(
 
     page = await browser.new_page(viewport={"width": 1280, "height": 900})
     await log_in(page, wecom.kefu, "boss", "supervisor")
-    chat = page.locator("#chats li")
+    await page.get_by_role("tab", name="全部").click()  # held by a servicer, not by boss
+    chat = page.locator("#inbox li")
     await expect(chat).to_have_count(1)
     await expect(chat).to_contain_text("zhangsan (wecom)")
     await chat.click()
     info = page.locator("#chat-info")
     await expect(info).to_contain_text("zhangsan (wecom)")
-    await expect(info).to_contain_text("answered in the platform's app")
+    await expect(info).to_contain_text("在平台应用中接待，此处不能回复")
     said = page.locator("#transcript .msg.agent").last
     await expect(said).to_contain_text("您好，我是张三，帮您查一下订单。")
     await expect(said).to_contain_text("zhangsan")
-    # kefu cannot write into WeCom's session: no reply box, only handing back or closing
-    await expect(page.locator("#reply-form")).to_be_hidden()
+    # kefu cannot write into WeCom's session: no reply (private notes only), only handing
+    # back or closing
+    await expect(page.locator("#mode-reply")).to_be_hidden()
     await expect(page.locator("#hold")).to_be_hidden()
 
-    await page.get_by_role("button", name="转回机器人 Hand back").click()
-    await expect(info).to_contain_text("状态 bot")
+    await page.get_by_role("button", name="转回机器人").click()
+    await expect(info).to_contain_text("机器人")
     await wecom.settle()
     assert wecom.standin.states["wmHan"] == 4  # ended in WeCom: the bot has the customer
     assert "智能客服" in wecom.standin.sent[-1].content
