@@ -105,7 +105,8 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
     lanes = Lanes(leases)
     metrics = Metrics()
     speaker = Speaker(store, channels, clock, fanout, metrics)
-    webhooks = Webhooks(config.webhooks, store, leases, clock)
+    webhooks = Webhooks(config.webhooks, store, leases, clock,
+                        masked=config.privacy.mask_webhooks)
     customers = CustomerBook(config.crm, store, clock,
                              names=functools.partial(platform_name, channels))
     customers.listen(speaker)

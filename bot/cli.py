@@ -23,6 +23,7 @@ from bot.app import create_app, open_store
 from bot.config import Config, load_config
 from bot.errors import ConfigError, KnowledgeBaseError, SheetError
 from bot.logs import configure_logging
+from bot.masking import MaskingFilter
 from bot.progress import progress
 from bot.store import AgentRole, Store
 from bot.understanding import Intent, Reading, reader_for
@@ -123,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(MaskingFilter())
     try:
         if args.command == "serve":
             return _serve(load_config(args.config), args.host, args.port)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from bot.config import LoggingConfig
+from bot.masking import MaskingFilter
 
 current_conversation: ContextVar[str | None] = ContextVar("current_conversation",
                                                           default=None)
@@ -73,6 +74,8 @@ class TextFormatter(logging.Formatter):
 def configure_logging(config: LoggingConfig, stream: TextIO | None = None) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if config.format == "json" else TextFormatter())
+    if config.mask_personal_data:
+        handler.addFilter(MaskingFilter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
