@@ -34,6 +34,7 @@ from handoff.cases import CaseBook
 from handoff.console import Console
 from handoff.customers import CustomerBook
 from handoff.desk import Desk
+from handoff.privacy import Privacy
 from handoff.webhooks import Webhooks
 from knowledge_base.live import LiveKnowledgeBase
 from knowledge_base.review import load_regressions, regressions
@@ -125,7 +126,7 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
         raise ConfigError("channels: every channel is disabled; enable at least one")
     console = Console(config, store, desk, Board(store, config.desk, clock, customers),
                       Sessions(store, config.desk, clock), speaker, fanout, webhooks, customers,
-                      cases, clock)
+                      cases, clock, Privacy(config.privacy, store, customers, webhooks, clock))
 
     app = web.Application()
 

@@ -344,7 +344,7 @@ class RetentionConfig(_Model):
 class PrivacyConfig(_Model):
     """Customers' personal data: who sees it, what leaves masked, how long it is kept."""
 
-    agents_read: Literal["held_or_offered", "all"] = "held_or_offered"
+    agents_read: Literal["held_or_offered", "all"] = "all"  # held_or_offered: least seen
     agents_see_contacts: Literal["full", "masked"] = "full"
     mask_webhooks: bool = True  # phones, emails, ID-card and bank-card numbers in payloads
     retention_days: RetentionConfig = RetentionConfig()
