@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
@@ -13,8 +14,12 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.config import Config
-from bot.store import AgentRole
+from bot.messages import ConversationState
+from bot.store import AgentRole, Customer, Identity
+from bot.store.sqlite import SqliteStore
 from handoff.report import Period, make_report
+from tests.bot.store.test_contract import conversation, said
+from tests.handoff.test_export import kefu_cli
 from tests.harness import AgentClient, Kefu, wait_for
 from tests.redis_support import REDIS_URL, forget, require_redis, unique_prefix
 
@@ -175,3 +180,41 @@ async def test_an_erased_customer_leaves_nothing_of_theirs_in_the_store(
     (trail,) = [r for r in await kefu.store.access_trail() if r.action == "erased"]
     assert (trail.actor, trail.subject) == ("boss", customer_id)
     await boss.post(f"/customers/{customer_id}/erase", {"confirm": True}, status=404)
+
+
+async def test_the_command_line_erases_by_contact_and_shows_the_trail(tmp_path: Path) -> None:
+    path = tmp_path / "kefu.sqlite3"
+    store = await SqliteStore.open(path)
+    now = time.time()
+    await store.save_customer(Customer("C1", now, now, name="王小明", phones=("13812345678",)))
+    await store.save_identity(Identity("webchat", "v-wang", "C1", first_seen_at=now))
+    chat = conversation("c1", user="v-wang", created=now, state=ConversationState.CLOSED)
+    await store.save_conversation(chat)
+    await store.append_message(chat, said("电话 13812345678 身份证 11010519491231002X"))
+    await store.close()
+    config = tmp_path / "config.yaml"
+    config.write_text(f"store:\n  path: {path}\n", encoding="utf-8")
+
+    exported = kefu_cli("--config", str(config), "export", "customers", "--format", "json")
+    assert "138****5678" in exported.stdout and "13812345678" not in exported.stdout
+    unmasked = kefu_cli("--config", str(config), "export", "customers", "--unmasked",
+                        "--format", "json")
+    assert "13812345678" in unmasked.stdout
+    wrong = kefu_cli("--config", str(config), "customer", "erase", "--contact", "13900000000")
+    assert (wrong.returncode, wrong.stderr) == (
+        2, "kefu: no customer record holds that contact\n")
+    erased = kefu_cli("--config", str(config), "customer", "erase", "--contact",
+                      "+86 138-1234-5678")
+    assert erased.returncode == 0, erased.stderr
+    assert erased.stdout.startswith("customer C1 erased: 1 conversations anonymised")
+    assert "13812345678" not in await everything_in_sqlite(path)
+
+    audit = kefu_cli("--config", str(config), "audit", "--format", "json")
+    trail = [json.loads(line) for line in audit.stdout.splitlines()]
+    assert [(r["action"], r["subject"], r["address"]) for r in trail] == [
+        ("exported", "customers", "local"), ("exported", "customers", "local"),
+        ("erased", "C1", "local")]
+    assert [r["detail"]["unmasked"] for r in trail[:2]] == [False, True]
+    assert all(r["actor"].startswith("cli:") for r in trail)
+    text = kefu_cli("--config", str(config), "audit", "--subject", "C1").stdout
+    assert " erased " in text and "from local" in text and "read_trail" not in text
