@@ -35,6 +35,7 @@ from handoff.console import Console
 from handoff.customers import CustomerBook
 from handoff.desk import Desk
 from handoff.privacy import Privacy
+from handoff.retention import Retention
 from handoff.webhooks import Webhooks
 from knowledge_base.live import LiveKnowledgeBase
 from knowledge_base.review import load_regressions, regressions
@@ -180,6 +181,7 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
     app.cleanup_ctx.append(background(customers.run))
     app.cleanup_ctx.append(background(lambda: cases.run(leases)))
     app.cleanup_ctx.append(background(recovery.run))
+    app.cleanup_ctx.append(background(Retention(config, store, leases, clock).run))
     for work in channel_work:
         app.cleanup_ctx.append(background(work))
     app.on_shutdown.append(shut_down)

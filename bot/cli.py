@@ -40,6 +40,7 @@ from handoff.privacy import Privacy
 from handoff.replies import load_canned_replies, vague_phrases
 from handoff.report import Period, make_report
 from handoff.report_view import FORMATS, as_csv, as_html, as_markdown
+from handoff.retention import Retention
 from handoff.transcript import transcript_json, transcript_text
 from handoff.webhooks import Webhooks
 from knowledge_base import loader
@@ -132,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 "one person, on their request", parents=[common])
     erase.add_argument("customer_id", nargs="?", help="the record's id (C...)")
     erase.add_argument("--contact", help="or the person's phone number or email")
+    commands.add_parser("purge", help="delete or anonymise now what is older than "
+                        "privacy.retention_days (kefu serve does it daily)", parents=[common])
     audit = commands.add_parser("audit", help="the access trail: who opened, exported or "
                                 "erased what, when and from where", parents=[common])
     audit.add_argument("--from", dest="first", metavar="DATE",
@@ -176,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "customer":
             config = load_config(args.config)
             return _with_store(config, lambda store: _erase(config, store, args))
+        if args.command == "purge":
+            config = load_config(args.config)
+            return _with_store(config, lambda store: _purge(config, store))
         if args.command == "audit":
             config = load_config(args.config)
             return _with_store(config, lambda store: _audit(config, store, args))
@@ -444,6 +450,12 @@ async def _erase(config: Config, store: Store, args: argparse.Namespace) -> int:
         raise ConfigError(str(exc)) from None
     print(f"customer {customer_id} erased: "
           + ", ".join(f"{n} {kind}" for kind, n in counts.items()))
+    return 0
+
+
+async def _purge(config: Config, store: Store) -> int:
+    counts = await Retention(config, store, LocalLeases()).purge()
+    print("removed: " + (", ".join(f"{n} {kind}" for kind, n in counts.items()) or "nothing"))
     return 0
 
 
