@@ -425,12 +425,15 @@ class Console:
     def _json(self, read: Callable[[], Awaitable[Any]]
               ) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handler(request: web.Request) -> web.Response:
-            return web.json_response(await read(), dumps=_dumps)
+            return web.json_response(self._privacy.shown_to(request[AGENT], await read()),
+                                     dumps=_dumps)
 
         return handler
 
     async def _chats(self, request: web.Request) -> web.Response:
-        return web.json_response(await self._board.chats(request[AGENT]), dumps=_dumps)
+        agent = request[AGENT]
+        return web.json_response(self._privacy.shown_to(agent, await self._board.chats(agent)),
+                                 dumps=_dumps)
 
     async def _readable(self, request: web.Request, action: str, **detail: Any
                         ) -> Conversation | web.Response:
@@ -595,7 +598,8 @@ class Console:
                   or conversation.agent_id == agent.id
                   or agent.role is AgentRole.SUPERVISOR):
                 self._push(socket, {"type": "message", "conversation_id": conversation.id,
-                                    "message": message_json(message)})
+                                    "message": self._privacy.shown_to(
+                                        agent, message_json(message))})
 
     async def aclose(self) -> None:
         for socket in list(self._open):

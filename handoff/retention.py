@@ -120,10 +120,11 @@ class Retention:
             return counts
 
     async def run(self) -> None:
-        """Look every `purge_check_seconds` whether the day's purge is due, until cancelled."""
+        """Look every `purge_check_seconds` whether the day's purge is due, until cancelled.
+        The first look is one interval after start-up, which stays quick."""
         while True:
+            await asyncio.sleep(self._config.purge_check_seconds)
             try:
                 await self.purge_if_due()
             except Exception:  # the loop must go on (Redis down a while...); it is logged
                 log.exception("privacy: the retention purge failed; trying again later")
-            await asyncio.sleep(self._config.purge_check_seconds)

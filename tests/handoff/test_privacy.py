@@ -44,17 +44,23 @@ async def strict(make_config: Callable[..., Config]) -> AsyncIterator[Kefu]:
 
 async def test_agents_read_the_chats_they_held_or_were_offered_and_are_on_the_trail(
         strict: Kefu) -> None:
-    _, conversation_id = await strict.queued_customer("转人工，我的电话 13812345678")
+    visitor, conversation_id = await strict.queued_customer("转人工，我的电话 13812345678")
     duty, other, boss = [await strict.agent(n) for n in ("duty", "other", "boss")]
+    assert [c["preview"] for c in await other.get("/queue")] == ["转人工，我的电话 138****5678"]
     offered = await other.get(f"/conversations/{conversation_id}")  # queued: offered to all
     customer_id = offered["customer_id"]
     await duty.act(conversation_id, "take")
+    await visitor.say("邮箱 wang@example.com")
+    frame = await duty.next_event("message", conversation_id)
+    while frame["message"]["role"] != "customer":
+        frame = await duty.next_event("message", conversation_id)
+    assert frame["message"]["text"] == "邮箱 w***@example.com"
     assert await status_of(other, f"/conversations/{conversation_id}") == 403
     assert await status_of(other, f"/conversations/{conversation_id}/transcript") == 403
     assert await status_of(other, f"/customers/{customer_id}") == 403
     held = await duty.get(f"/conversations/{conversation_id}")
     said = [m["text"] for m in held["messages"] if m["role"] == "customer"]
-    assert said == ["转人工，我的电话 138****5678"]  # agents_see_contacts: masked
+    assert said == ["转人工，我的电话 138****5678", "邮箱 w***@example.com"]  # masked
     full = await boss.get(f"/conversations/{conversation_id}")
     assert "转人工，我的电话 13812345678" in [m["text"] for m in full["messages"]]
     record = await duty.get(f"/customers/{customer_id}")

@@ -4,6 +4,7 @@ and reports over the old period keep their counts."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -27,6 +28,7 @@ from bot.store.redis import RedisStore
 from handoff.report import Period, make_report
 from handoff.retention import Retention
 from tests.bot.store.test_contract import conversation, said
+from tests.harness import Kefu, wait_for
 from tests.redis_support import REDIS_URL, forget, require_redis, unique_prefix
 
 DAY = 86400.0
@@ -127,3 +129,22 @@ async def test_the_daily_purge_runs_once_across_processes(
         for s in stores:
             await s.close()
         await forget(prefix)
+
+
+async def test_a_running_kefu_purges_on_its_own(make_config: Callable[..., Config]) -> None:
+    kefu = await Kefu(make_config(privacy={"purge_check_seconds": 0.05,
+                                           "purge_hour": 0})).start()
+    try:
+        long_ago = time.time() - 400 * DAY
+        chat = conversation("old", user="v-old", created=long_ago,
+                            state=ConversationState.CLOSED, closed_at=long_ago)
+        await kefu.store.save_conversation(chat)
+        await kefu.store.append_message(chat, said(SAID[0], ts=long_ago))
+
+        async def purged() -> bool:
+            return [r.action for r in await kefu.store.access_trail()] == ["purged"]
+
+        await wait_for(purged)
+        assert [m.text for m in await kefu.store.messages("old")] == [""]
+    finally:
+        await kefu.stop()
