@@ -105,6 +105,11 @@ def mask_json(value: Any, key: str = "") -> Any:
     return value
 
 
+# A log record's own text fields: names and places in the code, or masked already.
+_RECORD_FIELDS = frozenset({"msg", "name", "levelname", "pathname", "filename", "module",
+                            "funcName", "processName", "threadName", "taskName", "exc_text"})
+
+
 class MaskingFilter(logging.Filter):
     """Masks each line's message and `extra=` fields before any handler formats it."""
 
@@ -113,14 +118,14 @@ class MaskingFilter(logging.Filter):
         self._mask = mask
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and not record.exc_text:  # a traceback may quote what was said
+            record.exc_text = self._mask(logging.Formatter().formatException(record.exc_info))
         message = record.getMessage()
         masked = self._mask(message)
         if masked != message:
             record.msg, record.args = masked, None
         for name, value in list(vars(record).items()):
-            if isinstance(value, str) and name not in ("msg", "name", "levelname", "pathname",
-                                                       "filename", "module", "funcName",
-                                                       "processName", "threadName",
-                                                       "taskName") and not _is_identifier(name):
+            if isinstance(value, str) and name not in _RECORD_FIELDS \
+                    and not _is_identifier(name):
                 setattr(record, name, self._mask(value))
         return True

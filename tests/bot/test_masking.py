@@ -81,3 +81,16 @@ def test_logs_in_full_when_the_operator_says_so(root_logger: logging.Logger) -> 
     configure_logging(LoggingConfig(mask_personal_data=False), buffer)
     logging.getLogger("kefu.test").warning("customer said %s", "13812345678")
     assert "13812345678" in buffer.getvalue()
+
+
+@pytest.mark.parametrize("format_", ["text", "json"])
+def test_a_traceback_in_the_log_is_masked_too(root_logger: logging.Logger,
+                                              format_: str) -> None:
+    buffer = io.StringIO()
+    configure_logging(LoggingConfig(format=format_), buffer)  # type: ignore[arg-type]
+    try:
+        raise ValueError("cannot parse 13812345678")
+    except ValueError:
+        logging.getLogger("kefu.test").exception("capture failed")
+    assert "13812345678" not in buffer.getvalue()
+    assert "ValueError: cannot parse 138****5678" in buffer.getvalue().replace("\\n", "\n")
