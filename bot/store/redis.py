@@ -511,9 +511,14 @@ class RedisStore:
             return False
         c = conversation
         messages = await self.messages(c.id)
-        seen = [k async for k in self.client.scan_iter(
-            match=_pattern(self.key("seen", c.channel, c.user_id)) + ":*", count=1000)]
-        unanswered = [m for m in await self.client.zrange(self.key("unanswered"), 0, -1)
+        seen = []
+        if time.time() - c.last_activity_at < self._dedupe_seconds:  # else expired long ago
+            seen = [k async for k in self.client.scan_iter(
+                match=_pattern(self.key("seen", c.channel, c.user_id)) + ":*", count=1000)]
+        # Questions were asked while the conversation was open.
+        asked = await self.client.zrangebyscore(self.key("unanswered"), c.created_at,
+                                                c.closed_at if c.closed_at else "+inf")
+        unanswered = [m for m in asked
                       if json.loads(_text(m).split("|", 1)[1])["conversation_id"] == c.id]
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.zrem(self.key("customer", c.channel, c.user_id), c.id)

@@ -55,19 +55,21 @@ async def test_the_embedded_trail_refuses_to_be_edited_even_from_sqlite3(tmp_pat
 
 async def test_an_anonymised_conversation_keeps_its_figures_not_its_words(store: Store
                                                                          ) -> None:
-    c = conversation("c1", user="visitor-9", state=ConversationState.CLOSED, rating=4)
+    now = time.time()  # dedupe keys live in real time
+    c = conversation("c1", user="visitor-9", created=now, state=ConversationState.CLOSED,
+                     rating=4, closed_at=now + 10)
     await store.save_conversation(c)
-    await store.append_message(c, said("我的电话 13812345678", msg_id="p1"))
+    await store.append_message(c, said("我的电话 13812345678", now + 1, "p1"))
     await store.append_message(c, NewMessage(
-        role=Role.AGENT, kind=Kind.TEXT, text="好的张三", ts=102.0,
+        role=Role.AGENT, kind=Kind.TEXT, text="好的张三", ts=now + 2,
         meta={"agent_id": "a1", "agent_name": "alice", "display_name": "张三"}))
     await store.append_message(c, NewMessage(role=Role.BOT, kind=Kind.ANSWER, text="退货…",
-                                             ts=103.0, quick_replies=("好",),
+                                             ts=now + 3, quick_replies=("好",),
                                              meta={"entry": "returns", "why": "退货"}))
-    await store.record_unanswered(UnansweredQuestion("c1", "张三的包裹", None, None, 101.0))
-    other = conversation("c2", user="visitor-8")
+    await store.record_unanswered(UnansweredQuestion("c1", "张三的包裹", None, None, now + 1))
+    other = conversation("c2", user="visitor-8", created=now)
     await store.save_conversation(other)
-    await store.record_unanswered(UnansweredQuestion("c2", "发票", None, None, 101.0))
+    await store.record_unanswered(UnansweredQuestion("c2", "发票", None, None, now + 1))
 
     assert await store.anonymise_conversation("c1", "anon-1")
     assert not await store.anonymise_conversation("missing", "anon-2")
