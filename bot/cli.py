@@ -142,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--to", dest="last", metavar="DATE",
                        help="last day, included (default: today)")
     audit.add_argument("--actor", help="only what this agent (or cli:USER) did")
+    audit.add_argument("--action", help="only this: opened_conversation, opened_transcript, "
+                       "opened_customer, exported, erased, purged, read_trail")
     audit.add_argument("--subject", help="only about this conversation or customer id")
     audit.add_argument("--format", choices=["text", "json"], default="text",
                        help="text to read, json lines for other programs (default: text)")
@@ -414,6 +416,7 @@ async def _export(config: Config, store: Store, args: argparse.Namespace) -> int
 
 
 LOCAL = "local"  # where the command line's reads come from, in the trail
+ALL_RECORDS = 10**9
 
 
 def _actor() -> str:
@@ -466,9 +469,9 @@ async def _audit(config: Config, store: Store, args: argparse.Namespace) -> int:
                               config.reports.max_days)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    records = [r for r in await store.access_trail(period.since, period.until, limit=10**9)
-               if (args.actor is None or r.actor == args.actor)
-               and (args.subject is None or r.subject == args.subject)]
+    privacy = _privacy(config, store)
+    records = await privacy.trail(period.since, period.until, ALL_RECORDS, actor=args.actor,
+                                  action=args.action, subject=args.subject)
     for r in records:
         if args.format == "json":
             print(json.dumps(asdict(r), ensure_ascii=False))
@@ -477,8 +480,8 @@ async def _audit(config: Config, store: Store, args: argparse.Namespace) -> int:
         when = datetime.fromtimestamp(r.at, zone).strftime("%Y-%m-%d %H:%M:%S")
         print(f"{when}  {r.actor:<16} {r.action:<20} {r.subject}  from {r.address}"
               + (f"  ({detail})" if detail else ""))
-    await _privacy(config, store).record(_actor(), "read_trail", "trail", LOCAL,
-                                         first=str(period.first), last=str(period.last))
+    await privacy.record(_actor(), "read_trail", "trail", LOCAL, first=str(period.first),
+                         last=str(period.last))
     return 0
 
 

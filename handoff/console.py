@@ -276,9 +276,7 @@ class Console:
             return _error(400, "bad_request", str(exc))
         wanted = {k: request.query[k] for k in ("actor", "action", "subject")
                   if request.query.get(k)}
-        records = [r for r in await self._store.access_trail(period.since, period.until,
-                                                             limit=AUDIT_LIMIT)
-                   if all(getattr(r, k) == v for k, v in wanted.items())]
+        records = await self._privacy.trail(period.since, period.until, AUDIT_LIMIT, **wanted)
         await self._privacy.record(agent.name, "read_trail", "trail", _address(request),
                                    first=str(period.first), last=str(period.last),
                                    filters=wanted)

@@ -58,6 +58,15 @@ class Privacy:
         await self._store.record_access(AccessRecord(self._clock(), actor, action, subject,
                                                      address, detail))
 
+    async def trail(self, since: float, until: float, limit: int, *, actor: str | None = None,
+                    action: str | None = None, subject: str | None = None
+                    ) -> list[AccessRecord]:
+        """The trail of a period, oldest first, only what matches the filters given."""
+        wanted = {k: v for k, v in (("actor", actor), ("action", action),
+                                    ("subject", subject)) if v}
+        return [r for r in await self._store.access_trail(since, until, limit)
+                if all(getattr(r, k) == v for k, v in wanted.items())]
+
     # who may read what
 
     def _reads_all(self, agent: Agent) -> bool:

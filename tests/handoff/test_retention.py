@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bot.cluster import LocalLeases, RedisLeases
@@ -25,9 +26,11 @@ from bot.store import (
     WebhookDelivery,
 )
 from bot.store.redis import RedisStore
+from bot.store.sqlite import SqliteStore
 from handoff.report import Period, make_report
 from handoff.retention import Retention
 from tests.bot.store.test_contract import conversation, said
+from tests.handoff.test_export import kefu_cli
 from tests.harness import Kefu, wait_for
 from tests.redis_support import REDIS_URL, forget, require_redis, unique_prefix
 
@@ -148,3 +151,20 @@ async def test_a_running_kefu_purges_on_its_own(make_config: Callable[..., Confi
         assert [m.text for m in await kefu.store.messages("old")] == [""]
     finally:
         await kefu.stop()
+
+
+async def test_kefu_purge_runs_it_now_and_says_what_went(tmp_path: Path) -> None:
+    path = tmp_path / "kefu.sqlite3"
+    store = await SqliteStore.open(path)
+    long_ago = time.time() - 400 * DAY
+    chat = conversation("old", user="v-old", created=long_ago,
+                        state=ConversationState.CLOSED, closed_at=long_ago)
+    await store.save_conversation(chat)
+    await store.append_message(chat, said(SAID[0], ts=long_ago))
+    await store.close()
+    config = tmp_path / "config.yaml"
+    config.write_text(f"store:\n  path: {path}\n", encoding="utf-8")
+    first = kefu_cli("--config", str(config), "purge")
+    assert (first.returncode, first.stdout) == (0, "removed: 1 transcripts anonymised\n")
+    again = kefu_cli("--config", str(config), "purge")
+    assert again.stdout == "removed: nothing\n"
