@@ -159,6 +159,8 @@ async def test_an_erased_customer_leaves_nothing_of_theirs_in_the_store(
     await duty.post(f"/customers/{customer_id}", {"name": "王小明", "note": "王先生要退款"})
     await duty.act(conversation_id, "take")
     await duty.act(conversation_id, "reply", text="王先生您好，马上为您处理")
+    busy = await boss.post(f"/customers/{customer_id}/erase", {"confirm": True}, status=409)
+    assert busy["error"] == "bad_state"  # not while they are in a conversation
     await duty.act(conversation_id, "close")
     await visitor.say("5")
     await visitor.disconnect()
