@@ -304,14 +304,15 @@ class Console:
         return await self._customer_view(agent, customer_id)
 
     async def _case_list(self, request: web.Request) -> web.Response:
-        return web.json_response(await self._crm.cases(
-            self._clock(), include_closed=request.query.get("closed") == "1"), dumps=_dumps)
+        cases = await self._crm.cases(self._clock(),
+                                      include_closed=request.query.get("closed") == "1")
+        return web.json_response(self._privacy.shown_to(request[AGENT], cases), dumps=_dumps)
 
     async def _case(self, request: web.Request) -> web.Response:
         view = await self._crm.case(request.match_info["id"], self._clock())
         if view is None:
             return _error(404, "not_found", "no such case")
-        return web.json_response(view, dumps=_dumps)
+        return web.json_response(self._privacy.shown_to(request[AGENT], view), dumps=_dumps)
 
     async def _case_open(self, request: web.Request) -> web.Response:
         body = await _body(request)

@@ -44,9 +44,9 @@ async def strict(make_config: Callable[..., Config]) -> AsyncIterator[Kefu]:
 
 async def test_agents_read_the_chats_they_held_or_were_offered_and_are_on_the_trail(
         strict: Kefu) -> None:
-    visitor, conversation_id = await strict.queued_customer("转人工，我的电话 13812345678")
+    visitor, conversation_id = await strict.queued_customer("我要投诉，我的电话 13812345678")
     duty, other, boss = [await strict.agent(n) for n in ("duty", "other", "boss")]
-    assert [c["preview"] for c in await other.get("/queue")] == ["转人工，我的电话 138****5678"]
+    assert [c["preview"] for c in await other.get("/queue")] == ["我要投诉，我的电话 138****5678"]
     offered = await other.get(f"/conversations/{conversation_id}")  # queued: offered to all
     customer_id = offered["customer_id"]
     await duty.act(conversation_id, "take")
@@ -60,9 +60,11 @@ async def test_agents_read_the_chats_they_held_or_were_offered_and_are_on_the_tr
     assert await status_of(other, f"/customers/{customer_id}") == 403
     held = await duty.get(f"/conversations/{conversation_id}")
     said = [m["text"] for m in held["messages"] if m["role"] == "customer"]
-    assert said == ["转人工，我的电话 138****5678", "邮箱 w***@example.com"]  # masked
+    assert said == ["我要投诉，我的电话 138****5678", "邮箱 w***@example.com"]  # masked
     full = await boss.get(f"/conversations/{conversation_id}")
-    assert "转人工，我的电话 13812345678" in [m["text"] for m in full["messages"]]
+    assert "我要投诉，我的电话 13812345678" in [m["text"] for m in full["messages"]]
+    assert [c["summary"] for c in await duty.get("/cases")] == ["我要投诉，我的电话 138****5678"]
+    assert [c["summary"] for c in await boss.get("/cases")] == ["我要投诉，我的电话 13812345678"]
     record = await duty.get(f"/customers/{customer_id}")
     assert record["customer"]["phones"] == ["138****5678"]
 
