@@ -34,6 +34,8 @@ from handoff.cases import CaseBook
 from handoff.console import Console
 from handoff.customers import CustomerBook
 from handoff.desk import Desk
+from handoff.privacy import Privacy
+from handoff.retention import Retention
 from handoff.webhooks import Webhooks
 from knowledge_base.live import LiveKnowledgeBase
 from knowledge_base.review import load_regressions, regressions
@@ -107,7 +109,8 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
     lanes = Lanes(leases)
     metrics = Metrics()
     speaker = Speaker(store, channels, clock, fanout, metrics)
-    webhooks = Webhooks(config.webhooks, store, leases, clock)
+    webhooks = Webhooks(config.webhooks, store, leases, clock,
+                        masked=config.privacy.mask_webhooks)
     customers = CustomerBook(config.crm, store, clock,
                              names=functools.partial(platform_name, channels))
     customers.listen(speaker)
@@ -128,7 +131,7 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
     console = Console(config, store, desk, Board(store, config.desk, clock, customers,
                                                  speaker.channel),
                       Sessions(store, config.desk, clock), speaker, fanout, webhooks, customers,
-                      cases, clock)
+                      cases, clock, Privacy(config.privacy, store, customers, webhooks, clock))
 
     app = web.Application()
 
@@ -182,6 +185,7 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
     app.cleanup_ctx.append(background(customers.run))
     app.cleanup_ctx.append(background(lambda: cases.run(leases)))
     app.cleanup_ctx.append(background(recovery.run))
+    app.cleanup_ctx.append(background(Retention(config, store, leases, clock).run))
     for work in channel_work:
         app.cleanup_ctx.append(background(work))
     app.on_shutdown.append(shut_down)

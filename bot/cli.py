@@ -14,28 +14,36 @@ import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
 from bot.app import create_app, open_store
+from bot.cluster import LocalLeases
 from bot.config import Config, load_config
 from bot.errors import ConfigError, KnowledgeBaseError, SheetError
 from bot.logs import configure_logging
+from bot.masking import MaskingFilter
 from bot.progress import progress
 from bot.store import Agent, AgentRole, Store
 from bot.understanding import Intent, Reading, reader_for
 from bot.workers import supervise, worker_command
 from handoff.auth import hash_password, new_agent, password_problem
 from handoff.board import Board
+from handoff.customers import CustomerBook, CustomerError
 from handoff.export import FORMATS as EXPORT_FORMATS
 from handoff.export import KINDS as EXPORT_KINDS
 from handoff.export import export
+from handoff.privacy import Privacy
 from handoff.replies import load_canned_replies, vague_phrases
 from handoff.report import Period, make_report
 from handoff.report_view import FORMATS, as_csv, as_html, as_markdown
+from handoff.retention import Retention
 from handoff.transcript import transcript_json, transcript_text
+from handoff.webhooks import Webhooks
 from knowledge_base import loader
 from knowledge_base.base import KnowledgeBase
 from knowledge_base.decide import Action
@@ -128,6 +136,30 @@ def build_parser() -> argparse.ArgumentParser:
                                     parents=[common])
     exporting.add_argument("kind", choices=EXPORT_KINDS, help="what to export")
     _period_arguments(exporting, EXPORT_FORMATS, "csv")
+    exporting.add_argument("--unmasked", action="store_true",
+                           help="phones, emails, ID-card and bank-card numbers in full "
+                           "(recorded in the access trail)")
+    customer = commands.add_parser("customer", help="customers' records", parents=[common]
+                                   ).add_subparsers(dest="customer_command", required=True,
+                                                    metavar="CUSTOMER_COMMAND")
+    erase = customer.add_parser("erase", help="delete or anonymise everything kefu keeps of "
+                                "one person, on their request", parents=[common])
+    erase.add_argument("customer_id", nargs="?", help="the record's id (C...)")
+    erase.add_argument("--contact", help="or the person's phone number or email")
+    commands.add_parser("purge", help="delete or anonymise now what is older than "
+                        "privacy.retention_days (kefu serve does it daily)", parents=[common])
+    audit = commands.add_parser("audit", help="the access trail: who opened, exported or "
+                                "erased what, when and from where", parents=[common])
+    audit.add_argument("--from", dest="first", metavar="DATE",
+                       help="first day, YYYY-MM-DD (default: 6 days before --to)")
+    audit.add_argument("--to", dest="last", metavar="DATE",
+                       help="last day, included (default: today)")
+    audit.add_argument("--actor", help="only what this agent (or cli:USER) did")
+    audit.add_argument("--action", help="only this: opened_conversation, opened_transcript, "
+                       "opened_customer, exported, erased, purged, read_trail")
+    audit.add_argument("--subject", help="only about this conversation or customer id")
+    audit.add_argument("--format", choices=["text", "json"], default="text",
+                       help="text to read, json lines for other programs (default: text)")
     return parser
 
 
@@ -136,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(MaskingFilter())
     try:
         if args.command == "serve":
             return _serve(args.config, load_config(args.config), args)
@@ -161,6 +195,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "export":
             config = load_config(args.config)
             return _with_store(config, lambda store: _export(config, store, args))
+        if args.command == "customer":
+            config = load_config(args.config)
+            return _with_store(config, lambda store: _erase(config, store, args))
+        if args.command == "purge":
+            config = load_config(args.config)
+            return _with_store(config, lambda store: _purge(config, store))
+        if args.command == "audit":
+            config = load_config(args.config)
+            return _with_store(config, lambda store: _audit(config, store, args))
         config = _config_or_default(args.config)
         if args.kb_command == "check":
             return _kb_check(args.path or config.knowledge_base.path, config)
@@ -389,9 +432,83 @@ async def _report(config: Config, store: Store, args: argparse.Namespace) -> int
 async def _export(config: Config, store: Store, args: argparse.Namespace) -> int:
     period, chosen = _period_and_format(config, args, EXPORT_FORMATS, "csv")
     text, count = await export(store, args.kind, period, chosen, progress=lambda items, total:
-                               progress(items, total, f"reading {args.kind}"))
+                               progress(items, total, f"reading {args.kind}"),
+                               unmasked=args.unmasked)
+    await _privacy(config, store).record(
+        _actor(), "exported", args.kind, LOCAL, first=str(period.first), last=str(period.last),
+        format=chosen, records=count, unmasked=args.unmasked)
     await _write(args.output, text, f"{count} {args.kind} from {period.first} to "
-                 f"{period.last} ({chosen})")
+                 f"{period.last} ({chosen}{', unmasked' if args.unmasked else ''})")
+    return 0
+
+
+LOCAL = "local"  # where the command line's reads come from, in the trail
+ALL_RECORDS = 10**9
+
+
+def _actor() -> str:
+    """Who runs a command, for the access trail."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no name for this user id (a container)
+        return "cli:?"
+
+
+def _privacy(config: Config, store: Store) -> Privacy:
+    """The desk's privacy work from the command line; webhooks are sent by `kefu serve`."""
+    webhooks = Webhooks(config.webhooks, store, LocalLeases(),
+                        masked=config.privacy.mask_webhooks)
+    return Privacy(config.privacy, store, CustomerBook(config.crm, store), webhooks)
+
+
+async def _erase(config: Config, store: Store, args: argparse.Namespace) -> int:
+    privacy = _privacy(config, store)
+    if bool(args.customer_id) == bool(args.contact):
+        raise ConfigError("name the customer: kefu customer erase ID, or --contact PHONE")
+    customer_id = args.customer_id
+    if args.contact:
+        found = await privacy.find(args.contact)
+        if not found:
+            raise ConfigError("no customer record holds that contact")
+        if len(found) > 1:
+            raise ConfigError("several records hold that contact (anyone can type a number):"
+                              f" {', '.join(c.id for c in found)}; erase the right one by id")
+        customer_id = found[0].id
+    try:
+        counts = await privacy.erase(customer_id, _actor(), LOCAL)
+    except CustomerError as exc:
+        raise ConfigError(str(exc)) from None
+    print(f"customer {customer_id} erased: "
+          + ", ".join(f"{n} {kind}" for kind, n in counts.items()))
+    return 0
+
+
+async def _purge(config: Config, store: Store) -> int:
+    counts = await Retention(config, store, LocalLeases()).purge()
+    print("removed: " + (", ".join(f"{n} {kind}" for kind, n in counts.items()) or "nothing"))
+    return 0
+
+
+async def _audit(config: Config, store: Store, args: argparse.Namespace) -> int:
+    zone = ZoneInfo(config.business.timezone)
+    try:
+        period = Period.parse(args.first, args.last, zone, time.time(),
+                              config.reports.max_days)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    privacy = _privacy(config, store)
+    records = await privacy.trail(period.since, period.until, ALL_RECORDS, actor=args.actor,
+                                  action=args.action, subject=args.subject)
+    for r in records:
+        if args.format == "json":
+            print(json.dumps(asdict(r), ensure_ascii=False))
+            continue
+        detail = ", ".join(f"{k}={v}" for k, v in r.detail.items())
+        when = datetime.fromtimestamp(r.at, zone).strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{when}  {r.actor:<16} {r.action:<20} {r.subject}  from {r.address}"
+              + (f"  ({detail})" if detail else ""))
+    await privacy.record(_actor(), "read_trail", "trail", LOCAL, first=str(period.first),
+                         last=str(period.last))
     return 0
 
 
@@ -475,6 +592,8 @@ async def _transcript(config: Config, store: Store, conversation_id: str, fmt: s
     conversation = await store.get_conversation(conversation_id)
     if conversation is None:
         raise ConfigError(f"no conversation {conversation_id}")
+    await _privacy(config, store).record(_actor(), "opened_transcript", conversation_id, LOCAL,
+                                         format=fmt)
     messages = await store.messages(conversation_id)
     events = await store.events(conversation_id)
     if fmt == "json":

@@ -261,6 +261,7 @@ class MetricsConfig(_Model):
 class LoggingConfig(_Model):
     format: Literal["text", "json"] = "text"  # json: one object per line, for log shippers
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    mask_personal_data: bool = True  # phones, emails, ID-card and bank-card numbers
 
 
 class OwnerRule(_Model):
@@ -360,6 +361,28 @@ class StoreConfig(_Model):
                            self.lease_poll_max_seconds, self.lease_wait_seconds)
 
 
+class RetentionConfig(_Model):
+    """Days each kind of personal data is kept; 0 keeps it for ever (docs/privacy.md)."""
+
+    transcripts: Annotated[int, Field(ge=0)] = 365  # closed conversations' messages
+    customers: Annotated[int, Field(ge=0)] = 730  # records left with no conversation
+    offline_messages: Annotated[int, Field(ge=0)] = 365
+    cases: Annotated[int, Field(ge=0)] = 730  # closed complaint cases
+    webhook_deliveries: Annotated[int, Field(ge=0)] = 30  # delivered or given up
+    logs: Annotated[int, Field(ge=0)] = 365  # the access trail kefu writes in its store
+
+
+class PrivacyConfig(_Model):
+    """Customers' personal data: who sees it, what leaves masked, how long it is kept."""
+
+    agents_read: Literal["held_or_offered", "all"] = "all"  # held_or_offered: least seen
+    agents_see_contacts: Literal["full", "masked"] = "full"
+    mask_webhooks: bool = True  # phones, emails, ID-card and bank-card numbers in payloads
+    retention_days: RetentionConfig = RetentionConfig()
+    purge_hour: Annotated[int, Field(ge=0, le=23)] = 3  # the daily purge, business time
+    purge_check_seconds: Seconds = 300.0  # how often a process looks whether it is due
+
+
 class ServerConfig(_Model):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
@@ -380,6 +403,7 @@ class Config(_Model):
     reports: ReportsConfig = ReportsConfig()
     webhooks: WebhooksConfig = WebhooksConfig()
     crm: CrmConfig = CrmConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
     metrics: MetricsConfig = MetricsConfig()
     logging: LoggingConfig = LoggingConfig()
     channels: ChannelsConfig = ChannelsConfig()

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from bot.config import LoggingConfig
+from bot.masking import MaskingFilter
 
 current_conversation: ContextVar[str | None] = ContextVar("current_conversation",
                                                           default=None)
@@ -50,7 +51,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname, "logger": record.name, "message": record.getMessage(),
             **_fields(record)}
         if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
+            line["exception"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
@@ -73,6 +74,8 @@ class TextFormatter(logging.Formatter):
 def configure_logging(config: LoggingConfig, stream: TextIO | None = None) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if config.format == "json" else TextFormatter())
+    if config.mask_personal_data:
+        handler.addFilter(MaskingFilter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -45,6 +45,7 @@ from handoff.cases import CaseBook
 from handoff.crm_views import CrmViews
 from handoff.customers import CustomerBook, CustomerError
 from handoff.desk import DESK_NEWS, Desk, DeskError, is_online
+from handoff.privacy import Privacy
 from handoff.replies import load_canned_replies
 from handoff.report import Period, Report, make_report
 from handoff.report_view import as_csv, as_html, as_markdown
@@ -72,6 +73,7 @@ WS_SESSION_EXPIRED = 4401
 CONSOLE_NEWS = "console"  # fan-out topic: notes and labels, as frames for every console
 CONSOLE_LANGUAGES = ("zh", "en")
 SOCKET_QUEUE_FRAMES = 1000  # a console that falls this far behind is closed and reloads
+AUDIT_LIMIT = 10_000  # records of the trail one request returns (the newest)
 
 _ERROR_STATUS = {"not_found": 404, "empty_text": 400, "text_too_long": 400, "bad_request": 400,
                  "vague_reply": 422, "not_yours": 403, "bad_state": 409}
@@ -88,9 +90,11 @@ class _Socket:
 class Console:
     def __init__(self, config: Config, store: Store, desk: Desk, board: Board,
                  sessions: Sessions, speaker: Speaker, fanout: Fanout, webhooks: Webhooks,
-                 customers: CustomerBook, cases: CaseBook, clock: Callable[[], float]) -> None:
+                 customers: CustomerBook, cases: CaseBook, clock: Callable[[], float],
+                 privacy: Privacy) -> None:
         self._settings = config
         self._fanout = fanout
+        self._privacy = privacy
         self._webhooks = webhooks
         self._customers = customers
         self._cases = cases
@@ -137,6 +141,8 @@ class Console:
         r.add_post("/api/customers/{id}", self._customer_change)
         r.add_post("/api/customers/{id}/verify", self._customer_change)
         r.add_post("/api/customers/{id}/merge", self._customer_change)
+        r.add_post("/api/customers/{id}/erase", self._customer_erase)
+        r.add_get("/api/audit", self._audit)
         r.add_get("/api/cases", self._case_list)
         r.add_post("/api/cases", self._case_open)
         r.add_get("/api/cases/{id}", self._case)
@@ -250,10 +256,55 @@ class Console:
     # customers and cases
 
     async def _customer(self, request: web.Request) -> web.Response:
-        view = await self._crm.customer(request.match_info["id"], self._clock())
+        agent, customer_id = request[AGENT], request.match_info["id"]
+        customer = await self._customers.get(customer_id)
+        if customer is None:
+            return _error(404, "not_found", "no such customer")
+        if not await self._privacy.may_read_customer(agent, customer):
+            return _not_allowed()
+        await self._privacy.record(agent.name, "opened_customer", customer.id,
+                                   _address(request))
+        return await self._customer_view(agent, customer.id)
+
+    async def _customer_view(self, agent: Agent, customer_id: str) -> web.Response:
+        view = await self._crm.customer(customer_id, self._clock())
         if view is None:
             return _error(404, "not_found", "no such customer")
-        return web.json_response(view, dumps=_dumps)
+        return web.json_response(self._privacy.shown_to(agent, view), dumps=_dumps)
+
+    async def _customer_erase(self, request: web.Request) -> web.Response:
+        """Supervisors erase a person on their request (docs/privacy.md)."""
+        agent = request[AGENT]
+        if agent.role is not AgentRole.SUPERVISOR:
+            return _error(403, "supervisors_only", "erasing a customer is for supervisors")
+        if (await _body(request)).get("confirm") is not True:
+            return _error(400, "bad_request", 'send {"confirm": true}: erasure cannot be undone')
+        try:
+            counts = await self._privacy.erase(request.match_info["id"], agent.name,
+                                               _address(request))
+        except CustomerError as exc:
+            return _error(_ERROR_STATUS.get(exc.code, 409), exc.code, str(exc))
+        return web.json_response({"erased": counts}, dumps=_dumps)
+
+    async def _audit(self, request: web.Request) -> web.Response:
+        """Supervisors read the access trail: ?from=&to= (days), &actor=, &action=,
+        &subject=."""
+        agent = request[AGENT]
+        if agent.role is not AgentRole.SUPERVISOR:
+            return _error(403, "supervisors_only", "the access trail is for supervisors")
+        try:
+            period = Period.parse(request.query.get("from") or None,
+                                  request.query.get("to") or None, ZoneInfo(self._zone_name),
+                                  self._clock(), self._settings.reports.max_days)
+        except ValueError as exc:
+            return _error(400, "bad_request", str(exc))
+        wanted = {k: request.query[k] for k in ("actor", "action", "subject")
+                  if request.query.get(k)}
+        records = await self._privacy.trail(period.since, period.until, AUDIT_LIMIT, **wanted)
+        await self._privacy.record(agent.name, "read_trail", "trail", _address(request),
+                                   first=str(period.first), last=str(period.last),
+                                   filters=wanted)
+        return web.json_response({"records": [asdict(r) for r in records]}, dumps=_dumps)
 
     async def _customer_change(self, request: web.Request) -> web.Response:
         agent, customer_id = request[AGENT], request.match_info["id"]
@@ -274,17 +325,18 @@ class Console:
                     note=_optional_text(body, "note"), owner_id=_optional_text(body, "owner_id"))
         except CustomerError as exc:
             return _error(_ERROR_STATUS.get(exc.code, 409), exc.code, str(exc))
-        return await self._customer(request)
+        return await self._customer_view(agent, customer_id)
 
     async def _case_list(self, request: web.Request) -> web.Response:
-        return web.json_response(await self._crm.cases(
-            self._clock(), include_closed=request.query.get("closed") == "1"), dumps=_dumps)
+        cases = await self._crm.cases(self._clock(),
+                                      include_closed=request.query.get("closed") == "1")
+        return web.json_response(self._privacy.shown_to(request[AGENT], cases), dumps=_dumps)
 
     async def _case(self, request: web.Request) -> web.Response:
         view = await self._crm.case(request.match_info["id"], self._clock())
         if view is None:
             return _error(404, "not_found", "no such case")
-        return web.json_response(view, dumps=_dumps)
+        return web.json_response(self._privacy.shown_to(request[AGENT], view), dumps=_dumps)
 
     async def _case_open(self, request: web.Request) -> web.Response:
         body = await _body(request)
@@ -337,7 +389,7 @@ class Console:
 
     async def _try_login(self, request: web.Request, name: str, password: str
                          ) -> tuple[Any, str]:
-        client = request.remote or "?"
+        client = _address(request)
         if not (self._sessions.login_allowed(f"name:{name}")
                 and self._sessions.login_allowed(f"ip:{client}")):
             return None, "too many attempts; wait a minute"
@@ -480,7 +532,8 @@ class Console:
     def _json(self, read: Callable[[], Awaitable[Any]]
               ) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handler(request: web.Request) -> web.Response:
-            return web.json_response(await read(), dumps=_dumps)
+            return web.json_response(self._privacy.shown_to(request[AGENT], await read()),
+                                     dumps=_dumps)
 
         return handler
 
@@ -502,13 +555,16 @@ class Console:
             found = await self._board.inbox(request[AGENT], tab, wanted)
         except PermissionError as exc:
             return _error(403, "supervisors_only", str(exc))
-        return web.json_response(found, dumps=_dumps)
+        return web.json_response(self._privacy.shown_to(request[AGENT], found), dumps=_dumps)
 
     async def _seen_conversation(self, request: web.Request) -> Conversation:
+        """The conversation a note or labels are for, if the agent may read it."""
         conversation = await self._store.get_conversation(request.match_info["id"])
         if conversation is None:
             raise web.HTTPNotFound(text='{"error":"not_found","message":"no such conversation"}',
                                    content_type="application/json")
+        if not await self._privacy.may_read_conversation(request[AGENT], conversation):
+            raise web.HTTPForbidden(text=_not_allowed().text, content_type="application/json")
         return conversation
 
     async def _note_add(self, request: web.Request) -> web.Response:
@@ -543,29 +599,49 @@ class Console:
         return web.json_response({"labels": sorted(cleaned)}, dumps=_dumps)
 
     async def _chats(self, request: web.Request) -> web.Response:
-        return web.json_response(await self._board.chats(request[AGENT]), dumps=_dumps)
+        agent = request[AGENT]
+        return web.json_response(self._privacy.shown_to(agent, await self._board.chats(agent)),
+                                 dumps=_dumps)
 
-    async def _conversation(self, request: web.Request) -> web.Response:
-        detail = await self._board.detail(request.match_info["id"])
-        if detail is None:
-            return _error(404, "not_found", "no such conversation")
-        return web.json_response(detail, dumps=_dumps)
-
-    async def _transcript(self, request: web.Request) -> web.Response:
-        conversation_id = request.match_info["id"]
-        conversation = await self._store.get_conversation(conversation_id)
+    async def _readable(self, request: web.Request, action: str, **detail: Any
+                        ) -> Conversation | web.Response:
+        """The conversation, if the agent may read it (recorded in the trail); else the
+        error to answer with."""
+        agent = request[AGENT]
+        conversation = await self._store.get_conversation(request.match_info["id"])
         if conversation is None:
             return _error(404, "not_found", "no such conversation")
-        messages = await self._store.messages(conversation_id)
-        events = await self._store.events(conversation_id)
-        disposition = f'attachment; filename="conversation-{conversation_id}'
-        if request.query.get("format", "text") == "json":
-            return web.json_response(transcript_json(conversation, messages, events),
-                                     dumps=_dumps,
-                                     headers={"Content-Disposition": disposition + '.json"'})
+        if not await self._privacy.may_read_conversation(agent, conversation):
+            return _not_allowed()
+        await self._privacy.record(agent.name, action, conversation.id, _address(request),
+                                   **detail)
+        return conversation
+
+    async def _conversation(self, request: web.Request) -> web.Response:
+        conversation = await self._readable(request, "opened_conversation")
+        if isinstance(conversation, web.Response):
+            return conversation
+        detail = await self._board.detail(conversation.id)
+        if detail is None:
+            return _error(404, "not_found", "no such conversation")
+        return web.json_response(self._privacy.shown_to(request[AGENT], detail), dumps=_dumps)
+
+    async def _transcript(self, request: web.Request) -> web.Response:
+        chosen = request.query.get("format", "text")
+        conversation = await self._readable(request, "opened_transcript", format=chosen)
+        if isinstance(conversation, web.Response):
+            return conversation
+        agent = request[AGENT]
+        messages = await self._store.messages(conversation.id)
+        events = await self._store.events(conversation.id)
+        disposition = f'attachment; filename="conversation-{conversation.id}'
+        if chosen == "json":
+            return web.json_response(
+                self._privacy.shown_to(agent, transcript_json(conversation, messages, events)),
+                dumps=_dumps, headers={"Content-Disposition": disposition + '.json"'})
         names = {a.id: a.name for a in await self._store.agents()}
         text = transcript_text(conversation, messages, events, ZoneInfo(self._zone_name), names)
-        return web.Response(text=text, content_type="text/plain",
+        return web.Response(text=self._privacy.shown_to(agent, text), content_type="text/plain",
                             headers={"Content-Disposition": disposition + '.txt"'})
 
     async def _quick_replies(self, request: web.Request) -> web.Response:
@@ -700,7 +776,8 @@ class Console:
                                     "agent_id": conversation.agent_id})
             elif self._may_see(agent, conversation):
                 self._push(socket, {"type": "message", "conversation_id": conversation.id,
-                                    "message": message_json(message)})
+                                    "message": self._privacy.shown_to(
+                                        agent, message_json(message))})
 
     @staticmethod
     def _may_see(agent: Agent, conversation: Conversation) -> bool:
@@ -712,6 +789,16 @@ class Console:
     async def aclose(self) -> None:
         for socket in list(self._open):
             await socket.ws.close(message=b"server shutting down")
+
+
+def _address(request: web.Request) -> str:
+    """Where a request came from, for the access trail."""
+    return request.remote or "?"
+
+
+def _not_allowed() -> web.Response:
+    return _error(403, "not_allowed", "agents read the chats they held or were offered "
+                  "(privacy.agents_read)")
 
 
 def _token(request: web.Request) -> tuple[str | None, bool]:

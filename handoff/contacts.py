@@ -38,22 +38,25 @@ def normalise_phone(typed: str) -> str:
     return national.group(1) if national else digits
 
 
-def contacts_in(text: str) -> list[Contact]:
-    """Every email and phone number in `text`, in order, each once."""
-    found: list[tuple[int, Contact]] = []
-    taken: list[range] = []
+def contact_spans(text: str) -> list[tuple[int, int, Contact]]:
+    """Every email and phone number in `text` where it was typed, in order, repeats too."""
+    found: list[tuple[int, int, Contact]] = []
     for kind, pattern in (("email", _EMAIL), ("phone", _MOBILE), ("phone", _PHONE)):
         for match in pattern.finditer(text):
-            span = range(match.start(), match.end())
-            if any(span.start < t.stop and t.start < span.stop for t in taken):
+            start, end = match.start(), match.end()
+            if any(start < e and s < end for s, e, _ in found):
                 continue  # a number inside an email, or a mobile the wider pattern sees too
             typed = match.group().strip()
             if kind == "phone" and sum(c.isdigit() for c in typed) < MIN_PHONE_DIGITS:
                 continue
             value = typed.lower() if kind == "email" else normalise_phone(typed)
-            taken.append(span)
-            found.append((match.start(), Contact(kind, typed, value)))
+            found.append((start, end, Contact(kind, typed, value)))
+    return sorted(found, key=lambda f: f[0])
+
+
+def contacts_in(text: str) -> list[Contact]:
+    """Every email and phone number in `text`, in order, each once."""
     unique: dict[str, Contact] = {}
-    for _, contact in sorted(found, key=lambda f: f[0]):
+    for _, _, contact in contact_spans(text):
         unique.setdefault(contact.value, contact)
     return list(unique.values())

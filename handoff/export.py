@@ -3,7 +3,8 @@ lines, for the CRM or spreadsheet the business already uses.
 
 CSV has one row per record with lists joined by "; " and times as ISO 8601 in the business
 time zone; JSON (one array) and JSON lines (one record a line) keep every field as kefu
-stores it (unix seconds).
+stores it (unix seconds). Phones, emails, ID-card and bank-card numbers are masked
+(bot/masking.py) unless a supervisor asks for them in full (`--unmasked`, in the trail).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+from bot.masking import mask_json
 from bot.store import Store
 from handoff.report import Period
 
@@ -25,9 +27,12 @@ Progress = Callable[[Iterable[Any], int], Iterable[Any]]
 
 
 async def export(store: Store, kind: str, period: Period, fmt: str,
-                 progress: Progress = lambda items, total: items) -> tuple[str, int]:
+                 progress: Progress = lambda items, total: items, *, unmasked: bool = False
+                 ) -> tuple[str, int]:
     """The file's text and how many records it holds."""
     rows = await _rows(store, kind, period, progress)
+    if not unmasked:
+        rows = [(mask_json(full), mask_json(flat)) for full, flat in rows]
     if fmt == "jsonl":
         return "".join(json.dumps(full, ensure_ascii=False) + "\n" for full, _ in rows), \
             len(rows)

@@ -31,6 +31,7 @@ import aiohttp
 from bot.cluster import Leases
 from bot.config import WebhookEndpoint, WebhooksConfig
 from bot.http import LazySession
+from bot.masking import mask_json
 from bot.store import Conversation, DeliveryStatus, Store, WebhookDelivery
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,9 @@ def signature(secret: str, timestamp: str, body: str) -> str:
 
 class Webhooks:
     def __init__(self, config: WebhooksConfig, store: Store, leases: Leases,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, *, masked: bool = True) -> None:
         self._config = config
+        self._masked = masked  # privacy.mask_webhooks
         self._store = store
         self._leases = leases
         self._clock = clock
@@ -64,6 +66,8 @@ class Webhooks:
         if not endpoints:
             return ()
         now, event_id = self._clock(), uuid.uuid4().hex
+        if self._masked:
+            data = mask_json(data)
         body = json.dumps({"id": event_id, "type": type_, "created_at": now, "data": data},
                           ensure_ascii=False, sort_keys=True)
         return tuple(WebhookDelivery(

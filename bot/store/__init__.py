@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -249,6 +249,29 @@ class WebhookDelivery:
     delivered_at: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class AccessRecord:
+    """One look at, export of or change to personal data: who, what, when and from where.
+    The access trail is append-only: no store method changes a record."""
+
+    at: float
+    actor: str  # the agent's name, or "cli:<user>" for the command line
+    action: str  # opened_conversation, opened_transcript, opened_customer, exported, erased...
+    subject: str  # the conversation's or customer's id, or what was exported
+    address: str = ""  # the client's IP address; "local" for the command line
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+# What an anonymised message keeps besides role, kind and time: what reports count by.
+ANONYMOUS_META = frozenset({"agent_id", "agent_name", "decision", "entry", "reason"})
+
+
+def anonymous(message: StoredMessage) -> StoredMessage:
+    """The message without anything the customer (or an agent, about them) wrote."""
+    return replace(message, text="", quick_replies=(), platform_msg_id=None,
+                   meta={k: v for k, v in message.meta.items() if k in ANONYMOUS_META})
+
+
 class Store(Protocol):
     # conversations
 
@@ -420,5 +443,37 @@ class Store(Protocol):
     async def events(self, conversation_id: str | None = None, since: float = 0.0
                      ) -> list[ConversationEvent]:
         """Events in time order, of one conversation or of all."""
+
+    # personal data: the access trail, erasure and retention (docs/privacy.md)
+
+    async def record_access(self, record: AccessRecord) -> None:
+        """Append to the access trail."""
+
+    async def access_trail(self, since: float = 0.0, until: float = float("inf"),
+                           limit: int = 1000) -> list[AccessRecord]:
+        """The trail from `since` (included) to `until` (excluded), oldest first, at most
+        `limit` records (the newest of them)."""
+
+    async def forget_access_before(self, before: float) -> int:
+        """Retention: records older than `before` go; how many went."""
+
+    async def anonymise_conversation(self, conversation_id: str, pseudonym: str) -> bool:
+        """The conversation stays for the figures under `pseudonym` instead of the customer's
+        channel id; its messages keep their role, kind, time and the agent who wrote them,
+        not their text; its dedupe keys, unsettled marks and unanswered questions go. False
+        for an unknown conversation."""
+
+    async def delete_customer(self, customer_id: str) -> list[str]:
+        """The record, every record merged into it, their identities and contact index;
+        the ids of the records deleted."""
+
+    async def delete_case(self, case_id: str) -> None: ...
+
+    async def delete_deliveries(self, delivery_ids: Sequence[str]) -> None: ...
+
+    async def state_keys(self) -> list[str]:
+        """Every key of `save_state`, for erasure to find a customer's."""
+
+    async def delete_state(self, key: str) -> None: ...
 
     async def close(self) -> None: ...

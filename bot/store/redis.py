@@ -29,6 +29,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from bot.cluster import LeaseLost, held_lease
 from bot.messages import ConversationState, StoredMessage
 from bot.store import (
+    AccessRecord,
     Agent,
     AgentSession,
     AgentSettings,
@@ -45,6 +46,7 @@ from bot.store import (
     TicketStatus,
     UnansweredQuestion,
     WebhookDelivery,
+    anonymous,
 )
 from bot.store.records import field_types, from_json, plain, to_json, typed
 
@@ -594,6 +596,108 @@ class RedisStore:
             self.key("deliveries", status.value)
         return await self._deliveries(await self.client.zrevrange(index, 0, limit - 1))
 
+    # personal data
+
+    async def record_access(self, record: AccessRecord) -> None:
+        await self._add_ordered("trail", record.at, record)
+
+    async def access_trail(self, since: float = 0.0, until: float = float("inf"),
+                           limit: int = 1000) -> list[AccessRecord]:
+        raw = await self.client.zrevrangebyscore(self.key("trail"), f"({until}", since,
+                                                 start=0, num=limit)
+        return [from_json(AccessRecord, _text(r).split("|", 1)[1]) for r in raw[::-1]]
+
+    async def forget_access_before(self, before: float) -> int:
+        return int(await self.client.zremrangebyscore(self.key("trail"), "-inf",
+                                                      f"({before}"))
+
+    async def anonymise_conversation(self, conversation_id: str, pseudonym: str) -> bool:
+        conversation = await self.get_conversation(conversation_id)
+        if conversation is None:
+            return False
+        c = conversation
+        messages = await self.messages(c.id)
+        seen = []
+        if time.time() - c.last_activity_at < self._dedupe_seconds:  # else expired long ago
+            seen = [k async for k in self.client.scan_iter(
+                match=_pattern(self.key("seen", c.channel, c.user_id)) + ":*", count=1000)]
+        # Questions were asked while the conversation was open.
+        asked = await self.client.zrangebyscore(self.key("unanswered"), c.created_at,
+                                                c.closed_at if c.closed_at else "+inf")
+        unanswered = [m for m in asked
+                      if json.loads(_text(m).split("|", 1)[1])["conversation_id"] == c.id]
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.zrem(self.key("customer", c.channel, c.user_id), c.id)
+            await self._save_conversation_with(replace(c, user_id=pseudonym), None, pipe)
+            if messages:
+                pipe.delete(self.key("msgs", c.id))
+                pipe.rpush(self.key("msgs", c.id), *(to_json(anonymous(m)) for m in messages))
+                pipe.zrem(self.key("unsettled"), *(f"{c.id}|{m.seq}" for m in messages))
+            if seen:
+                pipe.delete(*seen)
+            if unanswered:
+                pipe.zrem(self.key("unanswered"), *unanswered)
+            pipe.delete(self.key(f"notes:{c.id}"), self.key(f"notes:{c.id}", "counter"))
+            await pipe.execute()
+        return True
+
+    async def delete_customer(self, customer_id: str) -> list[str]:
+        # Records merged away are not indexed by what they were merged into: look at all.
+        merged: dict[str, list[str]] = {}
+        async for key in self.client.scan_iter(match=_pattern(self.key("customer")) + ":C*",
+                                               count=1000):
+            raw = await self.client.get(key)  # a record (other customer:... keys are sets)
+            record = from_json(Customer, raw) if raw is not None else None
+            if record is not None and record.merged_into:
+                merged.setdefault(record.merged_into, []).append(record.id)
+        gone: list[str] = []
+        todo = [customer_id]
+        while todo:
+            current = todo.pop()
+            if current not in gone:
+                gone.append(current)
+                todo += merged.get(current, [])
+        for current in gone:
+            record = await self.get_customer(current)
+            members = await self.client.zrange(self.key("identities-of", current), 0, -1)
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.delete(self.key("customer", current), self.key("identities-of", current))
+                pipe.zrem(self.key("customers"), current)
+                for contact in (*record.phones, *record.emails) if record else ():
+                    pipe.srem(self.key("contact", contact), current)
+                for member in members:
+                    pipe.delete(self.key("identity", *_text(member).split("\x00", 1)))
+                await pipe.execute()
+        return gone
+
+    async def delete_case(self, case_id: str) -> None:
+        case = await self.get_case(case_id)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.delete(self.key("case", case_id))
+            pipe.zrem(self.key("cases"), case_id)
+            if case is not None:
+                pipe.zrem(self.key("cases-of", case.customer_id), case_id)
+            await pipe.execute()
+
+    async def delete_deliveries(self, delivery_ids: Sequence[str]) -> None:
+        if not delivery_ids:
+            return
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.delete(*(self.key("delivery", i) for i in delivery_ids))
+            for index in ("deliveries", "deliveries-due",
+                          *(f"deliveries:{s.value}" for s in DeliveryStatus)):
+                pipe.zrem(self.key(index), *delivery_ids)
+            await pipe.execute()
+
+    async def state_keys(self) -> list[str]:
+        prefix = self.key("channel-state") + ":"
+        keys = [_text(k)[len(prefix):] async for k in self.client.scan_iter(
+            match=_pattern(prefix) + "*", count=1000)]
+        return sorted(keys)
+
+    async def delete_state(self, key: str) -> None:
+        await self.client.delete(self.key("channel-state", key))
+
     # channel state
 
     async def load_state(self, key: str) -> dict[str, Any] | None:
@@ -603,6 +707,11 @@ class RedisStore:
     async def save_state(self, key: str, value: dict[str, Any]) -> None:
         await self.client.set(self.key("channel-state", key),
                               json.dumps(value, ensure_ascii=False))
+
+
+def _pattern(text: str) -> str:
+    """`text` as a SCAN pattern that matches only itself."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
 def _text(value: Any) -> str:

@@ -25,6 +25,7 @@ from typing import Any, Generic, TypeVar
 from bot.messages import ConversationState, Kind, Role, StoredMessage
 from bot.priority import is_urgent
 from bot.store import (
+    AccessRecord,
     Agent,
     AgentSession,
     AgentSettings,
@@ -41,6 +42,7 @@ from bot.store import (
     TicketStatus,
     UnansweredQuestion,
     WebhookDelivery,
+    anonymous,
 )
 from bot.store.records import field_types, plain, typed
 from bot.store.worker import SqlWorker
@@ -123,9 +125,10 @@ IDENTITIES = _Table("identities", Identity, key=None)
 CASES = _Table("cases", Case, key="id")
 AGENT_SETTINGS = _Table("agent_settings", AgentSettings, key="agent_id")
 NOTES = _Table("notes", Note, key="id")
+TRAIL = _Table("access_trail", AccessRecord, key=None)
 _TABLES: tuple[_Table[Any], ...] = (CONVERSATIONS, UNANSWERED, AGENTS, SESSIONS, TICKETS, EVENTS,
                                     DELIVERIES, CUSTOMERS, IDENTITIES, CASES, AGENT_SETTINGS,
-                                    NOTES)
+                                    NOTES, TRAIL)
 
 _SCHEMA = """
 CREATE INDEX IF NOT EXISTS conversations_by_customer
@@ -167,6 +170,15 @@ CREATE INDEX IF NOT EXISTS notes_by_conversation ON notes (conversation_id, crea
 CREATE TABLE IF NOT EXISTS conversation_labels (conversation_id TEXT NOT NULL,
     label TEXT NOT NULL, PRIMARY KEY (conversation_id, label));
 CREATE INDEX IF NOT EXISTS sessions_by_agent ON agent_sessions (agent_id);
+CREATE INDEX IF NOT EXISTS trail_by_time ON access_trail (at);
+CREATE INDEX IF NOT EXISTS customers_by_merge ON customers (merged_into);
+-- The access trail is append-only: nothing changes a record, and only retention removes
+-- one, never one less than a day old (whoever opens the file with sqlite3 included).
+CREATE TRIGGER IF NOT EXISTS access_trail_unchanged BEFORE UPDATE ON access_trail
+BEGIN SELECT RAISE(ABORT, 'the access trail cannot be changed'); END;
+CREATE TRIGGER IF NOT EXISTS access_trail_kept BEFORE DELETE ON access_trail
+WHEN OLD.at > CAST(strftime('%s', 'now') AS REAL) - 86400
+BEGIN SELECT RAISE(ABORT, 'the access trail cannot be changed'); END;
 """
 
 _MESSAGE_COLUMNS = ("id, conversation_id, seq, role, kind, text, ts, quick_replies, "
@@ -588,6 +600,81 @@ class SqliteStore:
             return await self._select(EVENTS, "ts >= ? ORDER BY ts, rowid", since)
         return await self._select(EVENTS, "conversation_id = ? AND ts >= ? ORDER BY ts, rowid",
                                   conversation_id, since)
+
+    # personal data
+
+    async def record_access(self, record: AccessRecord) -> None:
+        await self._upsert(TRAIL, record)
+
+    async def access_trail(self, since: float = 0.0, until: float = float("inf"),
+                           limit: int = 1000) -> list[AccessRecord]:
+        newest = await self._select(TRAIL, "at >= ? AND at < ? ORDER BY at DESC, rowid DESC "
+                                    "LIMIT ?", since, until, limit)
+        return newest[::-1]
+
+    async def forget_access_before(self, before: float) -> int:
+        def forget() -> int:
+            return self.db.execute("DELETE FROM access_trail WHERE at < ?", (before,)).rowcount
+
+        return await self._run(forget)
+
+    async def anonymise_conversation(self, conversation_id: str, pseudonym: str) -> bool:
+        def anonymise() -> bool:  # in a transaction: see bot/store/worker.py
+            db = self.db
+            row = db.execute(f"{CONVERSATIONS.select} WHERE id = ?",
+                             (conversation_id,)).fetchone()
+            if row is None:
+                return False
+            conversation = CONVERSATIONS.decode(row)
+            db.execute("DELETE FROM seen_inbound WHERE channel = ? AND user_id = ?",
+                       (conversation.channel, conversation.user_id))
+            db.execute("UPDATE conversations SET user_id = ? WHERE id = ?",
+                       (pseudonym, conversation_id))
+            rows = db.execute(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE "
+                              "conversation_id = ?", (conversation_id,)).fetchall()
+            db.executemany(
+                "UPDATE messages SET text = ?, quick_replies = '[]', platform_msg_id = NULL, "
+                "meta = ? WHERE id = ?",
+                [(m.text, json.dumps(m.meta, ensure_ascii=False), m.id)
+                 for m in (anonymous(_message(r)) for r in rows)])
+            for table in ("unsettled", "unanswered", "notes"):
+                db.execute(f"DELETE FROM {table} WHERE conversation_id = ?", (conversation_id,))
+            return True
+
+        return await self._run(anonymise)
+
+    async def delete_customer(self, customer_id: str) -> list[str]:
+        def delete() -> list[str]:  # in a transaction: see bot/store/worker.py
+            db, gone, todo = self.db, [], [customer_id]
+            while todo:
+                current = todo.pop()
+                if current in gone:
+                    continue
+                gone.append(current)
+                todo += [r[0] for r in db.execute(
+                    "SELECT id FROM customers WHERE merged_into = ?", (current,))]
+                for table in ("customers WHERE id", "customer_contacts WHERE customer_id",
+                              "identities WHERE customer_id"):
+                    db.execute(f"DELETE FROM {table} = ?", (current,))
+            return gone
+
+        return await self._run(delete)
+
+    async def delete_case(self, case_id: str) -> None:
+        await self._run(self.db.execute, "DELETE FROM cases WHERE id = ?", (case_id,))
+
+    async def delete_deliveries(self, delivery_ids: Sequence[str]) -> None:
+        await self._run(self.db.executemany, "DELETE FROM webhook_deliveries WHERE id = ?",
+                        [(i,) for i in delivery_ids])
+
+    async def state_keys(self) -> list[str]:
+        def keys() -> list[str]:
+            return [r[0] for r in self.db.execute("SELECT key FROM channel_state ORDER BY key")]
+
+        return await self._run(keys)
+
+    async def delete_state(self, key: str) -> None:
+        await self._run(self.db.execute, "DELETE FROM channel_state WHERE key = ?", (key,))
 
     # channel state
 

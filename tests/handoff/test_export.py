@@ -34,15 +34,19 @@ async def test_exports_hold_what_the_desk_recorded(make_config: Callable[..., Co
         await wait_for(lambda: kefu.store.customers_with_contact("13812345678"))
         today = Period.parse(None, None, ZoneInfo(config.business.timezone), time.time(), 7)
 
-        text, count = await export(kefu.store, "customers", today, "csv")
+        text, count = await export(kefu.store, "customers", today, "csv", unmasked=True)
         (row,) = list(csv.DictReader(io.StringIO(text)))
         assert count == 1 and row["phones"] == "13812345678"
+        masked, _ = await export(kefu.store, "customers", today, "csv")
+        assert "13812345678" not in masked
+        (masked_row,) = list(csv.DictReader(io.StringIO(masked)))
+        assert masked_row["phones"] == "138****5678"
         assert row["channels"] == f"webchat:{customer.id}"
 
         text, count = await export(kefu.store, "cases", today, "jsonl")
         (case,) = [json.loads(line) for line in text.splitlines()]
         assert case["conversation_id"] == conversation_id
-        assert case["summary"] == "我要投诉，快递没到，电话 13812345678"
+        assert case["summary"] == "我要投诉，快递没到，电话 138****5678"
         assert case["timeline"][0]["what"] == "opened"
 
         text, count = await export(kefu.store, "conversations", today, "csv")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import json
@@ -175,9 +176,13 @@ async def test_given_up_deliveries_are_shown_to_supervisors_who_can_resend(
         await kefu.stop()
 
 
+@pytest.mark.parametrize(("masked", "contact"), [(True, "138****5678"), (False, "13812345678")])
 async def test_an_overdue_offline_message_is_told_once(
-        make_config: Callable[..., Config], receiver: Receiver, tmp_path: Path) -> None:
-    kefu = await Kefu(webhook_config(make_config, receiver, tmp_path / "k.sqlite3")).start()
+        make_config: Callable[..., Config], receiver: Receiver, tmp_path: Path, masked: bool,
+        contact: str) -> None:
+    kefu = await Kefu(webhook_config(
+        functools.partial(make_config, privacy={"mask_webhooks": masked}), receiver,
+        tmp_path / "k.sqlite3")).start()
     try:
         now = time.time()
         await kefu.store.save_ticket(Ticket(
@@ -195,4 +200,4 @@ async def test_an_overdue_offline_message_is_told_once(
         await kefu.stop()
     (event,) = receiver.events.values()
     assert (event["type"], event["data"]["ticket"], event["data"]["contact"]) == (
-        "ticket.overdue", "T1", "13812345678")
+        "ticket.overdue", "T1", contact)  # privacy.mask_webhooks
