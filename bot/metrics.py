@@ -7,7 +7,6 @@ never mix their figures. Who may scrape is set in `metrics` in the config.
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import time
 from collections.abc import Awaitable, Callable
@@ -25,6 +24,7 @@ from prometheus_client import (
 from bot.config import MetricsConfig
 from bot.messages import ConversationState
 from bot.store import Presence, Store, TicketStatus
+from bot.wire import same_secret
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 
@@ -91,7 +91,7 @@ def metrics_handler(metrics: Metrics, store: Store, config: MetricsConfig,
     async def handle(request: web.Request) -> web.Response:
         if config.token:
             given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-            if not hmac.compare_digest(given, config.token):
+            if not same_secret(given, config.token):
                 raise web.HTTPUnauthorized(text="metrics need the bearer token\n")
         elif not _allowed(request.remote, networks):
             raise web.HTTPForbidden(text="metrics are not served to this address "

@@ -10,7 +10,6 @@ CSRF token in `X-CSRF-Token`. Customer text reaches the page as JSON and is show
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -35,6 +34,7 @@ from bot.store import (
     Presence,
     Store,
 )
+from bot.wire import BadJson, parse_json, same_secret
 from handoff.auth import Sessions
 from handoff.board import Board
 from handoff.cases import CaseBook
@@ -157,7 +157,7 @@ class Console:
                 raise web.HTTPSeeOther("/agent/login")
             return _error(401, "login_required", "log in first")
         agent, session = found
-        if changes and by_cookie and not hmac.compare_digest(
+        if changes and by_cookie and not same_secret(
                 request.headers.get("X-CSRF-Token", ""), session.csrf_token):
             return _error(403, "csrf", "missing or wrong X-CSRF-Token header")
         request[AGENT] = agent
@@ -572,8 +572,8 @@ async def _body(request: web.Request) -> dict[str, Any]:
     if not request.can_read_body:
         return {}
     try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = parse_json(await request.read())
+    except BadJson:
         raise web.HTTPBadRequest(text='{"error":"bad_json","message":"send a JSON object"}',
                                  content_type="application/json") from None
     if not isinstance(body, dict):

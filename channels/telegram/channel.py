@@ -10,8 +10,6 @@ by `update_id` when Telegram delivers one twice. Everything sent goes through th
 from __future__ import annotations
 
 import asyncio
-import hmac
-import json
 import logging
 import time
 from collections import OrderedDict
@@ -41,6 +39,7 @@ from bot.messages import (
 )
 from bot.router import Accepted
 from bot.store import Conversation
+from bot.wire import parse_json, same_secret
 from channels.telegram.pacer import Outgoing, Pacer
 from channels.telegram.settings import TelegramConfig
 
@@ -116,11 +115,11 @@ class TelegramChannel:
 
     async def _webhook(self, request: web.Request) -> web.Response:
         secret = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
-        if not hmac.compare_digest(secret, self._config.secret_token):
+        if not same_secret(secret, self._config.secret_token):
             log.warning("telegram: webhook call with a wrong secret from %s", request.remote)
             return web.Response(status=403, text="wrong secret token")
         try:
-            data = json.loads(await request.read())
+            data = parse_json(await request.read())
             update = Update.de_json(data, self.bot)
         except (ValueError, TypeError, KeyError) as exc:
             log.warning("telegram: unreadable update refused: %s", exc)

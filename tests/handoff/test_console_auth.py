@@ -111,3 +111,11 @@ async def test_password_guessing_is_slowed_and_passwords_are_never_stored(kefu: 
     duty = await kefu.store.agent_by_name("duty")
     assert duty is not None
     assert duty.password_hash.startswith("scrypt$") and PASSWORD not in duty.password_hash
+
+
+async def test_deeply_nested_json_is_a_clear_400(kefu: Kefu) -> None:
+    assert kefu.client is not None
+    body = "[" * 20_000 + "]" * 20_000
+    response = await kefu.client.post("/agent/api/login", data=body,
+                                      headers={"Content-Type": "application/json"})
+    assert response.status == 400 and (await response.json())["error"] == "bad_json"

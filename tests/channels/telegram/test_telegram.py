@@ -147,6 +147,7 @@ async def test_a_forged_webhook_secret_is_refused(world: Any) -> None:
     update = w.api.private_message(CUSTOMER, "退货怎么办")
     assert await w.api.push(w.webhook_url, update, secret="wrong-secret-wrong") == 403
     assert await w.api.push(w.webhook_url, update, secret="") == 403
+    assert await w.api.push(w.webhook_url, update, secret="密钥-not-ascii") == 403
     await asyncio.sleep(0.2)
     assert w.api.to(CUSTOMER) == []
     assert await w.kefu.store.latest_conversation("telegram", str(CUSTOMER)) is None
