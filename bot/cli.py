@@ -41,6 +41,7 @@ from knowledge_base.decide import Action
 from knowledge_base.gaps import find_gaps, write_draft
 from knowledge_base.importer import import_file
 from knowledge_base.review import conflicts, load_regressions, near_duplicates, regressions
+from knowledge_base.templates import AnswerTemplates
 
 DEFAULT_CONFIG = Path("config.yaml")
 
@@ -220,7 +221,8 @@ def _kb_check(folder: Path, config: Config) -> int:
         problems += exc.problems
         knowledge_base = None
     # What did load is checked too: a broken entry must not hide the others' problems.
-    loaded = knowledge_base.entries if knowledge_base else tuple(loader.read_entries(folder)[0])
+    loaded = knowledge_base.entries if knowledge_base else tuple(
+        loader.read_entries(folder, AnswerTemplates(config.knowledge_base.answer_templates))[0])
     replies, reply_problems = load_canned_replies(config.desk.quick_replies_path)
     problems += reply_problems
     texts = [(e.source, "answer", e.answer) for e in loaded]
@@ -290,7 +292,8 @@ def _kb_import(config: Config, args: argparse.Namespace) -> int:
     for problem in result.skipped:
         print(f"  {problem}", file=sys.stderr)
     try:
-        KnowledgeBase.load(folder, config.knowledge_base.vocabulary)
+        KnowledgeBase.load(folder, config.knowledge_base.vocabulary,
+                           templates=config.knowledge_base.answer_templates)
     except KnowledgeBaseError as exc:
         print(f"{target}: written, but the knowledge base now has problems (fix them before "
               "the bot reloads it):", file=sys.stderr)

@@ -218,11 +218,20 @@ class DeskConfig(_Model):
     tickets: TicketConfig = TicketConfig()
 
 
+class AnswerTemplateLimits(_Model):
+    """What an answer's jinja2 template may cost (knowledge_base/templates.py)."""
+
+    render_ms: Annotated[float, Field(gt=0)] = 50.0  # at load time; slower fails the load
+    loop_items: Annotated[int, Field(ge=1)] = 1000  # the most numbers range() may give
+    output_chars: Annotated[int, Field(ge=1)] = 10000  # an answer longer than this is cut
+
+
 class KnowledgeBaseConfig(_Model):
     path: Path = Path("kb")
     reload_interval_seconds: Seconds = 2.0
     regressions: Path = Path("regressions.yaml")  # questions whose answers must not change
     vocabulary: Path = Path("vocabulary.yaml")  # the shop's synonyms and small talk
+    answer_templates: AnswerTemplateLimits = AnswerTemplateLimits()
 
 
 class MetricsConfig(_Model):
