@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from bot.app import create_app, open_store
-from bot.config import Config, load_config
+from bot.config import Config, load_config, secrets_in
 from bot.errors import ConfigError, KnowledgeBaseError, SheetError
 from bot.logs import configure_logging
 from bot.progress import progress
@@ -175,7 +175,7 @@ def _config_or_default(path: Path) -> Config:
 
 
 def _serve(config: Config, host: str | None, port: int | None) -> int:
-    configure_logging(config.logging)
+    configure_logging(config.logging, secrets=secrets_in(config))
     host, port = host or config.server.host, port or config.server.port
     _check_can_listen(host, port)
     web.run_app(create_app(config), host=host, port=port, print=_print_ready)

@@ -386,6 +386,29 @@ class Config(_Model):
 
 
 _SECRET_KEY = re.compile(r"secret|token|password|key")
+_SECRET_SETTING = re.compile(r"(^|_)(secret|token|password|key)$")  # not token_url
+
+
+def secrets_in(settings: BaseModel) -> frozenset[str]:
+    """Every secret configured under `settings` (bot tokens, app secrets, AES keys, webhook
+    secrets): what must never reach a log line."""
+    found: set[str] = set()
+
+    def walk(value: Any, name: str) -> None:
+        if isinstance(value, BaseModel):
+            for field in type(value).model_fields:
+                walk(getattr(value, field), field)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item, name)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item, name)
+        elif isinstance(value, str) and value and _SECRET_SETTING.search(name):
+            found.add(value)
+
+    walk(settings, "")
+    return frozenset(found)
 
 
 def _describe(error: Any) -> str:

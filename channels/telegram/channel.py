@@ -28,6 +28,7 @@ from telegram import (
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
+from bot.logs import hide_secrets_in
 from bot.messages import (
     Attachment,
     InboundEvent,
@@ -49,6 +50,9 @@ NAME = "telegram"
 REMEMBERED_UPDATES = 10_000  # update ids kept to drop duplicates
 TYPING_EVERY_SECONDS = 5.0  # Telegram shows "typing..." for about 5 s
 UPDATES = ["message", "callback_query"]
+# Loggers that write the token (in the Bot API's URLs: httpx at INFO on every request, the
+# bot at start-up) or the webhook's secret (the bot's calls with their parameters, DEBUG).
+LIBRARY_LOGGERS = ("httpx", "telegram.Bot", "telegram.ext.ExtBot")
 MERGED_NOTE = "（{n} 条消息已合并 · {n} messages merged）"
 
 TopicListener = Callable[[Message], Awaitable[None]]
@@ -62,6 +66,7 @@ class TelegramChannel:
                  clock: Callable[[], float] = time.time) -> None:
         self._config = config
         self._on_message = on_message
+        hide_secrets_in(frozenset({config.token, config.secret_token}), *LIBRARY_LOGGERS)
         self._clock = clock
         builder = ApplicationBuilder().token(config.token).base_url(
             f"{config.api_base}/bot").base_file_url(f"{config.api_base}/file/bot")

@@ -123,9 +123,12 @@ async def test_quick_replies_are_a_keyboard_and_ratings_are_buttons(world: Any) 
     assert buttons[0] == {"text": "5 非常满意", "callback_data": "rate:5"}
     await w.write(w.api.button(CUSTOMER, "rate:4"))
     await wait_for(lambda: len(w.api.answered_callbacks) == 1)
-    await w.kefu.router.idle()
-    rated = await w.kefu.store.get_conversation(conversation.id)
-    assert rated.rating == 4
+
+    async def rated() -> bool:
+        found = await w.kefu.store.get_conversation(conversation.id)
+        return found is not None and found.rating == 4
+
+    await wait_for(rated)
 
 
 @pytest.mark.parametrize("mode", ["polling", "webhook"])
