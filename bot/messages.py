@@ -70,6 +70,7 @@ class InboundMessage:
     rating: int | None = None  # 1..5 with InboundEvent.RATING
     attachments: tuple[Attachment, ...] = ()
     display_name: str = ""  # the name the channel shows for the customer, if it gives one
+    source: str | None = None  # where the customer came from (a Telegram deep link's payload)
     raw: Any = field(default=None, compare=False, repr=False)
 
 

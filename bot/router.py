@@ -297,7 +297,7 @@ class Router:
         conversation = Conversation(
             id=uuid.uuid4().hex, channel=inbound.channel, user_id=inbound.user_id,
             state=ConversationState.BOT, lang=lang, created_at=inbound.received_at,
-            last_activity_at=inbound.received_at,
+            last_activity_at=inbound.received_at, source=inbound.source,
         )
         return conversation, True  # saved by the caller, together with its first message
 

@@ -40,6 +40,7 @@ class Conversation:
     rating_requested_at: float | None = None
     offline_step: str | None = None  # leaving a message (留言): "question" or "contact"
     ticket_id: str | None = None  # the offline message this conversation left
+    source: str | None = None  # where the customer came from: a deep link's payload, say
 
 
 @dataclass(frozen=True, slots=True)
