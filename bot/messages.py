@@ -43,6 +43,11 @@ class Kind(StrEnum):
     RATING_THANKS = "rating_thanks"
 
 
+# What kefu says by itself while the customer waits: on a channel with a quota of messages
+# these never take the last ones (channels/tencent/window.py).
+AUTOMATIC_KINDS = frozenset({Kind.HOLDING, Kind.NOTICE})
+
+
 class InboundEvent(StrEnum):
     MESSAGE = "message"
     OPEN = "open"  # the customer opened the chat (widget `open`, WeChat `subscribe`, ...)

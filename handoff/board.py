@@ -6,10 +6,10 @@ Read-only views over the store, shared by the console's API and the `kefu handov
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from bot.channel import held_by_platform, holder_name
+from bot.channel import Channel, delivery_window, held_by_platform, holder_name
 from bot.config import DeskConfig
 from bot.messages import ConversationState, Role, StoredMessage
 from bot.store import Agent, AgentRole, Conversation, Store, TicketStatus
@@ -34,8 +34,10 @@ def _preview(messages: list[StoredMessage]) -> str:
 
 class Board:
     def __init__(self, store: Store, config: DeskConfig, clock: Callable[[], float],
-                 customers: CustomerBook | None = None) -> None:
+                 customers: CustomerBook | None = None,
+                 channels: Mapping[str, Channel] | None = None) -> None:
         self._store = store
+        self._channels = channels or {}
         self._customers = customers
         self._config = config
         self._clock = clock
@@ -61,6 +63,9 @@ class Board:
             if conversation.queued_at else None,
             "awaiting_seconds": round(now - waiting, 1) if waiting else None,
             "flagged": reply_overdue(conversation, now, self._config),
+            # WeChat and WeCom: the messages left in the customer's window, and until when
+            "delivery_window": window.as_json() if (window := await delivery_window(
+                self._channels, conversation, now)) else None,
         }
 
     async def _names(self) -> dict[str, str]:
