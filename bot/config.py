@@ -207,7 +207,15 @@ class DeskConfig(_Model):
     abandon_after_seconds: Seconds = 60.0  # a queued web customer gone this long has left
     presence_timeout_seconds: Seconds = 90.0  # an online agent silent this long is offline
     session_hours: Seconds = 12.0
-    login_attempts_per_minute: Annotated[int, Field(ge=1)] = 5
+    # Wrong passwords: free tries per name and address together (so nobody can lock an agent
+    # out from elsewhere), then a wait that doubles from login_backoff_seconds up to the
+    # maximum; a looser count per address alone slows guessing many names. Shared through
+    # the store by every process.
+    login_free_attempts: Annotated[int, Field(ge=1)] = 5
+    login_free_attempts_per_address: Annotated[int, Field(ge=1)] = 50
+    login_backoff_seconds: Seconds = 2.0
+    login_max_backoff_seconds: Seconds = 900.0
+    secure_cookie: bool = False  # always mark the session cookie Secure (kefu behind TLS)
     tick_seconds: Seconds = 1.0  # how often timers are checked
     rating_window_seconds: Seconds = 1800.0  # a rating typed later than this is a new message
     max_reply_chars: Annotated[int, Field(ge=1)] = 4000
@@ -341,6 +349,19 @@ class StoreConfig(_Model):
 class ServerConfig(_Model):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    # Proxies whose X-Forwarded-Proto is believed (the console's cookie is Secure when it
+    # says https); networks like 127.0.0.1/32. Anyone else could send the header.
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not a network like 10.0.0.0/8") from None
+        return value
 
 
 class Config(_Model):

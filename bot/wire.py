@@ -9,8 +9,12 @@ instead, so hostile input becomes a clear rejection, never a traceback.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
+from collections.abc import Sequence
 from typing import Any
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class BadJson(ValueError):
@@ -30,3 +34,33 @@ def same_secret(given: str, expected: str) -> bool:
     """Constant-time comparison of a secret sent by a client with the configured one."""
     return hmac.compare_digest(given.encode("utf-8", "surrogateescape"),
                                expected.encode("utf-8", "surrogateescape"))
+
+
+def networks_of(texts: Sequence[str]) -> list[Network]:
+    """Networks from settings like "10.0.0.0/8" (validated when the config was read)."""
+    return [ipaddress.ip_network(text, strict=False) for text in texts]
+
+
+def address_in(remote: str | None, networks: Sequence[Network]) -> bool:
+    """Whether a client's address (`request.remote`) is in one of `networks`."""
+    if remote is None:
+        return False
+    try:
+        address = ipaddress.ip_address(remote)
+    except ValueError:
+        return False
+    return any(address in network for network in networks)
+
+
+def client_address(remote: str | None, forwarded_for: str, trusted: Sequence[Network]
+                   ) -> str:
+    """The client behind trusted proxies: X-Forwarded-For read from the right, skipping
+    the proxies, when the request came from one; else the connection's own address."""
+    address = remote or "?"
+    if not address_in(address, trusted):
+        return address
+    for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
+        address = hop
+        if not address_in(hop, trusted):
+            break
+    return address

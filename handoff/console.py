@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib.resources import files
@@ -34,7 +35,14 @@ from bot.store import (
     Presence,
     Store,
 )
-from bot.wire import BadJson, parse_json, same_secret
+from bot.wire import (
+    BadJson,
+    address_in,
+    client_address,
+    networks_of,
+    parse_json,
+    same_secret,
+)
 from handoff.auth import Sessions
 from handoff.board import Board
 from handoff.cases import CaseBook
@@ -89,6 +97,7 @@ class Console:
         self._cases = cases
         self._crm = CrmViews(store, customers)
         self._config = config.desk
+        self._trusted_proxies = networks_of(config.server.trusted_proxies)
         self._store = store
         self._desk = desk
         self._board = board
@@ -313,11 +322,12 @@ class Console:
 
     async def _try_login(self, request: web.Request, name: str, password: str
                          ) -> tuple[Any, str]:
-        client = request.remote or "?"
-        if not (self._sessions.login_allowed(f"name:{name}")
-                and self._sessions.login_allowed(f"ip:{client}")):
-            return None, "too many attempts; wait a minute"
-        logged_in = await self._sessions.login(name, password)
+        client = client_address(request.remote, request.headers.get("X-Forwarded-For", ""),
+                                self._trusted_proxies)
+        wait = await self._sessions.login_wait(name, client)
+        if wait > 0:
+            return None, f"too many attempts; try again in {math.ceil(wait)} s"
+        logged_in = await self._sessions.attempt(name, password, client)
         if logged_in is None:
             log.info("console: failed login for %r from %s", name, client)
             return None, "wrong name or password"
@@ -327,7 +337,16 @@ class Console:
     def _set_cookie(self, request: web.Request, response: web.StreamResponse, token: str
                     ) -> None:
         response.set_cookie(COOKIE, token, path="/agent", httponly=True, samesite="Strict",
-                            secure=request.secure, max_age=int(self._config.session_hours * 3600))
+                            secure=self._over_tls(request),
+                            max_age=int(self._config.session_hours * 3600))
+
+    def _over_tls(self, request: web.Request) -> bool:
+        """Whether the browser reached kefu over HTTPS: directly, or through a trusted
+        proxy that says so in X-Forwarded-Proto (or the setting says always)."""
+        if self._config.secure_cookie or request.secure:
+            return True
+        proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+        return proto == "https" and address_in(request.remote, self._trusted_proxies)
 
     async def _api_login(self, request: web.Request) -> web.Response:
         body = await _body(request)

@@ -356,6 +356,18 @@ class Store(Protocol):
 
     async def save_state(self, key: str, value: dict[str, Any]) -> None: ...
 
+    async def count_failure(self, key: str, now: float, forget_after: float) -> int:
+        """Count one more failure under `key` (a login's name and address) and return the
+        count; a count is forgotten `forget_after` seconds after its last failure. Atomic,
+        so processes sharing the store share the count."""
+        ...
+
+    async def failures(self, key: str, now: float) -> tuple[int, float]:
+        """The failures counted under `key` and when the last was (0, 0.0: none)."""
+        ...
+
+    async def clear_failures(self, key: str) -> None: ...
+
     async def events(self, conversation_id: str | None = None, since: float = 0.0
                      ) -> list[ConversationEvent]:
         """Events in time order, of one conversation or of all."""
