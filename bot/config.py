@@ -134,6 +134,9 @@ class GreetingConfig(_Model):
 class ConversationConfig(_Model):
     idle_timeout_seconds: Seconds = 1800.0
     queued_reminder_seconds: Seconds = 60.0
+    # WeChat and WeCom allow 5 messages per customer message: there the timed updates are
+    # rare, and the customer hears their place whenever they write (in the passive reply)
+    queued_reminder_seconds_with_quota: Seconds = 600.0
     recovery_after_seconds: Seconds = 15.0  # a message left half-done this long is finished
     answers_at_once: Annotated[int, Field(ge=1)] = 16  # more wait, so greetings do not
 
@@ -217,6 +220,8 @@ class DeskConfig(_Model):
     login_max_backoff_seconds: Seconds = 900.0
     secure_cookie: bool = False  # always mark the session cookie Secure (kefu behind TLS)
     tick_seconds: Seconds = 1.0  # how often timers are checked
+    pace_window_seconds: Seconds = 1800.0  # queue updates estimate the wait from this long
+    pace_min_assignments: Annotated[int, Field(ge=1)] = 3  # ...once this many were taken
     rating_window_seconds: Seconds = 1800.0  # a rating typed later than this is a new message
     max_reply_chars: Annotated[int, Field(ge=1)] = 4000
     banned_phrases: list[str] = Field(default_factory=lambda: ["差不多", "不清楚", "不知道"])

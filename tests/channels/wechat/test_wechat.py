@@ -365,13 +365,20 @@ async def test_automatic_messages_leave_the_windows_last_two_for_the_agent(
     conversation = await world.conversation("oReserve")
     assert conversation.state is ConversationState.QUEUED
     agent = await world.kefu.agent("duty")
+    config = world.kefu.config.conversation
+    world.clock.advance(config.queued_reminder_seconds)
+    await world.kefu.desk.tick()  # WeChat's quota: timed updates are rarer here
+    assert len(world.standin.sent) == 0
+    asked = await world.say("oReserve", "还要等多久")  # the answer rides on the passive reply
+    assert asked.reply is not None and "您是下一位" in asked.reply["Content"]
+    assert len(world.standin.sent) == 0
     for _ in range(5):  # five queue updates due while the customer waits without writing
-        world.clock.advance(world.kefu.config.conversation.queued_reminder_seconds)
+        world.clock.advance(config.queued_reminder_seconds_with_quota)
         await agent.get("/queue")  # the agent is still there
         await world.kefu.desk.tick()
     holding = [m for m in await world.kefu.store.messages(conversation.id)
                if m.kind.value == "holding"]
-    assert len(holding) == 5 and len(world.standin.sent) == 3  # 2 of the 5 kept back
+    assert len(holding) == 6 and len(world.standin.sent) == 3  # 2 of the 5 timed kept back
     await agent.act(conversation.id, "take")  # "duty has joined": automatic, not sent
     await world.kefu.router.idle()
     assert len(world.standin.sent) == 3
