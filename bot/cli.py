@@ -13,7 +13,7 @@ import logging
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -23,6 +23,7 @@ from bot.app import create_app, open_store
 from bot.config import Config, load_config, secrets_in
 from bot.errors import ConfigError, KnowledgeBaseError, SheetError
 from bot.logs import configure_logging
+from bot.messages import split_text, utf8_size
 from bot.progress import progress
 from bot.store import AgentRole, Store
 from bot.understanding import Intent, Reading, reader_for
@@ -40,6 +41,7 @@ from knowledge_base.base import KnowledgeBase
 from knowledge_base.decide import Action
 from knowledge_base.gaps import find_gaps, write_draft
 from knowledge_base.importer import import_file
+from knowledge_base.loader import Entry
 from knowledge_base.review import conflicts, load_regressions, near_duplicates, regressions
 from knowledge_base.templates import AnswerTemplates
 
@@ -252,10 +254,29 @@ def _kb_check(folder: Path, config: Config) -> int:
                             "problems above are fixed")
     if problems or knowledge_base is None:
         raise KnowledgeBaseError(problems)
+    for warning in _many_parts(knowledge_base.entries, config):
+        print(f"warning: {warning}", file=sys.stderr)
     questions = sum(len(e.questions) for e in knowledge_base.entries)
     print(f"{folder}: OK, {len(knowledge_base.entries)} entries, {questions} questions; "
           f"{len(replies)} quick replies; {len(expectations)} regressions pass")
     return 0
+
+
+def _many_parts(entries: Sequence[Entry], config: Config) -> list[str]:
+    """Answers that WeChat or WeCom would take in more parts than a customer's window leaves
+    for people (its quota less the reserve): such an answer uses up the agent's messages."""
+    warnings = []
+    for name in ("wechat", "wecom"):
+        channel = getattr(config.channels, name)
+        room = channel.message_window_quota - channel.automatic_reserve
+        for entry in entries:
+            parts = len(split_text(entry.answer, channel.max_text_bytes, utf8_size))
+            if parts > max(1, room):
+                warnings.append(
+                    f"{entry.source}: answer goes to {name} in {parts} messages of "
+                    f"{channel.max_text_bytes} bytes, and a customer's message allows "
+                    f"{channel.message_window_quota}; shorten it or link to a page")
+    return warnings
 
 
 async def _kb_gaps(config: Config, store: Store, args: argparse.Namespace) -> int:
