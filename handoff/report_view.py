@@ -97,6 +97,13 @@ def sections(report: Report) -> list[Section]:
         Chart([d.strftime("%m-%d") for d in days],
               {c: [r.by_day[d][c] for d in days] for c in r.channels},
               "conversations begun each day, by channel")))
+    if r.sources:
+        found.append(Section(
+            "Where customers came from", ("source", "conversations", "share"),
+            [(source, str(n), percent(_share(n, outcome_total)))
+             for source, n in r.sources.most_common()],
+            notes=["the payload of the link the customer opened the chat with "
+                   "(Telegram: t.me/<bot>?start=PAYLOAD)"]))
     found.append(Section(
         "Bot or person", ("outcome", "conversations", "share"),
         [(OUTCOMES[k], str(n), percent(_share(n, outcome_total))) for k, n in r.outcomes.items()],
