@@ -128,8 +128,7 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
     if not channels:
         await store.close()
         raise ConfigError("channels: every channel is disabled; enable at least one")
-    console = Console(config, store, desk, Board(store, config.desk, clock, customers,
-                                                 speaker.channel),
+    console = Console(config, store, desk, Board(store, config.desk, clock, customers, channels),
                       Sessions(store, config.desk, clock), speaker, fanout, webhooks, customers,
                       cases, clock, Privacy(config.privacy, store, customers, webhooks, clock))
 

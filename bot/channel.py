@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from aiohttp import web
@@ -105,6 +106,38 @@ async def platform_name(channels: Mapping[str, Channel], channel: str, user_id: 
     (`display_name`, e.g. WeCom's kf/customer/batchget); '' otherwise."""
     look_up = getattr(channels.get(channel), "display_name", None)
     return str(await look_up(user_id)) if look_up is not None else ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryWindow:
+    """How many more messages a platform lets kefu send a customer, and until when; the
+    console shows it so an agent does not spend the last one on small talk."""
+
+    messages_left: int
+    reserve: int  # the last this many are kept for people: automatic messages never use them
+    closes_at: float  # unix seconds
+
+    def as_json(self) -> dict[str, Any]:
+        return {"messages_left": self.messages_left, "reserve": self.reserve,
+                "closes_at": datetime.fromtimestamp(self.closes_at, UTC).isoformat()}
+
+
+@runtime_checkable
+class WindowLimited(Protocol):
+    """A channel whose platform allows API messages only for a while after the customer
+    wrote, and only so many (WeChat, WeCom)."""
+
+    async def delivery_window(self, user_id: str, now: float) -> DeliveryWindow | None:
+        """The customer's window; None when it is closed or was never opened."""
+
+
+async def delivery_window(channels: Mapping[str, Channel], conversation: Conversation,
+                          now: float) -> DeliveryWindow | None:
+    """The conversation's window where its channel has one, else None."""
+    channel = channels.get(conversation.channel)
+    if not isinstance(channel, WindowLimited):
+        return None
+    return await channel.delivery_window(conversation.user_id, now)
 
 
 class PlatformAgents(Protocol):

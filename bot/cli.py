@@ -13,7 +13,7 @@ import logging
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -23,10 +23,11 @@ from aiohttp import web
 
 from bot.app import create_app, open_store
 from bot.cluster import LocalLeases
-from bot.config import Config, load_config
+from bot.config import Config, load_config, secrets_in
 from bot.errors import ConfigError, KnowledgeBaseError, SheetError
 from bot.logs import configure_logging
 from bot.masking import MaskingFilter
+from bot.messages import split_text, utf8_size
 from bot.progress import progress
 from bot.store import Agent, AgentRole, Store
 from bot.understanding import Intent, Reading, reader_for
@@ -49,7 +50,9 @@ from knowledge_base.base import KnowledgeBase
 from knowledge_base.decide import Action
 from knowledge_base.gaps import find_gaps, write_draft
 from knowledge_base.importer import import_file
+from knowledge_base.loader import Entry
 from knowledge_base.review import conflicts, load_regressions, near_duplicates, regressions
+from knowledge_base.templates import AnswerTemplates
 
 DEFAULT_CONFIG = Path("config.yaml")
 
@@ -234,7 +237,7 @@ def _config_or_default(path: Path) -> Config:
 
 
 def _serve(path: Path, config: Config, args: argparse.Namespace) -> int:
-    configure_logging(config.logging)
+    configure_logging(config.logging, secrets=secrets_in(config))
     host, port = args.host or config.server.host, args.port or config.server.port
     workers = args.workers or config.server.workers
     if workers < 1:
@@ -290,7 +293,8 @@ def _kb_check(folder: Path, config: Config) -> int:
         problems += exc.problems
         knowledge_base = None
     # What did load is checked too: a broken entry must not hide the others' problems.
-    loaded = knowledge_base.entries if knowledge_base else tuple(loader.read_entries(folder)[0])
+    loaded = knowledge_base.entries if knowledge_base else tuple(
+        loader.read_entries(folder, AnswerTemplates(config.knowledge_base.answer_templates))[0])
     replies, reply_problems = load_canned_replies(config.desk.quick_replies_path)
     problems += reply_problems
     texts = [(e.source, "answer", e.answer) for e in loaded]
@@ -320,10 +324,29 @@ def _kb_check(folder: Path, config: Config) -> int:
                             "problems above are fixed")
     if problems or knowledge_base is None:
         raise KnowledgeBaseError(problems)
+    for warning in _many_parts(knowledge_base.entries, config):
+        print(f"warning: {warning}", file=sys.stderr)
     questions = sum(len(e.questions) for e in knowledge_base.entries)
     print(f"{folder}: OK, {len(knowledge_base.entries)} entries, {questions} questions; "
           f"{len(replies)} quick replies; {len(expectations)} regressions pass")
     return 0
+
+
+def _many_parts(entries: Sequence[Entry], config: Config) -> list[str]:
+    """Answers that WeChat or WeCom would take in more parts than a customer's window leaves
+    for people (its quota less the reserve): such an answer uses up the agent's messages."""
+    warnings = []
+    for name in ("wechat", "wecom"):
+        channel = getattr(config.channels, name)
+        room = channel.message_window_quota - channel.automatic_reserve
+        for entry in entries:
+            parts = len(split_text(entry.answer, channel.max_text_bytes, utf8_size))
+            if parts > max(1, room):
+                warnings.append(
+                    f"{entry.source}: answer goes to {name} in {parts} messages of "
+                    f"{channel.max_text_bytes} bytes, and a customer's message allows "
+                    f"{channel.message_window_quota}; shorten it or link to a page")
+    return warnings
 
 
 async def _kb_gaps(config: Config, store: Store, args: argparse.Namespace) -> int:
@@ -360,7 +383,8 @@ def _kb_import(config: Config, args: argparse.Namespace) -> int:
     for problem in result.skipped:
         print(f"  {problem}", file=sys.stderr)
     try:
-        KnowledgeBase.load(folder, config.knowledge_base.vocabulary)
+        KnowledgeBase.load(folder, config.knowledge_base.vocabulary,
+                           templates=config.knowledge_base.answer_templates)
     except KnowledgeBaseError as exc:
         print(f"{target}: written, but the knowledge base now has problems (fix them before "
               "the bot reloads it):", file=sys.stderr)

@@ -135,6 +135,9 @@ class GreetingConfig(_Model):
 class ConversationConfig(_Model):
     idle_timeout_seconds: Seconds = 1800.0
     queued_reminder_seconds: Seconds = 60.0
+    # WeChat and WeCom allow 5 messages per customer message: there the timed updates are
+    # rare, and the customer hears their place whenever they write (in the passive reply)
+    queued_reminder_seconds_with_quota: Seconds = 600.0
     recovery_after_seconds: Seconds = 15.0  # a message left half-done this long is finished
     recovery_at_once: Annotated[int, Field(ge=1)] = 64  # conversations recovery finishes together
     answers_at_once: Annotated[int, Field(ge=1)] = 16  # more wait, so greetings do not
@@ -220,8 +223,18 @@ class DeskConfig(_Model):
     abandon_after_seconds: Seconds = 60.0  # a queued web customer gone this long has left
     presence_timeout_seconds: Seconds = 90.0  # an online agent silent this long is offline
     session_hours: Seconds = 12.0
-    login_attempts_per_minute: Annotated[int, Field(ge=1)] = 5
+    # Wrong passwords: free tries per name and address together (so nobody can lock an agent
+    # out from elsewhere), then a wait that doubles from login_backoff_seconds up to the
+    # maximum; a looser count per address alone slows guessing many names. Shared through
+    # the store by every process.
+    login_free_attempts: Annotated[int, Field(ge=1)] = 5
+    login_free_attempts_per_address: Annotated[int, Field(ge=1)] = 50
+    login_backoff_seconds: Seconds = 2.0
+    login_max_backoff_seconds: Seconds = 900.0
+    secure_cookie: bool = False  # always mark the session cookie Secure (kefu behind TLS)
     tick_seconds: Seconds = 1.0  # how often timers are checked
+    pace_window_seconds: Seconds = 1800.0  # queue updates estimate the wait from this long
+    pace_min_assignments: Annotated[int, Field(ge=1)] = 3  # ...once this many were taken
     rating_window_seconds: Seconds = 1800.0  # a rating typed later than this is a new message
     max_reply_chars: Annotated[int, Field(ge=1)] = 4000
     banned_phrases: list[str] = Field(default_factory=lambda: ["差不多", "不清楚", "不知道"])
@@ -232,11 +245,20 @@ class DeskConfig(_Model):
     console: ConsoleConfig = ConsoleConfig()
 
 
+class AnswerTemplateLimits(_Model):
+    """What an answer's jinja2 template may cost (knowledge_base/templates.py)."""
+
+    render_ms: Annotated[float, Field(gt=0)] = 50.0  # at load time; slower fails the load
+    loop_items: Annotated[int, Field(ge=1)] = 1000  # the most numbers range() may give
+    output_chars: Annotated[int, Field(ge=1)] = 10000  # an answer longer than this is cut
+
+
 class KnowledgeBaseConfig(_Model):
     path: Path = Path("kb")
     reload_interval_seconds: Seconds = 2.0
     regressions: Path = Path("regressions.yaml")  # questions whose answers must not change
     vocabulary: Path = Path("vocabulary.yaml")  # the shop's synonyms and small talk
+    answer_templates: AnswerTemplateLimits = AnswerTemplateLimits()
 
 
 class MetricsConfig(_Model):
@@ -387,6 +409,19 @@ class ServerConfig(_Model):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
     workers: Annotated[int, Field(ge=1)] = 1  # processes on this machine (> 1: store redis)
+    # Proxies whose X-Forwarded-Proto is believed (the console's cookie is Secure when it
+    # says https); networks like 127.0.0.1/32. Anyone else could send the header.
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not a network like 10.0.0.0/8") from None
+        return value
 
 
 class Config(_Model):
@@ -433,6 +468,29 @@ class Config(_Model):
 
 
 _SECRET_KEY = re.compile(r"secret|token|password|key")
+_SECRET_SETTING = re.compile(r"(^|_)(secret|token|password|key)$")  # not token_url
+
+
+def secrets_in(settings: BaseModel) -> frozenset[str]:
+    """Every secret configured under `settings` (bot tokens, app secrets, AES keys, webhook
+    secrets): what must never reach a log line."""
+    found: set[str] = set()
+
+    def walk(value: Any, name: str) -> None:
+        if isinstance(value, BaseModel):
+            for field in type(value).model_fields:
+                walk(getattr(value, field), field)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item, name)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item, name)
+        elif isinstance(value, str) and value and _SECRET_SETTING.search(name):
+            found.add(value)
+
+    walk(settings, "")
+    return frozenset(found)
 
 
 def _describe(error: Any) -> str:

@@ -22,8 +22,9 @@ _WEEKDAY_NAMES = {
 }
 _TIME_GREETINGS = {
     # (from hour, greeting): the last entry whose hour has passed applies.
-    "zh": ((0, "晚上好"), (5, "早上好"), (11, "中午好"), (13, "下午好"), (18, "晚上好")),
-    "en": ((0, "Good evening"), (5, "Good morning"), (12, "Good afternoon"), (18, "Good evening")),
+    # From midnight to 5 neither evening nor morning fits: a plain hello.
+    "zh": ((0, "您好"), (5, "早上好"), (11, "中午好"), (13, "下午好"), (18, "晚上好")),
+    "en": ((0, "Hello"), (5, "Good morning"), (12, "Good afternoon"), (18, "Good evening")),
 }
 
 

@@ -71,11 +71,49 @@ class TextFormatter(logging.Formatter):
         return f"{first} [{pairs}]" + (f"\n{rest}" if rest else "")
 
 
-def configure_logging(config: LoggingConfig, stream: TextIO | None = None) -> None:
+class HideSecrets(logging.Filter):
+    """The last line of defence: a configured secret that a library puts in a line (a bot
+    token in a request URL) is written as `***`. kefu's own code never logs one."""
+
+    def __init__(self, secrets: frozenset[str]) -> None:
+        super().__init__()
+        self._secrets: list[str] = []
+        self.add(secrets)
+
+    def add(self, secrets: frozenset[str]) -> None:
+        self._secrets = sorted({*self._secrets, *secrets} - {""}, key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        hidden = message
+        for secret in self._secrets:
+            hidden = hidden.replace(secret, "***")
+        if hidden != message:
+            record.msg, record.args = hidden, None
+        return True
+
+
+_library_filters: dict[str, HideSecrets] = {}  # logger name -> its filter
+
+
+def hide_secrets_in(secrets: frozenset[str], *logger_names: str) -> None:
+    """A library that writes a secret in its lines (httpx logs every request's URL, and a
+    Telegram bot's URL holds its token) has it written as `***`, whatever the handlers."""
+    for name in logger_names:
+        if name not in _library_filters:
+            _library_filters[name] = HideSecrets(frozenset())
+            logging.getLogger(name).addFilter(_library_filters[name])
+        _library_filters[name].add(secrets)
+
+
+def configure_logging(config: LoggingConfig, stream: TextIO | None = None,
+                      secrets: frozenset[str] = frozenset()) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if config.format == "json" else TextFormatter())
     if config.mask_personal_data:
         handler.addFilter(MaskingFilter())
+    if secrets:
+        handler.addFilter(HideSecrets(secrets))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

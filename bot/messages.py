@@ -43,6 +43,11 @@ class Kind(StrEnum):
     RATING_THANKS = "rating_thanks"
 
 
+# What kefu says by itself while the customer waits: on a channel with a quota of messages
+# these never take the last ones (channels/tencent/window.py).
+AUTOMATIC_KINDS = frozenset({Kind.HOLDING, Kind.NOTICE})
+
+
 class InboundEvent(StrEnum):
     MESSAGE = "message"
     OPEN = "open"  # the customer opened the chat (widget `open`, WeChat `subscribe`, ...)
@@ -70,6 +75,7 @@ class InboundMessage:
     rating: int | None = None  # 1..5 with InboundEvent.RATING
     attachments: tuple[Attachment, ...] = ()
     display_name: str = ""  # the name the channel shows for the customer, if it gives one
+    source: str | None = None  # where the customer came from (a Telegram deep link's payload)
     raw: Any = field(default=None, compare=False, repr=False)
 
 

@@ -7,8 +7,6 @@ never mix their figures. Who may scrape is set in `metrics` in the config.
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
 import time
 from collections.abc import Awaitable, Callable
 
@@ -25,6 +23,7 @@ from prometheus_client import (
 from bot.config import MetricsConfig
 from bot.messages import ConversationState
 from bot.store import Presence, Store, TicketStatus
+from bot.wire import address_in, networks_of, same_secret
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 
@@ -86,14 +85,14 @@ class Metrics:
 def metrics_handler(metrics: Metrics, store: Store, config: MetricsConfig,
                     clock: Callable[[], float] = time.time
                     ) -> Callable[[web.Request], Awaitable[web.Response]]:
-    networks = [ipaddress.ip_network(n, strict=False) for n in config.allow]
+    networks = networks_of(config.allow)
 
     async def handle(request: web.Request) -> web.Response:
         if config.token:
             given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-            if not hmac.compare_digest(given, config.token):
+            if not same_secret(given, config.token):
                 raise web.HTTPUnauthorized(text="metrics need the bearer token\n")
-        elif not _allowed(request.remote, networks):
+        elif not address_in(request.remote, networks):
             raise web.HTTPForbidden(text="metrics are not served to this address "
                                          "(metrics.allow)\n")
         await metrics.refresh(store, clock())
@@ -101,14 +100,3 @@ def metrics_handler(metrics: Metrics, store: Store, config: MetricsConfig,
                             headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     return handle
-
-
-def _allowed(remote: str | None, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
-             ) -> bool:
-    if remote is None:
-        return False
-    try:
-        address = ipaddress.ip_address(remote)
-    except ValueError:
-        return False
-    return any(address in network for network in networks)

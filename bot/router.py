@@ -49,8 +49,10 @@ from bot.store import (
 from bot.text import message_language
 from bot.texts import Texts
 from bot.understanding import Intent, Reading, reader_for
+from knowledge_base.base import KnowledgeBase
 from knowledge_base.decide import Action
 from knowledge_base.live import LiveKnowledgeBase
+from knowledge_base.templates import AnswerTemplates
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +124,7 @@ class Router:
         self._clock = clock
         self.greeter = Greeter(config, BusinessHours(config.business))
         self.texts = Texts(config)
+        self._templates = AnswerTemplates(config.knowledge_base.answer_templates)
         self.reader = reader_for(config)
         # Answers worked on at once: beyond this they wait their turn, which keeps the event
         # loop's queue short, so a new customer's greeting is not stuck behind them.
@@ -339,7 +342,7 @@ class Router:
         conversation = Conversation(
             id=uuid.uuid4().hex, channel=inbound.channel, user_id=inbound.user_id,
             state=ConversationState.BOT, lang=lang, created_at=inbound.received_at,
-            last_activity_at=inbound.received_at,
+            last_activity_at=inbound.received_at, source=inbound.source,
         )
         return conversation, True  # saved by the caller, together with its first message
 
@@ -433,12 +436,24 @@ class Router:
                     self.texts.get(lang, f"smalltalk_{reading.small_talk}"), Kind.SMALL_TALK,
                     meta={"small_talk": reading.small_talk}))
             return conversation
+        context = self.greeter.context(reading.lang, inbound.received_at)
         async with self._answering:  # greetings never wait behind a crowd of answers
-            reading = await asyncio.to_thread(self.reader.answer, kb, reading)
-        return await self._answer(conversation, inbound, reading)
+            reading, answer = await asyncio.to_thread(self._read, kb, reading, context)
+        return await self._answer(conversation, inbound, reading, answer)
+
+    def _read(self, kb: KnowledgeBase, reading: Reading, context: dict[str, object]
+              ) -> tuple[Reading, str | None]:
+        """Match, and render the answer if there is one: in a worker thread, because both
+        take CPU time the event loop must not wait for."""
+        reading = self.reader.answer(kb, reading)
+        decision = reading.decision
+        if decision is None or decision.answer is None:
+            return reading, None
+        return reading, self._templates.render(decision.answer.entry.answer, context)
 
     async def _answer(
-        self, conversation: Conversation, inbound: InboundMessage, reading: Reading
+        self, conversation: Conversation, inbound: InboundMessage, reading: Reading,
+        answer: str | None,
     ) -> Conversation:
         lang = reading.lang
         result, decision = reading.result, reading.decision
@@ -449,11 +464,10 @@ class Router:
             "scores": [{"entry": c.entry.id, "score": c.score, "question": c.question}
                        for c in result.candidates],
         }
-        if decision.answer is not None:
+        if decision.answer is not None and answer is not None:
             entry = decision.answer.entry
-            context = self.greeter.context(lang, inbound.received_at)
             await self._speaker.say(conversation, OutboundReply(
-                entry.render(context), Kind.ANSWER, meta={**meta, "entry": entry.id}))
+                answer, Kind.ANSWER, meta={**meta, "entry": entry.id}))
             conversation = replace(conversation, consecutive_misses=0)
             if entry.handoff:
                 return await self._desk.hand_off(conversation, HandoffTrigger.ENTRY, None,

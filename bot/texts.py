@@ -14,6 +14,8 @@ DEFAULT_TEXTS: dict[str, dict[str, str]] = {
         "handoff_complaint": "非常抱歉给您带来不好的体验，正在为您转接人工客服专门处理。",
         "handoff_misses": "抱歉没能帮到您，正在为您转接人工客服。",
         "holding": "非常抱歉让您久等，您前面还有 {ahead} 位，人工客服接入后会第一时间回复您。",
+        "holding_next": "非常抱歉让您久等，您是下一位，人工客服接入后会第一时间回复您。",
+        "wait_estimate": "预计还需等待约 {minutes} 分钟。",
         "agent_joined": "客服{agent}已接入，正在查看您之前的消息，请稍候。",
         "agent_holding": "正在为您查询，请稍候。",
         "transferred": "正在为您转接客服{agent}，请稍候。",
@@ -52,6 +54,9 @@ DEFAULT_TEXTS: dict[str, dict[str, str]] = {
         "handoff_misses": "Sorry I couldn't help. I'm passing you to a colleague.",
         "holding": "Sorry for the wait: {ahead} customer(s) ahead of you. A colleague will "
         "reply as soon as they join.",
+        "holding_next": "Sorry for the wait: you are next. A colleague will reply as soon as "
+        "they join.",
+        "wait_estimate": "The wait should be about {minutes} min.",
         "agent_joined": "{agent} has joined and is reading your messages; one moment please.",
         "agent_holding": "I'm checking this for you; one moment please.",
         "transferred": "I'm passing you to my colleague {agent}; one moment please.",

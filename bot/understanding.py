@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.config import Config, HandoffConfig, MatchingConfig
+from bot.config import AnswerTemplateLimits, Config, HandoffConfig, MatchingConfig
 from bot.rules import HandoffTrigger, detect_handoff
 from bot.text import message_language, normalize
 from bot.texts import Texts
@@ -65,8 +65,10 @@ class Reader:
 
     def __init__(self, handoff: HandoffConfig, matching: MatchingConfig,
                  languages: frozenset[str], embedder: Embedder | None = None,
-                 human_options: frozenset[str] = frozenset()) -> None:
+                 human_options: frozenset[str] = frozenset(),
+                 templates: AnswerTemplateLimits | None = None) -> None:
         self._handoff = handoff
+        self.templates = templates or AnswerTemplateLimits()
         self._matching = matching
         self._languages = languages  # those the bot has texts in
         self.embedder = embedder  # None: lexical matching only
@@ -80,7 +82,7 @@ class Reader:
         return VectorCache(self._matching.vector_cache, self.embedder)
 
     def load(self, folder: Path, vocabulary_file: Path | None) -> KnowledgeBase:
-        return KnowledgeBase.load(folder, vocabulary_file, self.vectors())
+        return KnowledgeBase.load(folder, vocabulary_file, self.vectors(), self.templates)
 
     def with_meaning(self, kb: KnowledgeBase) -> KnowledgeBase:
         """A knowledge base loaded by its words, with the model's vectors added."""
@@ -152,4 +154,5 @@ def reader_for(config: Config) -> Reader:
         if matching.engine == "hybrid" else None
     texts = Texts(config)
     return Reader(config.handoff, matching, frozenset(texts.languages), embedder,
-                  frozenset(texts.get(lang, "human_option") for lang in texts.languages))
+                  frozenset(texts.get(lang, "human_option") for lang in texts.languages),
+                  config.knowledge_base.answer_templates)

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from bot.config import DeskConfig
-from bot.ratelimit import RateLimiter
 from bot.store import Agent, AgentRole, AgentSession, Presence, Store
 
 # scrypt cost: 2**14 x 8 x 1 takes about 50 ms and 16 MiB here, the usual interactive choice.
@@ -76,11 +75,37 @@ class Sessions:
         self._store = store
         self._config = config
         self._clock = clock
-        self._attempts = RateLimiter(config.login_attempts_per_minute, 60.0)
 
-    def login_allowed(self, key: str) -> bool:
-        """Password guessing is slowed per account name and per client address."""
-        return self._attempts.allow(key)
+    def _throttles(self, name: str, address: str) -> tuple[tuple[str, int], ...]:
+        c = self._config
+        return ((f"login:{address}:{name}", c.login_free_attempts),
+                (f"login:{address}", c.login_free_attempts_per_address))
+
+    async def login_wait(self, name: str, address: str) -> float:
+        """Seconds before `name` may try again from `address` (0: now). Wrong passwords
+        are counted per name and address together, so a guesser elsewhere never locks
+        the agent out; after the free tries each wait doubles, up to the maximum."""
+        now, c = self._clock(), self._config
+        wait = 0.0
+        for key, free in self._throttles(name, address):
+            failures, last_at = await self._store.failures(key, now)
+            if failures >= free:
+                backoff = min(c.login_max_backoff_seconds,
+                              c.login_backoff_seconds * 2 ** (failures - free))
+                wait = max(wait, last_at + backoff - now)
+        return wait
+
+    async def attempt(self, name: str, password: str, address: str) -> LoggedIn | None:
+        """Log in, counting a wrong password against the name and address."""
+        logged_in = await self.login(name, password)
+        now = self._clock()
+        if logged_in is None:
+            for key, _ in self._throttles(name, address):
+                await self._store.count_failure(key, now,
+                                                self._config.login_max_backoff_seconds * 2)
+        else:
+            await self._store.clear_failures(self._throttles(name, address)[0][0])
+        return logged_in
 
     async def login(self, name: str, password: str) -> LoggedIn | None:
         agent = await self._store.agent_by_name(name)

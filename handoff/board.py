@@ -6,12 +6,12 @@ Read-only views over the store, shared by the console's API and the `kefu handov
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
-from bot.channel import Channel, SeesPresence, held_by_platform, holder_name
+from bot.channel import Channel, SeesPresence, delivery_window, held_by_platform, holder_name
 from bot.config import DeskConfig
 from bot.messages import ConversationState, Role, StoredMessage
 from bot.store import Agent, AgentRole, Conversation, Customer, Store, TicketStatus
@@ -77,12 +77,12 @@ class InboxFilter:
 class Board:
     def __init__(self, store: Store, config: DeskConfig, clock: Callable[[], float],
                  customers: CustomerBook | None = None,
-                 channel: Callable[[str], Channel | None] = lambda name: None) -> None:
+                 channels: Mapping[str, Channel] | None = None) -> None:
         self._store = store
+        self._channels = channels or {}
         self._customers = customers
         self._config = config
         self._clock = clock
-        self._channel = channel
 
     async def _customer(self, conversation: Conversation) -> Customer | None:
         """The customer's record, if one was made (reading never makes one)."""
@@ -93,7 +93,7 @@ class Board:
 
     async def _presence(self, conversation: Conversation) -> dict[str, Any]:
         """Whether the customer is there: online, left (and when), or unknown (None)."""
-        channel = self._channel(conversation.channel)
+        channel = self._channels.get(conversation.channel)
         if conversation.state is ConversationState.CLOSED or not isinstance(
                 channel, SeesPresence):
             return {"customer_online": None, "customer_left_at": None}
@@ -135,6 +135,9 @@ class Board:
             if conversation.queued_at else None,
             "awaiting_seconds": round(now - waiting, 1) if waiting else None,
             "flagged": reply_overdue(conversation, now, self._config),
+            # WeChat and WeCom: the messages left in the customer's window, and until when
+            "delivery_window": window.as_json() if (window := await delivery_window(
+                self._channels, conversation, now)) else None,
         }
 
     async def _names(self) -> dict[str, str]:

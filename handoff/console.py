@@ -10,9 +10,9 @@ CSRF token in `X-CSRF-Token`. Customer text reaches the page as JSON and is show
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
+import math
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -38,6 +38,14 @@ from bot.store import (
     Notice,
     Presence,
     Store,
+)
+from bot.wire import (
+    BadJson,
+    address_in,
+    client_address,
+    networks_of,
+    parse_json,
+    same_secret,
 )
 from handoff.auth import Sessions, hash_password, new_agent, password_problem, verify_password
 from handoff.board import Board, InboxFilter, Tab
@@ -100,6 +108,7 @@ class Console:
         self._cases = cases
         self._crm = CrmViews(store, customers)
         self._config = config.desk
+        self._trusted_proxies = networks_of(config.server.trusted_proxies)
         self._store = store
         self._desk = desk
         self._board = board
@@ -180,7 +189,7 @@ class Console:
                 raise web.HTTPSeeOther("/agent/login")
             return _error(401, "login_required", "log in first")
         agent, session = found
-        if changes and by_cookie and not hmac.compare_digest(
+        if changes and by_cookie and not same_secret(
                 request.headers.get("X-CSRF-Token", ""), session.csrf_token):
             return _error(403, "csrf", "missing or wrong X-CSRF-Token header")
         request[AGENT] = agent
@@ -263,7 +272,7 @@ class Console:
         if not await self._privacy.may_read_customer(agent, customer):
             return _not_allowed()
         await self._privacy.record(agent.name, "opened_customer", customer.id,
-                                   _address(request))
+                                   self._address(request))
         return await self._customer_view(agent, customer.id)
 
     async def _customer_view(self, agent: Agent, customer_id: str) -> web.Response:
@@ -281,7 +290,7 @@ class Console:
             return _error(400, "bad_request", 'send {"confirm": true}: erasure cannot be undone')
         try:
             counts = await self._privacy.erase(request.match_info["id"], agent.name,
-                                               _address(request))
+                                               self._address(request))
         except CustomerError as exc:
             return _error(_ERROR_STATUS.get(exc.code, 409), exc.code, str(exc))
         return web.json_response({"erased": counts}, dumps=_dumps)
@@ -301,7 +310,7 @@ class Console:
         wanted = {k: request.query[k] for k in ("actor", "action", "subject")
                   if request.query.get(k)}
         records = await self._privacy.trail(period.since, period.until, AUDIT_LIMIT, **wanted)
-        await self._privacy.record(agent.name, "read_trail", "trail", _address(request),
+        await self._privacy.record(agent.name, "read_trail", "trail", self._address(request),
                                    first=str(period.first), last=str(period.last),
                                    filters=wanted)
         return web.json_response({"records": [asdict(r) for r in records]}, dumps=_dumps)
@@ -389,11 +398,11 @@ class Console:
 
     async def _try_login(self, request: web.Request, name: str, password: str
                          ) -> tuple[Any, str]:
-        client = _address(request)
-        if not (self._sessions.login_allowed(f"name:{name}")
-                and self._sessions.login_allowed(f"ip:{client}")):
-            return None, "too many attempts; wait a minute"
-        logged_in = await self._sessions.login(name, password)
+        client = self._address(request)
+        wait = await self._sessions.login_wait(name, client)
+        if wait > 0:
+            return None, f"too many attempts; try again in {math.ceil(wait)} s"
+        logged_in = await self._sessions.attempt(name, password, client)
         if logged_in is None:
             log.info("console: failed login for %r from %s", name, client)
             return None, "wrong name or password"
@@ -403,7 +412,22 @@ class Console:
     def _set_cookie(self, request: web.Request, response: web.StreamResponse, token: str
                     ) -> None:
         response.set_cookie(COOKIE, token, path="/agent", httponly=True, samesite="Strict",
-                            secure=request.secure, max_age=int(self._config.session_hours * 3600))
+                            secure=self._over_tls(request),
+                            max_age=int(self._config.session_hours * 3600))
+
+    def _address(self, request: web.Request) -> str:
+        """Where a request came from (through a trusted proxy: the address it names), for
+        login throttling and the access trail."""
+        return client_address(request.remote, request.headers.get("X-Forwarded-For", ""),
+                              self._trusted_proxies)
+
+    def _over_tls(self, request: web.Request) -> bool:
+        """Whether the browser reached kefu over HTTPS: directly, or through a trusted
+        proxy that says so in X-Forwarded-Proto (or the setting says always)."""
+        if self._config.secure_cookie or request.secure:
+            return True
+        proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+        return proto == "https" and address_in(request.remote, self._trusted_proxies)
 
     async def _api_login(self, request: web.Request) -> web.Response:
         body = await _body(request)
@@ -613,7 +637,7 @@ class Console:
             return _error(404, "not_found", "no such conversation")
         if not await self._privacy.may_read_conversation(agent, conversation):
             return _not_allowed()
-        await self._privacy.record(agent.name, action, conversation.id, _address(request),
+        await self._privacy.record(agent.name, action, conversation.id, self._address(request),
                                    **detail)
         return conversation
 
@@ -791,11 +815,6 @@ class Console:
             await socket.ws.close(message=b"server shutting down")
 
 
-def _address(request: web.Request) -> str:
-    """Where a request came from, for the access trail."""
-    return request.remote or "?"
-
-
 def _not_allowed() -> web.Response:
     return _error(403, "not_allowed", "agents read the chats they held or were offered "
                   "(privacy.agents_read)")
@@ -842,8 +861,8 @@ async def _body(request: web.Request) -> dict[str, Any]:
     if not request.can_read_body:
         return {}
     try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = parse_json(await request.read())
+    except BadJson:
         raise web.HTTPBadRequest(text='{"error":"bad_json","message":"send a JSON object"}',
                                  content_type="application/json") from None
     if not isinstance(body, dict):

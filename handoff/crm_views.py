@@ -50,7 +50,8 @@ class CrmViews:
             "identities": [asdict(i) for i in identities],
             "conversations": [{"id": c.id, "channel": c.channel, "user_id": c.user_id,
                                "state": c.state.value, "created_at": c.created_at,
-                               "rating": c.rating, "handoff_reason": c.handoff_reason}
+                               "rating": c.rating, "handoff_reason": c.handoff_reason,
+                               "source": c.source}
                               for c in conversations[:RECENT_CONVERSATIONS]],
             "conversation_count": len(conversations),
             "tickets": [ticket_json(t, now) for t in tickets],

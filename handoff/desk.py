@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import secrets
 import time
 from collections import Counter
@@ -29,7 +30,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import ParamSpec, TypeVar
 
-from bot.channel import PlatformAgents, PlatformNews, held_by_platform, holder_name, platform_holder
+from bot.channel import (
+    PlatformAgents,
+    PlatformNews,
+    WindowLimited,
+    held_by_platform,
+    holder_name,
+    platform_holder,
+)
 from bot.cluster import Fanout, Leases
 from bot.config import Config, DeskConfig
 from bot.errors import ChannelSendError, KefuError
@@ -298,7 +306,8 @@ class Desk:
             return await self._take_offline_message(conversation, message)
         if conversation.state is QUEUED:
             await self._speaker.send_state(conversation)
-            return await self._queue_update(conversation, since=conversation.last_holding_at or 0)
+            return await self._queue_update(conversation, conversation.last_holding_at or 0,
+                                            timed=False)
         if conversation.state is AGENT and conversation.awaiting_agent_since is None:
             return replace(conversation, awaiting_agent_since=message.ts)
         return conversation
@@ -456,24 +465,47 @@ class Desk:
             role=Role.SYSTEM, meta={"agent_id": agent.id, "agent_name": agent.name}))
         return True
 
-    def _queue_update_due(self, conversation: Conversation, since: float) -> bool:
-        return self._clock() - since >= self._config.conversation.queued_reminder_seconds
+    def _queue_update_due(self, conversation: Conversation, since: float,
+                          timed: bool = True) -> bool:
+        """Whether a queue update is due; a timed one (not an answer to the customer) is
+        rarer where each costs one of a few messages."""
+        config = self._config.conversation
+        interval = config.queued_reminder_seconds_with_quota if timed and isinstance(
+            self._speaker.channel(conversation.channel), WindowLimited) \
+            else config.queued_reminder_seconds
+        return self._clock() - since >= interval
 
     @staticmethod
     def _last_told(conversation: Conversation) -> float:
         return conversation.last_holding_at or conversation.queued_at or 0.0
 
-    async def _queue_update(self, conversation: Conversation, since: float) -> Conversation:
+    async def _queue_update(self, conversation: Conversation, since: float,
+                            timed: bool = True) -> Conversation:
         """In the lane: tell a queued customer their position, with an apology for the wait,
         unless they were told less than `queued_reminder_seconds` after `since`."""
         now = self._clock()
-        if not self._queue_update_due(conversation, since):
+        if not self._queue_update_due(conversation, since, timed):
             return conversation
         position = await self._store.queue_position(conversation.id) or 1
+        text = self._text(conversation, "holding", ahead=position - 1) if position > 1 \
+            else self._text(conversation, "holding_next")
+        per_customer = await self._recent_pace(now)
+        if per_customer is not None:
+            minutes = max(1, math.ceil(position * per_customer / 60))
+            text += self._text(conversation, "wait_estimate", minutes=minutes)
         await self._speaker.say(conversation, OutboundReply(
-            self._text(conversation, "holding", ahead=position - 1), Kind.HOLDING,
-            meta={"position": position}))
+            text, Kind.HOLDING, meta={"position": position, "seconds_per_customer": per_customer}))
         return replace(conversation, last_holding_at=now)
+
+    async def _recent_pace(self, now: float) -> float | None:
+        """Seconds between customers taken from the queue lately (`desk.pace_window_seconds`),
+        when enough were taken to say (`desk.pace_min_assignments`); else None."""
+        window = self._desk.pace_window_seconds
+        taken = [e.ts for e in await self._store.events(since=now - window)
+                 if e.type == "assigned"]
+        if len(taken) < self._desk.pace_min_assignments:
+            return None
+        return (now - min(taken)) / len(taken)
 
     # agents' actions (each checks, then changes the conversation in its lane)
 

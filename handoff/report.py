@@ -171,6 +171,7 @@ class Report:
     repeat_complaint_days: int
     channels: list[str]
     by_day: dict[date, Counter[str]]  # day -> channel -> conversations begun
+    sources: Counter[str]  # where customers came from (a deep link's payload) -> conversations
     outcomes: Counter[str]  # bot_answered, handed_off, unanswered
     greeting: Spread
     greeting_breaches: Counter[str]  # cause -> count, for greetings over the limit
@@ -309,6 +310,7 @@ async def make_report(store: Store, period: Period, config: Config, *, now: floa
         reply_window_seconds=reply_window, repeat_complaint_days=repeat_days,
         channels=sorted({c.channel for c in conversations}),
         by_day=by_day, outcomes=outcomes,
+        sources=Counter(c.source for c in conversations if c.source),
         greeting=Spread.of(c.greeting_latency_ms / 1000 for c in conversations
                            if c.greeting_latency_ms is not None),
         greeting_breaches=Counter(c.greeting_breach or "unknown" for c in conversations

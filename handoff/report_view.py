@@ -37,6 +37,10 @@ ZH = {
     "Conversations by day and channel": "每日各渠道会话", "day": "日期", "total": "合计",
     "conversations begun each day, by channel": "每天开始的会话，按渠道",
     "Bot or person": "机器人还是人工", "outcome": "结果", "share": "占比",
+    "Where customers came from": "客户来源", "source": "来源",
+    "the payload of the link the customer opened the chat with "
+    "(Telegram: t.me/<bot>?start=PAYLOAD)": "客户打开会话所用链接的参数"
+    "（Telegram：t.me/<bot>?start=PAYLOAD）",
     "answered by the bot": "机器人解决",
     "no answer (left or declined)": "未解决（离开或拒答）",
     "how conversations went": "会话结果", "Greeting latency": "问候用时", "greeted": "问候用时",
@@ -168,6 +172,13 @@ def sections(report: Report, lang: str = "en") -> list[Section]:
         Chart([d.strftime("%m-%d") for d in days],
               {c: [r.by_day[d][c] for d in days] for c in r.channels},
               tr("conversations begun each day, by channel"))))
+    if r.sources:
+        found.append(Section(
+            tr("Where customers came from"), (tr("source"), tr("conversations"), tr("share")),
+            [(source, str(n), percent(_share(n, outcome_total)))
+             for source, n in r.sources.most_common()],
+            notes=[tr("the payload of the link the customer opened the chat with "
+                      "(Telegram: t.me/<bot>?start=PAYLOAD)")]))
     found.append(Section(
         tr("Bot or person"), (tr("outcome"), tr("conversations"), tr("share")),
         [(outcomes[k], str(n), percent(_share(n, outcome_total))) for k, n in r.outcomes.items()],

@@ -82,7 +82,7 @@ class Webhooks:
     def about(self, conversation: Conversation, **more: Any) -> dict[str, Any]:
         """An event's data about a conversation, with a link to its transcript."""
         data = {"conversation_id": conversation.id, "channel": conversation.channel,
-                "customer": conversation.user_id, **more}
+                "customer": conversation.user_id, "source": conversation.source, **more}
         if self._config.public_url:
             data["transcript_url"] = (f"{self._config.public_url.rstrip('/')}/agent/api/"
                                       f"conversations/{conversation.id}/transcript")

@@ -6,11 +6,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.config import AnswerTemplateLimits
 from bot.errors import KnowledgeBaseError
 from knowledge_base import vocabulary
 from knowledge_base.loader import Entry, load_entries
 from knowledge_base.matcher import Matcher
 from knowledge_base.semantic import SemanticIndex, VectorCache
+from knowledge_base.templates import AnswerTemplates
 from knowledge_base.vocabulary import Vocabulary
 
 
@@ -40,15 +42,17 @@ class KnowledgeBase:
 
     @classmethod
     def load(cls, folder: Path, vocabulary_file: Path | None = None,
-             vectors: VectorCache | None = None) -> KnowledgeBase:
-        """The FAQ folder with kefu's vocabulary, extended by the shop's file if given."""
+             vectors: VectorCache | None = None,
+             templates: AnswerTemplateLimits | None = None) -> KnowledgeBase:
+        """The FAQ folder with kefu's vocabulary, extended by the shop's file if given;
+        answer templates are checked under `templates` (the default limits if None)."""
         problems: list[str] = []
         try:
             words = vocabulary.load(vocabulary_file)
         except KnowledgeBaseError as exc:
             problems.extend(exc.problems)
         try:
-            entries = load_entries(folder)
+            entries = load_entries(folder, AnswerTemplates(templates or AnswerTemplateLimits()))
         except KnowledgeBaseError as exc:
             problems.extend(exc.problems)
         if problems:

@@ -74,7 +74,7 @@ async def load_elsewhere(folder: Path, vocabulary: Path, regressions: Path, read
     pool = ProcessPoolExecutor(max_workers=1, mp_context=_processes())
     try:
         lexical = await asyncio.get_running_loop().run_in_executor(
-            pool, KnowledgeBase.load, folder, vocabulary)
+            pool, KnowledgeBase.load, folder, vocabulary, None, reader.templates)
     finally:
         await asyncio.to_thread(pool.shutdown)
     return await asyncio.to_thread(check, reader.with_meaning(lexical), regressions, reader,

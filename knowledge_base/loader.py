@@ -10,27 +10,22 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import yaml
-from jinja2.sandbox import SandboxedEnvironment
 
+from bot.config import AnswerTemplateLimits
 from bot.errors import KnowledgeBaseError
 from bot.text import normalize
+from knowledge_base.templates import AnswerTemplates
 
 ENTRY_KEYS = ("id", "questions", "answer", "tags", "lang", "handoff")
 LANGUAGES = ("zh", "en")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-# What an answer template may use; rendering at load time with these catches typos early.
-SAMPLE_CONTEXT = {"business": "示例商店", "is_open": True, "back_at": "明天 09:00", "hours": ""}
-
-template_env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,31 +38,25 @@ class Entry:
     handoff: bool
     source: str  # "file.yaml:12", for messages staff can act on
 
-    def render(self, context: dict[str, Any]) -> str:
-        return compiled(self.answer).render(**context).strip()
-
-
-@functools.lru_cache(maxsize=4096)
-def compiled(answer: str) -> jinja2.Template:
-    """An answer's template, compiled once: compiling costs more than rendering."""
-    return template_env.from_string(answer)
-
 
 def faq_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
-def load_entries(folder: Path) -> list[Entry]:
+def load_entries(folder: Path, templates: AnswerTemplates | None = None) -> list[Entry]:
     """Every entry in `folder`, or `KnowledgeBaseError` listing every problem found."""
-    entries, problems = read_entries(folder)
+    entries, problems = read_entries(folder, templates)
     if problems:
         raise KnowledgeBaseError(problems)
     return entries
 
 
-def read_entries(folder: Path) -> tuple[list[Entry], list[str]]:
+def read_entries(folder: Path, templates: AnswerTemplates | None = None
+                 ) -> tuple[list[Entry], list[str]]:
     """The entries that are valid, and every problem found: `kefu kb check` goes on to
-    check what did load, so that one broken entry does not hide the others' problems."""
+    check what did load, so that one broken entry does not hide the others' problems.
+    Answer templates are checked under `templates`' limits (the default ones if None)."""
+    templates = templates or AnswerTemplates(AnswerTemplateLimits())
     if not folder.is_dir():
         return [], [f"{folder}: knowledge-base folder not found"]
     problems: list[str] = []
@@ -76,7 +65,7 @@ def read_entries(folder: Path) -> tuple[list[Entry], list[str]]:
     edited: dict[str, int] = {}  # file name -> modification time
     files = faq_files(folder)
     for path in files:
-        entries.extend(_load_file(path, folder, problems, ids))
+        entries.extend(_load_file(path, folder, problems, ids, templates))
         with contextlib.suppress(OSError):
             edited[_name(path, folder)] = path.stat().st_mtime_ns
     if not files:
@@ -94,7 +83,8 @@ def _name(path: Path, folder: Path) -> str:
 
 
 def _load_file(
-    path: Path, folder: Path, problems: list[str], ids: list[tuple[str, str]]
+    path: Path, folder: Path, problems: list[str], ids: list[tuple[str, str]],
+    templates: AnswerTemplates,
 ) -> Iterator[Entry]:
     name = _name(path, folder)
     try:
@@ -137,7 +127,7 @@ def _load_file(
         problems.append(f"{name}:{_line(root)}: expected a list of entries (lines starting with -)")
         return
     for node in root.value:
-        entry = _entry(node, name, default_lang, problems, ids)
+        entry = _entry(node, name, default_lang, problems, ids, templates)
         if entry is not None:
             yield entry
 
@@ -156,6 +146,7 @@ def _entry(
     default_lang: str | None,
     problems: list[str],
     ids: list[tuple[str, str]],
+    templates: AnswerTemplates,
 ) -> Entry | None:
     where = f"{name}:{_line(node)}"
     if not isinstance(node, yaml.MappingNode):
@@ -207,7 +198,7 @@ def _entry(
         problems.append(f"{name}:{_line(fields['answer'])}: answer is empty")
         ok = False
     else:
-        problem = _template_problem(answer)
+        problem = templates.problem(answer)
         if problem:
             problems.append(f"{name}:{_line(fields['answer'])}: answer template: {problem}")
             ok = False
@@ -234,18 +225,6 @@ def _entry(
         handoff=handoff,
         source=where,
     )
-
-
-def _template_problem(answer: str) -> str | None:
-    try:
-        template_env.from_string(answer).render(**SAMPLE_CONTEXT)
-    except jinja2.TemplateSyntaxError as exc:
-        return f"{exc.message} (template line {exc.lineno})"
-    except jinja2.UndefinedError as exc:
-        return f"{exc.message}; answers may use {', '.join(SAMPLE_CONTEXT)}"
-    except jinja2.TemplateError as exc:
-        return str(exc)
-    return None
 
 
 def _duplicate_ids(ids: list[tuple[str, str]], edited: dict[str, int]) -> list[str]:

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+import logging
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,8 @@ from bot.config import Config
 from bot.store import Store
 from bot.store.sqlite import SqliteStore
 from tests.browser import CHROMIUM, LAUNCH_ARGS
-from tests.harness import Kefu, write_kb
+from tests.channels.local import STANDIN_ACCESS_LOG
+from tests.harness import CONFIGURED_SECRETS, Kefu, write_kb
 from tests.redis_support import redis_store
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -50,6 +52,39 @@ entries:
 }
 
 ALWAYS_OPEN = {day: "00:00-24:00" for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name != STANDIN_ACCESS_LOG:
+            self.lines.append(f"{record.name}: {self.format(record)}")
+
+
+@pytest.fixture(autouse=True)
+def no_secret_in_logs(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fails any test whose log lines hold a secret of a kefu it started (bot tokens, app
+    secrets, AES keys, webhook secrets). Channel tests log everything, DEBUG included."""
+    root = logging.getLogger()
+    level = logging.DEBUG if "tests/channels/" in str(request.path) else logging.INFO
+    records, saved_level = _Records(), root.level
+    root.addHandler(records)
+    root.setLevel(min(saved_level, level) if saved_level else level)
+    CONFIGURED_SECRETS.clear()
+    try:
+        yield
+    finally:
+        root.removeHandler(records)
+        root.setLevel(saved_level)
+    leaked = [(line, secret) for line in records.lines for secret in CONFIGURED_SECRETS
+              if secret in line]
+    if leaked:
+        line, secret = leaked[0]
+        pytest.fail(f"a configured secret ({secret[:4]}…) reached {len(leaked)} log "
+                    f"line(s), e.g. {line[:300]}", pytrace=False)
 
 
 @pytest.fixture

@@ -22,11 +22,14 @@ from aiohttp import ClientWebSocketResponse, WSMsgType
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import DESK, KNOWLEDGE_BASE, ROUTER, STORE, create_app
-from bot.config import Config
+from bot.config import Config, secrets_in
 from bot.store import Agent, AgentRole, Presence, Store
 from handoff.auth import new_agent
 
 FRAME_TIMEOUT = 10.0
+# The secrets of every kefu started during the current test: tests/conftest.py fails a test
+# whose log records contain one.
+CONFIGURED_SECRETS: set[str] = set()
 
 
 @dataclass
@@ -122,6 +125,7 @@ class Kefu:
         self.client: TestClient | None = None
 
     async def start(self) -> Kefu:
+        CONFIGURED_SECRETS.update(secrets_in(self.config))
         app = await create_app(self.config, self.clock)
         self.client = TestClient(TestServer(app, host="127.0.0.1"))
         await self.client.start_server()

@@ -131,6 +131,20 @@ def test_kb_check_rejects_vague_answers_and_canned_replies(tmp_path: Path) -> No
     assert "quick_replies.yaml:4: shortcut 'ok' is also at quick_replies.yaml:2" in result.stderr
 
 
+def test_kb_check_warns_of_answers_that_take_many_wechat_messages(tmp_path: Path) -> None:
+    long_answer = "\n".join(f"第 {i} 步：请在订单页面点击申请售后并上传照片，我们会在两个工作日内"
+                             "审核并联系您安排取件。" * 4 for i in range(30))
+    write_kb(tmp_path / "kb", {**TEST_KB, "long.yaml": (
+        "- id: steps\n  questions: [售后步骤是什么]\n  answer: |\n    "
+        + long_answer.replace("\n", "\n    ") + "\n")})
+    (tmp_path / "config.yaml").write_text("knowledge_base: {path: kb}\n", encoding="utf-8")
+    result = run("--config", str(tmp_path / "config.yaml"), "kb", "check", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "kb/long.yaml:1: answer goes to wechat in" in result.stderr
+    assert "kb/long.yaml:1: answer goes to wecom in" in result.stderr
+    assert "returns.yaml" not in result.stderr  # short answers are fine
+
+
 def a_setup(tmp_path: Path) -> Path:
     """A config of its own (a test knowledge base, a fresh store) in a folder of its own."""
     write_kb(tmp_path / "kb", TEST_KB)

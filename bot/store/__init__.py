@@ -48,6 +48,7 @@ class Conversation:
     rating_requested_at: float | None = None
     offline_step: str | None = None  # leaving a message (留言): "question" or "contact"
     ticket_id: str | None = None  # the offline message this conversation left
+    source: str | None = None  # where the customer came from: a deep link's payload, say
 
 
 @dataclass(frozen=True, slots=True)
@@ -439,6 +440,18 @@ class Store(Protocol):
         """What a channel saved under `key`, shared by every kefu process."""
 
     async def save_state(self, key: str, value: dict[str, Any]) -> None: ...
+
+    async def count_failure(self, key: str, now: float, forget_after: float) -> int:
+        """Count one more failure under `key` (a login's name and address) and return the
+        count; a count is forgotten `forget_after` seconds after its last failure. Atomic,
+        so processes sharing the store share the count."""
+        ...
+
+    async def failures(self, key: str, now: float) -> tuple[int, float]:
+        """The failures counted under `key` and when the last was (0, 0.0: none)."""
+        ...
+
+    async def clear_failures(self, key: str) -> None: ...
 
     async def events(self, conversation_id: str | None = None, since: float = 0.0
                      ) -> list[ConversationEvent]:

@@ -708,6 +708,37 @@ class RedisStore:
         await self.client.set(self.key("channel-state", key),
                               json.dumps(value, ensure_ascii=False))
 
+    async def count_failure(self, key: str, now: float, forget_after: float) -> int:
+        counted = await self.client.eval(
+            _COUNT_FAILURE, 1, self.key("failures", key), repr(now), repr(forget_after))
+        return int(counted)
+
+    async def failures(self, key: str, now: float) -> tuple[int, float]:
+        raw = await self.client.get(self.key("failures", key))
+        record = json.loads(raw) if raw is not None else None
+        if record is None or record["until"] <= now:
+            return 0, 0.0
+        return int(record["count"]), float(record["last_at"])
+
+    async def clear_failures(self, key: str) -> None:
+        await self.client.delete(self.key("failures", key))
+
+
+# One more failure, atomically: the count goes on while the last one is recent, else starts
+# again; the key expires with the count, so Redis forgets idle names and addresses.
+_COUNT_FAILURE = """
+local raw = redis.call('GET', KEYS[1])
+local now, forget = tonumber(ARGV[1]), tonumber(ARGV[2])
+local count = 1
+if raw then
+  local record = cjson.decode(raw)
+  if record['until'] > now then count = record['count'] + 1 end
+end
+redis.call('SET', KEYS[1], cjson.encode({count = count, last_at = now, ['until'] = now + forget}),
+           'PX', math.ceil(forget * 1000))
+return count
+"""
+
 
 def _pattern(text: str) -> str:
     """`text` as a SCAN pattern that matches only itself."""

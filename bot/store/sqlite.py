@@ -689,3 +689,28 @@ class SqliteStore:
     async def save_state(self, key: str, value: dict[str, Any]) -> None:
         await self._run(self.db.execute, "INSERT OR REPLACE INTO channel_state VALUES (?, ?)",
                         (key, json.dumps(value, ensure_ascii=False)))
+
+    def _failure_record(self, key: str, now: float) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT value FROM channel_state WHERE key = ?",
+                              (f"failures:{key}",)).fetchone()
+        record: dict[str, Any] | None = json.loads(row[0]) if row else None
+        return record if record is not None and record["until"] > now else None
+
+    async def count_failure(self, key: str, now: float, forget_after: float) -> int:
+        def count() -> int:  # on the one SQL thread: nothing runs in between
+            record = self._failure_record(key, now)
+            counted = (record["count"] if record else 0) + 1
+            self.db.execute("INSERT OR REPLACE INTO channel_state VALUES (?, ?)", (
+                f"failures:{key}", json.dumps({"count": counted, "last_at": now,
+                                               "until": now + forget_after})))
+            return counted
+
+        return await self._run(count)
+
+    async def failures(self, key: str, now: float) -> tuple[int, float]:
+        record = await self._run(self._failure_record, key, now)
+        return (int(record["count"]), float(record["last_at"])) if record else (0, 0.0)
+
+    async def clear_failures(self, key: str) -> None:
+        await self._run(self.db.execute, "DELETE FROM channel_state WHERE key = ?",
+                        (f"failures:{key}",))

@@ -30,6 +30,7 @@ from bot.messages import InboundMessage, StoredMessage, render_quick_replies_as_
 from bot.router import Accepted
 from bot.store import Conversation
 from bot.tasks import BackgroundTasks
+from bot.wire import BadJson, parse_json, same_secret
 from channels.onebot.events import NAME, split_customer, to_inbound
 from channels.onebot.settings import OneBotConfig
 
@@ -67,13 +68,13 @@ class OneBotChannel:
             return web.Response(status=413, text="event too large")
         given = request.headers.get("X-Signature", "").removeprefix("sha1=")
         expected = hmac.new(self._config.secret.encode(), body, hashlib.sha1).hexdigest()
-        if not hmac.compare_digest(given, expected):
+        if not same_secret(given, expected):
             log.warning("onebot: event refused from %s: %s X-Signature", request.remote,
                         "forged" if given else "no")
             return web.Response(status=403, text="bad X-Signature")
         try:
-            event = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            event = parse_json(body)
+        except BadJson as exc:
             return web.Response(status=400, text=f"not JSON: {exc}")
         if not isinstance(event, dict):
             return web.Response(status=400, text="an event is a JSON object")
@@ -88,7 +89,7 @@ class OneBotChannel:
     async def _reverse_socket(self, request: web.Request) -> web.StreamResponse:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ") or \
             request.query.get("access_token", "")
-        if not hmac.compare_digest(given.encode(), self._config.access_token.encode()):
+        if not same_secret(given, self._config.access_token):
             log.warning("onebot: reverse WebSocket refused from %s: wrong access token",
                         request.remote)
             return web.Response(status=401, text="wrong access token")
@@ -108,8 +109,8 @@ class OneBotChannel:
                 if frame.type is not WSMsgType.TEXT:
                     continue
                 try:
-                    data = json.loads(frame.data)
-                except json.JSONDecodeError:
+                    data = parse_json(frame.data)
+                except BadJson:
                     log.warning("onebot: %s sent something that is not JSON", self_id)
                     continue
                 if isinstance(data, dict) and "post_type" in data:

@@ -9,7 +9,6 @@ body; kefu signs the event_ts followed by the plain_token to prove it holds the 
 from __future__ import annotations
 
 import binascii
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +16,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bot.messages import Attachment, InboundEvent, InboundMessage
+from bot.wire import BadJson, parse_json
 from channels.tencent.push import PushRejected
 
 NAME = "qq"
@@ -49,8 +49,8 @@ def check_signed(key: Ed25519PrivateKey, signature: str, timestamp: str, body: b
 
 def parse(body: bytes) -> dict[str, Any]:
     try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        payload = parse_json(body)
+    except BadJson as exc:
         raise PushRejected(f"not JSON: {exc}", 400) from None
     if not isinstance(payload, dict) or not isinstance(payload.get("op"), int):
         raise PushRejected("not a QQ payload (no op)", 400)
@@ -92,12 +92,12 @@ def to_inbound(payload: dict[str, Any], received_at: float
     if not isinstance(d, dict):
         raise PushRejected("an event without d", 400)
     if kind == "C2C_MESSAGE_CREATE":
-        openid = str(d.get("author", {}).get("user_openid", ""))
+        openid = _author(d, "user_openid")
         return (_message(d, user_customer(openid), received_at),
                 ReplyTo(f"/v2/users/{openid}/messages", "msg_id", str(d["id"]), "private"))
     if kind == "GROUP_AT_MESSAGE_CREATE":
         group = str(d.get("group_openid", ""))
-        member = str(d.get("author", {}).get("member_openid", ""))
+        member = _author(d, "member_openid")
         return (_message(d, group_customer(group, member), received_at),
                 ReplyTo(f"/v2/groups/{group}/messages", "msg_id", str(d["id"]), "group"))
     if kind == "FRIEND_ADD":
@@ -110,6 +110,15 @@ def to_inbound(payload: dict[str, Any], received_at: float
         return (_opened(group_customer(group, member), event_id, received_at),
                 ReplyTo(f"/v2/groups/{group}/messages", "event_id", event_id, "event"))
     return None
+
+
+def _author(d: dict[str, Any], field: str) -> str:
+    """Who wrote a message: QQ sends `author` as an object with the openid in it."""
+    author = d.get("author")
+    openid = author.get(field) if isinstance(author, dict) else None
+    if not isinstance(openid, str) or not openid:
+        raise PushRejected(f"a message without author.{field}", 400)
+    return openid
 
 
 def _message(d: dict[str, Any], customer: str, received_at: float) -> InboundMessage:

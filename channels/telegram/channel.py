@@ -10,8 +10,6 @@ by `update_id` when Telegram delivers one twice. Everything sent goes through th
 from __future__ import annotations
 
 import asyncio
-import hmac
-import json
 import logging
 import time
 from collections import OrderedDict
@@ -28,8 +26,14 @@ from telegram import (
     Update,
 )
 from telegram.error import TelegramError
-from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    ContextTypes,
+    TypeHandler,
+)
 
+from bot.logs import hide_secrets_in
 from bot.messages import (
     Attachment,
     InboundEvent,
@@ -41,6 +45,8 @@ from bot.messages import (
 )
 from bot.router import Accepted
 from bot.store import Conversation
+from bot.tasks import BackgroundTasks
+from bot.wire import parse_json, same_secret
 from channels.telegram.pacer import Outgoing, Pacer
 from channels.telegram.settings import TelegramConfig
 
@@ -50,9 +56,35 @@ NAME = "telegram"
 REMEMBERED_UPDATES = 10_000  # update ids kept to drop duplicates
 TYPING_EVERY_SECONDS = 5.0  # Telegram shows "typing..." for about 5 s
 UPDATES = ["message", "callback_query"]
+# Loggers that write the token (in the Bot API's URLs: httpx at INFO on every request, the
+# bot at start-up) or the webhook's secret (the bot's calls with their parameters, DEBUG).
+LIBRARY_LOGGERS = ("httpx", "telegram.Bot", "telegram.ext.ExtBot")
 MERGED_NOTE = "（{n} 条消息已合并 · {n} messages merged）"
 
 TopicListener = Callable[[Message], Awaitable[None]]
+
+
+class _Arrivals(asyncio.Queue[object]):
+    """The queue polling puts Telegram's updates in, noting when each arrived, so that the
+    greeting's latency counts from when kefu received the update, whatever it waited for
+    afterwards."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        super().__init__()
+        self._clock = clock
+        self.received_at: dict[int, float] = {}  # update id -> when it arrived
+
+    async def put(self, item: object) -> None:
+        self.note(item)
+        await super().put(item)
+
+    def put_nowait(self, item: object) -> None:
+        self.note(item)
+        super().put_nowait(item)
+
+    def note(self, item: object) -> None:
+        if isinstance(item, Update):
+            self.received_at.setdefault(item.update_id, self._clock())
 
 
 class TelegramChannel:
@@ -63,9 +95,16 @@ class TelegramChannel:
                  clock: Callable[[], float] = time.time) -> None:
         self._config = config
         self._on_message = on_message
+        hide_secrets_in(frozenset({config.token, config.secret_token}), *LIBRARY_LOGGERS)
         self._clock = clock
+        # Updates are handled concurrently, so a chat whose messages wait (a 429, a burst
+        # paced at one a second) never holds up another chat's greeting. Each chat stays in
+        # order: `_on_update` hands an update to the router, which queues it on the
+        # customer's lane, before it awaits anything, and updates start in Telegram's order.
+        self._arrivals = _Arrivals(clock)
         builder = ApplicationBuilder().token(config.token).base_url(
-            f"{config.api_base}/bot").base_file_url(f"{config.api_base}/file/bot")
+            f"{config.api_base}/bot").base_file_url(f"{config.api_base}/file/bot"
+            ).update_queue(self._arrivals).concurrent_updates(config.concurrent_updates)
         if config.mode == "webhook":
             builder = builder.updater(None)
         self.application: Application[Any, Any, Any, Any, Any, Any] = builder.build()
@@ -74,6 +113,7 @@ class TelegramChannel:
         self._seen: OrderedDict[int, None] = OrderedDict()
         self._typing_at: dict[int, float] = {}
         self._topic_listener: TopicListener | None = None
+        self._callback_answers = BackgroundTasks("telegram callback answers")
 
     def on_topic_message(self, listener: TopicListener) -> None:
         """Messages written in the agents' group go to the bridge."""
@@ -110,23 +150,26 @@ class TelegramChannel:
             await self.application.updater.stop()
         await self.application.stop()
         await self.pacer.aclose()
+        await self._callback_answers.drain()
         await self.application.shutdown()
 
     # inbound
 
     async def _webhook(self, request: web.Request) -> web.Response:
+        received_at = self._clock()
         secret = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
-        if not hmac.compare_digest(secret, self._config.secret_token):
+        if not same_secret(secret, self._config.secret_token):
             log.warning("telegram: webhook call with a wrong secret from %s", request.remote)
             return web.Response(status=403, text="wrong secret token")
         try:
-            data = json.loads(await request.read())
+            data = parse_json(await request.read())
             update = Update.de_json(data, self.bot)
         except (ValueError, TypeError, KeyError) as exc:
             log.warning("telegram: unreadable update refused: %s", exc)
             return web.Response(status=400, text="not an update")
         if update is None:
             return web.Response(status=400, text="not an update")
+        self._arrivals.received_at[update.update_id] = received_at
         await self.application.process_update(update)  # stored before Telegram hears OK
         return web.Response(text="ok")
 
@@ -139,10 +182,10 @@ class TelegramChannel:
         return True
 
     async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        received_at = self._arrivals.received_at.pop(update.update_id, None) or self._clock()
         if not self._first_time(update.update_id):
             log.info("telegram: update %s delivered twice; dropped", update.update_id)
             return
-        received_at = self._clock()
         query = update.callback_query
         if query is not None:
             await self._on_button(query, received_at)
@@ -165,8 +208,10 @@ class TelegramChannel:
             "display_name": user.full_name if user else "",
         }
         text = message.text or ""
-        if text.split("@")[0] == "/start":
-            return InboundMessage(text="", event=InboundEvent.OPEN, **common)
+        command, _, payload = text.partition(" ")
+        if command.split("@")[0] == "/start":  # t.me/<bot>?start=PAYLOAD sends "/start PAYLOAD"
+            return InboundMessage(text="", event=InboundEvent.OPEN,
+                                  source=payload.strip() or None, **common)
         if text:
             return InboundMessage(text=text, **common)
         return InboundMessage(text=message.caption or "", attachments=(_attachment(message),),
@@ -174,10 +219,7 @@ class TelegramChannel:
 
     async def _on_button(self, query: Any, received_at: float) -> None:
         data = query.data or ""
-        try:
-            await query.answer()  # stops the button's spinner
-        except TelegramError as exc:
-            log.info("telegram: answerCallbackQuery failed: %s", exc)
+        self._callback_answers.spawn(_answer_callback(query))  # not before the rating: order
         if not data.startswith("rate:") or not data[5:].isdigit() or query.message is None:
             return
         score = int(data[5:])
@@ -234,6 +276,14 @@ class TelegramChannel:
 
     async def aclose(self) -> None:
         """Stopping is done by the app's clean-up (see `_running`)."""
+
+
+async def _answer_callback(query: Any) -> None:
+    """Stops the button's spinner."""
+    try:
+        await query.answer()
+    except TelegramError as exc:
+        log.info("telegram: answerCallbackQuery failed: %s", exc)
 
 
 def _markup(message: StoredMessage) -> Any:

@@ -36,6 +36,7 @@ class TelegramConfig(ChannelSettings):
     overall_per_second: Annotated[float, Field(gt=0)] = 30.0
     max_text_chars: Annotated[int, Field(ge=16, le=4096)] = 4096
     poll_timeout_seconds: Annotated[int, Field(ge=0)] = 10
+    concurrent_updates: Annotated[int, Field(ge=1)] = 256  # updates handled at once (chats)
     bridge: TelegramBridgeConfig = TelegramBridgeConfig()
 
     @model_validator(mode="after")

@@ -4,10 +4,11 @@ before anything reads it (malformed XML and entities are refused, never expanded
 from __future__ import annotations
 
 import hashlib
-import hmac
 from typing import Any
 
 import xmltodict
+
+from bot.wire import same_secret
 
 
 class PushRejected(Exception):
@@ -28,7 +29,7 @@ def check_signed(token: str, signature: str, timestamp: str, nonce: str, *signed
     """`signature` must sign token, timestamp, nonce (and `signed`), and be recent."""
     if not (signature and timestamp and nonce):
         raise PushRejected(f"{what}, timestamp or nonce missing")
-    if not hmac.compare_digest(sign(token, timestamp, nonce, *signed), signature):
+    if not same_secret(sign(token, timestamp, nonce, *signed), signature):
         raise PushRejected(f"forged {what}")
     try:
         age = abs(now - int(timestamp))

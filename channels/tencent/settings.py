@@ -23,3 +23,4 @@ class TencentApiConfig(ChannelSettings):
     message_window_quota: Annotated[int, Field(ge=0)] = 5  # ...this many API messages
     event_window_seconds: Seconds = 60.0  # after an event (follow, scan, menu click)...
     event_window_quota: Annotated[int, Field(ge=0)] = 3  # ...this many
+    automatic_reserve: Annotated[int, Field(ge=0)] = 2  # the last messages kept for people

@@ -7,12 +7,36 @@ action sets the quota to the larger of the two and the window to the later end. 
 replies (the answer to a push) and WeCom's welcome_code greeting do not count. kefu keeps the
 window in the store and refuses a send it knows the platform would refuse, saying why,
 instead of spending an API call on it.
+
+A message refused for the window or the quota is kept (its parts not yet sent), and sent
+when the customer writes again, with a note of how old it is: an agent's answer is late,
+never lost. Automatic messages (queue updates, holding messages, notices) are not kept: by
+then they would be out of date.
 """
 
 from __future__ import annotations
 
-from bot.store import Store
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bot.channel import DeliveryWindow
+from bot.errors import ChannelSendError
+from bot.messages import AUTOMATIC_KINDS, StoredMessage
+from bot.store import ConversationEvent, Store
 from channels.tencent.settings import TencentApiConfig
+
+log = logging.getLogger(__name__)
+
+LATE_NOTE = "（{age}前的消息 · sent {age_en} ago）"
+SendPart = Callable[[str], Awaitable[None]]
+
+
+def _age(seconds: float) -> tuple[str, str]:
+    minutes = max(1, round(seconds / 60))
+    if minutes < 120:
+        return f"{minutes} 分钟", f"{minutes} min"
+    return f"{round(minutes / 60)} 小时", f"{round(minutes / 60)} h"
 
 
 class DeliveryWindows:
@@ -39,8 +63,17 @@ class DeliveryWindows:
             "last_message_at": now if by_message else state.get("last_message_at"),
         })
 
-    async def take(self, openid: str, now: float) -> str | None:
-        """Use one message of the window; the reason when there is none to use."""
+    async def window(self, openid: str, now: float) -> DeliveryWindow | None:
+        state = await self._store.load_state(self._key(openid))
+        if state is None or state["until"] <= now:
+            return None
+        return DeliveryWindow(int(state["left"]), self._config.automatic_reserve,
+                              float(state["until"]))
+
+    async def take(self, openid: str, now: float, automatic: bool = False) -> str | None:
+        """Use one message of the window; the reason when there is none to use. An
+        automatic message (a queue update, a holding message, a notice) never takes the
+        last `automatic_reserve`: those are for the agent's answer."""
         state = await self._store.load_state(self._key(openid))
         if state is None or state["until"] <= now:
             return ("the customer has not written for more than "
@@ -49,8 +82,65 @@ class DeliveryWindows:
         if state["left"] <= 0:
             return (f"{self._platform}'s message quota for this customer is used up until "
                     "they write again")
+        if automatic and state["left"] <= self._config.automatic_reserve:
+            return (f"only {state['left']} of {self._platform}'s messages are left for this "
+                    "customer; they are kept for the agent's answers")
         await self._store.save_state(self._key(openid), {**state, "left": state["left"] - 1})
         return None
+
+    async def send(self, openid: str, message: StoredMessage, parts: list[str],
+                   send_part: SendPart, now: float) -> None:
+        """Send `parts` through the API, one message of the window each. What the window
+        refuses is kept for the customer's next message (automatic messages excepted) and
+        raised as a ChannelSendError that says so."""
+        automatic = message.kind in AUTOMATIC_KINDS
+        for i, part in enumerate(parts):
+            refused = await self.take(openid, now, automatic)
+            if refused:
+                if not automatic:
+                    await self._keep(openid, message, parts[i:], now)
+                    refused += "; kept, it is sent when they write again"
+                raise ChannelSendError(refused, retryable=False)
+            await send_part(part)
+
+    def _kept_key(self, openid: str) -> str:
+        return f"{self._prefix}:kept:{openid}"
+
+    async def _keep(self, openid: str, message: StoredMessage, parts: list[str], now: float
+                    ) -> None:
+        kept = (await self._store.load_state(self._kept_key(openid)) or {}).get("kept", [])
+        kept.append({"conversation_id": message.conversation_id, "seq": message.seq,
+                     "parts": parts, "at": now})
+        await self._store.save_state(self._kept_key(openid), {"kept": kept})
+
+    async def send_kept(self, openid: str, send_part: SendPart, now: float) -> None:
+        """The customer wrote: what was kept goes now, oldest first, each with its age."""
+        state = await self._store.load_state(self._kept_key(openid))
+        if not state or not state.get("kept"):
+            return
+        await self._store.save_state(self._kept_key(openid), {"kept": []})
+        waiting: list[dict[str, Any]] = list(state["kept"])
+        while waiting:
+            kept = waiting[0]
+            zh, en = _age(now - kept["at"])
+            parts = [f"{LATE_NOTE.format(age=zh, age_en=en)}{kept['parts'][0]}",
+                     *kept["parts"][1:]]
+            for i, part in enumerate(parts):
+                refused = await self.take(openid, now)
+                if not refused:
+                    try:
+                        await send_part(part)
+                        continue
+                    except ChannelSendError as exc:
+                        refused = str(exc)
+                log.warning("%s: a kept message waits again: %s", self._platform, refused)
+                await self._store.save_state(self._kept_key(openid), {
+                    "kept": [{**kept, "parts": kept["parts"][i:]}, *waiting[1:]]})
+                return
+            await self._store.record_event(ConversationEvent(
+                kept["conversation_id"], now, "delivered_late", None,
+                {"seq": kept["seq"], "age_seconds": round(now - kept["at"])}))
+            waiting.pop(0)
 
     async def wrote_within(self, openid: str, seconds: float, now: float) -> bool:
         """Whether the customer's last message is at most `seconds` old (typing needs 30)."""

@@ -23,6 +23,7 @@ from bot.priority import urgent
 from bot.ratelimit import RateLimiter
 from bot.router import Accepted
 from bot.store import Conversation, Store
+from bot.wire import BadJson, parse_json
 from channels.webchat.settings import WebChatConfig
 
 log = logging.getLogger(__name__)
@@ -56,8 +57,8 @@ class ClientFrame:
 
 def parse_frame(data: str, max_text_chars: int) -> ClientFrame:
     try:
-        frame = json.loads(data)
-    except json.JSONDecodeError:
+        frame = parse_json(data)
+    except BadJson:
         raise FrameError("bad_json", "frames must be JSON objects") from None
     if not isinstance(frame, dict):
         raise FrameError("bad_json", "frames must be JSON objects")
@@ -85,6 +86,16 @@ def parse_frame(data: str, max_text_chars: int) -> ClientFrame:
                              f"messages are limited to {max_text_chars} characters", msg_id)
         return ClientFrame("message", text=text.strip(), client_msg_id=msg_id, lang=lang)
     raise FrameError("unknown_type", f"unknown frame type {kind!r}")
+
+
+def _client_msg_id(data: str | bytes) -> str | None:
+    """The client_msg_id of a frame kefu will not take, so the client knows which one."""
+    try:
+        frame = parse_json(data)
+    except BadJson:
+        return None
+    msg_id = frame.get("client_msg_id") if isinstance(frame, dict) else None
+    return msg_id if isinstance(msg_id, str) and _CLIENT_MSG_ID.match(msg_id) else None
 
 
 def message_frame(message: StoredMessage) -> dict[str, Any]:
@@ -305,19 +316,15 @@ class WebChatChannel:
             await ws.send_json(message_frame(message), dumps=_dumps)
 
     async def _receive(self, ws: web.WebSocketResponse, visitor: str) -> None:
+        """Every frame counts against the visitor's rate limit, readable or not, so a flood
+        of junk costs kefu no more than a flood of messages: a few error frames, then the
+        socket is closed."""
         strikes = 0
         async for msg in ws:
-            if msg.type is WSMsgType.BINARY:
-                await self._error(ws, FrameError("binary", "send text frames with JSON"))
-                continue
-            if msg.type is not WSMsgType.TEXT:
+            if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                 break  # errors (oversized, invalid UTF-8) are closed by aiohttp with a code
             received_at = time.time()
             try:
-                frame = parse_frame(msg.data, self._config.max_text_chars)
-                if frame.type == "typing":  # for the agent's console; no rate to count
-                    await self._customer_typing(visitor, received_at)
-                    continue
                 if not self._limiter.allow(visitor):
                     strikes += 1
                     if strikes >= self._config.rate_limit_strikes_before_close:
@@ -327,7 +334,13 @@ class WebChatChannel:
                     wait = self._limiter.retry_after(visitor)
                     raise FrameError("rate_limited",
                                      f"too many messages; try again in {wait:.1f} s",
-                                     frame.client_msg_id)
+                                     _client_msg_id(msg.data))
+                if msg.type is WSMsgType.BINARY:
+                    raise FrameError("binary", "send text frames with JSON")
+                frame = parse_frame(msg.data, self._config.max_text_chars)
+                if frame.type == "typing":  # for the agent's console
+                    await self._customer_typing(visitor, received_at)
+                    continue
                 await self._accept(ws, visitor, frame, received_at)
             except FrameError as exc:
                 log.info("webchat %s: rejected frame: %s %s", visitor, exc.code, exc)

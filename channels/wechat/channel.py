@@ -11,6 +11,7 @@ second reply.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import defaultdict
@@ -21,9 +22,15 @@ from typing import Any
 from aiohttp import web
 from wechatpy.crypto import WeChatCrypto
 
+from bot.channel import DeliveryWindow
 from bot.cluster import Leases
 from bot.errors import ChannelSendError
-from bot.messages import InboundMessage, StoredMessage, render_quick_replies_as_text, split_text
+from bot.messages import (
+    InboundMessage,
+    StoredMessage,
+    render_quick_replies_as_text,
+    split_text,
+)
 from bot.messages import utf8_size as size
 from bot.router import Accepted
 from bot.store import Conversation, ConversationEvent, Store
@@ -138,6 +145,10 @@ class WeChatChannel:
             return
         await self._windows.opened(push.openid, by_message=message.type != "event",
                                    now=push.received_at)
+        if message.type != "event":
+            self._background.spawn(self._windows.send_kept(
+                push.openid, functools.partial(self.api.send_text, push.openid),
+                push.received_at))
         self._collecting[push.openid].append(push)
         try:
             accepted = await self._on_message(inbound)
@@ -221,27 +232,27 @@ class WeChatChannel:
         if pending:
             pending[0].replies.append(message)  # goes back in the push's passive reply
             return
-        await self._send_api(conversation.user_id, split_text(
+        await self._send_api(conversation.user_id, message, split_text(
             _text(message), self._config.max_text_bytes, size))
 
-    async def _send_api(self, openid: str, parts: list[str]) -> None:
-        for part in parts:
-            refused = await self._windows.take(openid, self._clock())
-            if refused:
-                raise ChannelSendError(refused, retryable=False)
-            await self.api.send_text(openid, part)
+    async def _send_api(self, openid: str, message: StoredMessage, parts: list[str]) -> None:
+        await self._windows.send(openid, message, parts,
+                                 functools.partial(self.api.send_text, openid), self._clock())
 
     async def _send_later(self, openid: str, later: list[tuple[StoredMessage, list[str]]]
                           ) -> None:
         for message, parts in later:
             try:
-                await self._send_api(openid, parts)
+                await self._send_api(openid, message, parts)
             except ChannelSendError as exc:
                 log.warning("wechat: message %d of %s not delivered: %s", message.seq,
                             message.conversation_id, exc)
                 await self._store.record_event(ConversationEvent(
                     message.conversation_id, self._clock(), "undelivered", None,
                     {"seq": message.seq, "reason": str(exc)}))
+
+    async def delivery_window(self, user_id: str, now: float) -> DeliveryWindow | None:
+        return await self._windows.window(user_id, now)
 
     async def send_state(self, conversation: Conversation, position: int | None) -> None:
         """WeChat has no place for a state; the queue position comes in messages."""

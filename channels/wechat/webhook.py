@@ -11,7 +11,6 @@ XML.
 from __future__ import annotations
 
 import binascii
-import hmac
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +20,7 @@ from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException
 
 from bot.messages import Attachment, InboundEvent, InboundMessage
+from bot.wire import same_secret
 from channels.tencent.push import PushRejected, check_signed, field, parse_xml, sign
 from channels.wechat.settings import WeChatConfig
 
@@ -51,7 +51,7 @@ def open_push(config: WeChatConfig, crypto: WeChatCrypto | None, query: dict[str
             raise PushRejected("an encrypted push, but the account is set to plain mode")
         msg_signature = query.get("msg_signature", "")
         encrypted = field(text, "Encrypt")
-        if not hmac.compare_digest(
+        if not same_secret(
                 sign(config.token, query["timestamp"], query["nonce"], encrypted),
                 msg_signature):
             raise PushRejected("forged msg_signature")

@@ -21,17 +21,24 @@ sessions to WeCom's pool, and the account's servicers answer in the WeCom app
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from bot.channel import PlatformNews, held_by_platform
+from bot.channel import DeliveryWindow, PlatformNews, held_by_platform
 from bot.cluster import Leases
 from bot.errors import ChannelSendError
-from bot.messages import ConversationState, StoredMessage, render_quick_replies_as_text, split_text
+from bot.messages import (
+    ConversationState,
+    StoredMessage,
+    render_quick_replies_as_text,
+    split_text,
+)
 from bot.messages import utf8_size as size
 from bot.router import Accepted
 from bot.store import Conversation, ConversationEvent, Store
@@ -182,6 +189,7 @@ class WeComChannel:
             inbound = to_inbound(item, nudged_at)
             await self._windows.opened(inbound.user_id, by_message=True, now=nudged_at)
             await self._on_message(inbound)
+            await self._send_kept(inbound.user_id, nudged_at)
         elif origin == EVENT and isinstance(item.get("event"), dict):
             await self._event(item, nudged_at)
         if (said := news(item, nudged_at)) is not None:
@@ -227,21 +235,35 @@ class WeComChannel:
         parts = split_text(render_quick_replies_as_text(message.text, message.quick_replies),
                            self._config.max_text_bytes, size)
         now = self._clock()
-        for i, part in enumerate(parts):
-            msgid = f"{message.id[:29]}-{i:02d}"  # WeCom: at most 32 of [0-9a-zA-Z_-]
-            code = self._codes.pop(conversation.user_id, None)
-            if code is not None and code[1] > now:
-                await self.api.send_on_event(code[0], part, msgid)
-                continue
-            if conversation.state is ConversationState.AGENT and \
-                    held_by_platform(conversation.agent_id):
-                raise ChannelSendError("a WeCom servicer holds this session, and WeCom lets "
-                                       "kefu write only to sessions it holds itself",
-                                       retryable=False)
-            refused = await self._windows.take(conversation.user_id, now)
-            if refused:
-                raise ChannelSendError(refused, retryable=False)
-            await self.api.send_text(open_kfid, external, part, msgid)
+        # WeCom: a msgid is at most 32 of [0-9a-zA-Z_-]; one per part
+        msgids = (f"{message.id[:29]}-{i:02d}" for i in itertools.count())
+        code = self._codes.pop(conversation.user_id, None)
+        if code is not None and code[1] > now:  # the greeting, on the entering event's code
+            await self.api.send_on_event(code[0], parts[0], next(msgids))
+            parts = parts[1:]
+        if not parts:
+            return
+        if conversation.state is ConversationState.AGENT and \
+                held_by_platform(conversation.agent_id):
+            raise ChannelSendError("a WeCom servicer holds this session, and WeCom lets "
+                                   "kefu write only to sessions it holds itself",
+                                   retryable=False)
+
+        async def send_part(part: str) -> None:
+            await self.api.send_text(open_kfid, external, part, next(msgids))
+
+        await self._windows.send(conversation.user_id, message, parts, send_part, now)
+
+    async def _send_kept(self, user: str, now: float) -> None:
+        open_kfid, external = split_customer(user)
+
+        async def send_part(part: str) -> None:
+            await self.api.send_text(open_kfid, external, part, uuid.uuid4().hex)
+
+        await self._windows.send_kept(user, send_part, now)
+
+    async def delivery_window(self, user_id: str, now: float) -> DeliveryWindow | None:
+        return await self._windows.window(user_id, now)
 
     async def send_state(self, conversation: Conversation, position: int | None) -> None:
         """WeCom shows no state; the queue position comes in messages."""

@@ -33,7 +33,8 @@ def greeter(make_config: Callable[..., Config]) -> Greeter:
     [((2026, 11, 23, 8, 30), "zh", "早上好"), ((2026, 11, 23, 12, 0), "zh", "中午好"),
      ((2026, 11, 23, 15, 0), "zh", "下午好"), ((2026, 11, 23, 20, 0), "zh", "晚上好"),
      ((2026, 11, 23, 8, 30), "en", "Good morning"), ((2026, 11, 23, 15, 0), "en",
-                                                     "Good afternoon")],
+                                                     "Good afternoon"),
+     ((2026, 11, 24, 3, 0), "zh", "您好"), ((2026, 11, 24, 3, 0), "en", "Hello")],
 )
 def test_time_of_day(greeter: Greeter, moment: tuple[int, ...], lang: str, expected: str) -> None:
     assert greeter.render(lang, at(*moment)).startswith(expected)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.config import LoggingConfig
+from bot.config import Config, LoggingConfig, secrets_in
 from bot.logs import about, configure_logging
 from tests.harness import Kefu
 
@@ -22,8 +22,9 @@ def logged() -> Iterator[Any]:
     saved = (list(root.handlers), root.level)
     buffer = io.StringIO()
 
-    def configure(format_: str) -> io.StringIO:
-        configure_logging(LoggingConfig(format=format_), buffer)  # type: ignore[arg-type]
+    def configure(format_: str, secrets: frozenset[str] = frozenset()) -> io.StringIO:
+        configure_logging(LoggingConfig(format=format_), buffer,  # type: ignore[arg-type]
+                          secrets)
         return buffer
 
     yield configure
@@ -84,3 +85,15 @@ def test_access_log_lines_are_not_doubled_in_text(logged: Any) -> None:
     logging.getLogger("aiohttp.access").info(
         '127.0.0.1 "GET /healthz HTTP/1.1" 200', extra={"remote_address": "127.0.0.1"})
     assert buffer.getvalue().rstrip().endswith('"GET /healthz HTTP/1.1" 200')
+
+
+def test_a_configured_secret_a_library_logs_is_written_as_stars(logged: Any) -> None:
+    token = "123456:AAE-bot-token-from-botfather"
+    config = Config.model_validate({"channels": {"telegram": {"token": token},
+                                                 "wechat": {"app_secret": "wx-app-secret-1"}}})
+    assert {token, "wx-app-secret-1"} <= secrets_in(config)
+    buffer = logged("text", secrets_in(config))
+    logging.getLogger("httpx").warning('HTTP Request: POST %s "HTTP/1.1 200 OK"',
+                                       f"https://api.telegram.org/bot{token}/getUpdates")
+    assert token not in buffer.getvalue()
+    assert "https://api.telegram.org/bot***/getUpdates" in buffer.getvalue()

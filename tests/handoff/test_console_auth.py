@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
+import aiohttp
+import pytest
 from aiohttp import WSServerHandshakeError
 from aiohttp.web_urldispatcher import PrefixedSubAppResource
 
+from bot.config import Config
 from handoff.auth import hash_token
 from handoff.console import PUBLIC
+from tests.channels.tencent_envelope import Clock
 from tests.harness import Kefu
+from tests.redis_support import REDIS_URL, forget, require_redis, unique_prefix
 
 PASSWORD = "correct horse"
 
@@ -99,15 +106,102 @@ async def test_sessions_expire_and_logout_ends_them(kefu: Kefu) -> None:
     assert duty is not None and duty.presence.value == "offline"
 
 
-async def test_password_guessing_is_slowed_and_passwords_are_never_stored(kefu: Kefu) -> None:
+async def login_from(kefu: Kefu, address: str, password: str,
+                     headers: dict[str, str] | None = None) -> aiohttp.ClientResponse:
+    """A login from another address on this machine (127.0.0.0/8 is all loopback)."""
     assert kefu.client is not None
-    for _ in range(kefu.config.desk.login_attempts_per_minute):
-        response = await kefu.client.post("/agent/api/login",
-                                          json={"name": "duty", "password": "guess"})
-        assert response.status == 401
-    blocked = await kefu.client.post("/agent/api/login",
-                                     json={"name": "duty", "password": PASSWORD})
-    assert blocked.status == 429
-    duty = await kefu.store.agent_by_name("duty")
-    assert duty is not None
-    assert duty.password_hash.startswith("scrypt$") and PASSWORD not in duty.password_hash
+    connector = aiohttp.TCPConnector(local_addr=(address, 0))
+    async with aiohttp.ClientSession(connector=connector) as session:
+        response = await session.post(kefu.client.make_url("/agent/api/login"), headers=headers,
+                                      json={"name": "duty", "password": password})
+        await response.read()
+        return response
+
+
+async def test_a_guesser_waits_longer_each_time_but_never_locks_the_agent_out(
+        make_config: Callable[..., Config]) -> None:
+    clock = Clock()
+    kefu = await Kefu(make_config(), clock).start()
+    try:
+        await kefu.add_agent("duty")
+        free = kefu.config.desk.login_free_attempts
+        for _ in range(free):
+            assert (await login_from(kefu, "127.0.0.2", "guess")).status == 401
+        blocked = await login_from(kefu, "127.0.0.2", PASSWORD)
+        assert blocked.status == 429  # even the right password waits, from there
+        assert (await login_from(kefu, "127.0.0.1", PASSWORD)).status == 200  # her own place
+        clock.advance(kefu.config.desk.login_backoff_seconds)  # 2 s: one more try...
+        assert (await login_from(kefu, "127.0.0.2", "guess")).status == 401
+        clock.advance(kefu.config.desk.login_backoff_seconds)
+        assert (await login_from(kefu, "127.0.0.2", "guess")).status == 429  # ...then 4 s
+        clock.advance(kefu.config.desk.login_backoff_seconds)
+        assert (await login_from(kefu, "127.0.0.2", PASSWORD)).status == 200
+        duty = await kefu.store.agent_by_name("duty")
+        assert duty is not None
+        assert duty.password_hash.startswith("scrypt$") and PASSWORD not in duty.password_hash
+    finally:
+        await kefu.stop()
+
+
+async def test_processes_sharing_redis_share_the_count(
+        make_config: Callable[..., Config]) -> None:
+    await require_redis()
+    store = {"type": "redis", "url": REDIS_URL, "prefix": unique_prefix()}
+    one = await Kefu(make_config(store=store)).start()
+    two = await Kefu(make_config(store=store)).start()
+    try:
+        await one.add_agent("duty")
+        free = one.config.desk.login_free_attempts
+        for i in range(free):  # spread over both processes
+            assert (await login_from((one, two)[i % 2], "127.0.0.3", "guess")).status == 401
+        assert (await login_from(one, "127.0.0.3", "guess")).status == 429
+        assert (await login_from(two, "127.0.0.3", "guess")).status == 429
+    finally:
+        await one.stop()
+        await two.stop()
+        await forget(store["prefix"])
+
+
+async def test_behind_a_trusted_proxy_the_agents_own_address_is_counted(
+        make_config: Callable[..., Config]) -> None:
+    kefu = await Kefu(make_config(server={"trusted_proxies": ["127.0.0.1/32"]})).start()
+    try:
+        await kefu.add_agent("duty")
+        guesser = {"X-Forwarded-For": "203.0.113.9"}
+        for _ in range(kefu.config.desk.login_free_attempts):
+            assert (await login_from(kefu, "127.0.0.1", "guess", guesser)).status == 401
+        assert (await login_from(kefu, "127.0.0.1", PASSWORD, guesser)).status == 429
+        alice = {"X-Forwarded-For": "198.51.100.7"}  # through the same proxy, from home
+        assert (await login_from(kefu, "127.0.0.1", PASSWORD, alice)).status == 200
+    finally:
+        await kefu.stop()
+
+
+@pytest.mark.parametrize(("settings", "address", "proto", "secure"), [
+    ({}, "127.0.0.1", "https", False),  # nobody's X-Forwarded-Proto is believed
+    ({"server": {"trusted_proxies": ["127.0.0.1/32"]}}, "127.0.0.1", "https", True),
+    ({"server": {"trusted_proxies": ["127.0.0.1/32"]}}, "127.0.0.4", "https", False),
+    ({"server": {"trusted_proxies": ["127.0.0.1/32"]}}, "127.0.0.1", "http", False),
+    ({"desk": {"secure_cookie": True}}, "127.0.0.1", "", True),
+])
+async def test_the_session_cookie_is_secure_behind_a_trusted_tls_proxy(
+        make_config: Callable[..., Config], settings: dict[str, Any], address: str,
+        proto: str, secure: bool) -> None:
+    kefu = await Kefu(make_config(**settings)).start()
+    try:
+        await kefu.add_agent("duty")
+        response = await login_from(kefu, address, PASSWORD,
+                                    {"X-Forwarded-Proto": proto} if proto else {})
+        assert response.status == 200
+        cookie = response.headers["Set-Cookie"]
+        assert ("Secure" in cookie.split("; ")) is secure, cookie
+    finally:
+        await kefu.stop()
+
+
+async def test_deeply_nested_json_is_a_clear_400(kefu: Kefu) -> None:
+    assert kefu.client is not None
+    body = "[" * 20_000 + "]" * 20_000
+    response = await kefu.client.post("/agent/api/login", data=body,
+                                      headers={"Content-Type": "application/json"})
+    assert response.status == 400 and (await response.json())["error"] == "bad_json"

@@ -37,7 +37,8 @@ async def test_customer_is_queued_served_held_and_asked_for_a_rating(desk: Kefu)
     # Waiting customers hear their position and an apology at the configured interval.
     holding = await customer.receive_until("message")
     assert holding[-1]["kind"] == "holding"
-    assert "前面还有 0 位" in holding[-1]["text"] and "抱歉" in holding[-1]["text"]
+    assert "您是下一位" in holding[-1]["text"] and "抱歉" in holding[-1]["text"]
+    assert "0 位" not in holding[-1]["text"]
 
     alice = await desk.agent("alice")
     await alice.post("/presence", {"presence": "online"})

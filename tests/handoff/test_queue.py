@@ -157,3 +157,20 @@ async def test_bad_agent_requests_get_clear_errors(kefu: Kefu) -> None:
     response = await duty.client.post(f"/agent/api/conversations/{conversation_id}/reply",
                                       data=b"{not json", headers=duty.headers)
     assert response.status == 400 and (await response.json())["error"] == "bad_json"
+
+
+async def test_the_next_in_line_hears_so_and_the_wait_comes_from_the_desks_pace(
+        kefu: Kefu) -> None:
+    duty = await kefu.agent("duty")
+    for _ in range(3):  # the desk has taken three customers lately
+        _, served = await kefu.queued_customer()
+        await duty.act(served, "take")
+    first, second = await kefu.visitor(), await kefu.visitor()
+    await first.say("转人工")
+    await second.say("转人工")
+    (next_in_line,) = await first.say("还要等多久")
+    assert "您是下一位" in next_in_line["text"] and "0 位" not in next_in_line["text"]
+    (behind,) = await second.say("还要等多久")
+    assert "前面还有 1 位" in behind["text"]
+    assert "预计还需等待约" in behind["text"] and "分钟" in behind["text"]
+    assert await second.say("在吗") == []  # not again sooner than the interval

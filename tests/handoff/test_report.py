@@ -8,6 +8,7 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -257,3 +258,16 @@ async def test_the_console_serves_reports_to_supervisors_only(kefu: Kefu) -> Non
                                   params={"from": "2026-11-09", "to": "2026-11-02"})
     assert wrong.status == 400
     assert "before it begins" in (await wrong.json())["message"]
+
+
+async def test_where_customers_came_from_is_counted(store: Store) -> None:
+    await seed(store, generate())
+    begun = [c for c in await store.conversations_created(WEEK.since, WEEK.until)
+             if c.channel == "telegram"]
+    for conversation, source in zip(begun, ("poster", "poster", "newsletter"), strict=False):
+        await store.save_conversation(replace(conversation, source=source))
+    report = await make_report(store, WEEK, CONFIG, now=NOW)
+    assert report.sources == Counter({"poster": 2, "newsletter": 1})
+    text = as_markdown(report)
+    assert "## Where customers came from" in text
+    assert "| poster | 2 |" in text and "| newsletter | 1 |" in text

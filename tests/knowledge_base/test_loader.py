@@ -122,3 +122,28 @@ def test_not_utf8_and_missing_folder(tmp_path: Path) -> None:
 def test_empty_folder_is_a_problem(tmp_path: Path) -> None:
     (tmp_path / "kb").mkdir()
     assert "no .yaml files found" in problems(tmp_path / "kb")[0]
+
+
+@pytest.mark.parametrize(("answer", "problem"), [
+    ("{{ 7 ** 100000000 }}", "too large a number"),
+    ("{{ 'x' * 10 ** 9 }}", "is more than 10000"),
+    ("{% for i in range(10 ** 6) %}{% endfor %}", "range() of more than 1000 numbers"),
+    ("{% for i in range(1000) %}{% for j in range(1000) %}{% for k in range(1000) %}"
+     "{% endfor %}{% endfor %}{% endfor %}", "takes more than 50 ms to render"),
+    ("{% if not is_open %}{% for i in range(1000) %}{% for j in range(1000) %}"
+     "{{ i * j }}{% endfor %}{% endfor %}{% endif %}", "renders more than 10000 characters"),
+])
+def test_a_heavy_answer_template_is_refused_at_load(tmp_path: Path, answer: str,
+                                                    problem: str) -> None:
+    folder = write_kb(tmp_path / "kb", {"a.yaml": (
+        "- id: heavy\n  questions: [算一下]\n  answer: |\n    " + answer + "\n")})
+    (found,) = problems(folder)
+    assert found.startswith("kb/a.yaml:3: answer template:") and problem in found
+
+
+def test_an_ordinary_template_still_loads(tmp_path: Path) -> None:
+    folder = write_kb(tmp_path / "kb", {"a.yaml": (
+        "- id: hours\n  questions: [几点上班]\n  answer: "
+        "\"{% if is_open %}{{ business }}在线{% else %}{{ back_at }}上班{% endif %}"
+        "{% for i in range(3) %}!{% endfor %}\"\n")})
+    assert [e.id for e in load_entries(folder)] == ["hours"]

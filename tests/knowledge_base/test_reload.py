@@ -78,3 +78,17 @@ async def test_the_running_bot_notices_edits_by_itself(
         await wait_for(served, within=30)  # a process of its own loads the model
     finally:
         await kefu.stop()
+
+
+async def test_a_heavy_template_is_rejected_at_reload_and_answers_go_on(kefu: Kefu) -> None:
+    live = kefu.knowledge_base
+    folder: Path = kefu.config.knowledge_base.path
+    heavy = NEW_ENTRY.replace("可以，下单时勾选“礼品包装”。", (
+        '"{% for i in range(1000) %}{% for j in range(1000) %}{% for k in range(1000) %}'
+        '{% endfor %}{% endfor %}{% endfor %}"'))
+    (folder / "returns.yaml").write_text(TEST_KB["returns.yaml"] + heavy, encoding="utf-8")
+    assert not await live.reload_if_changed()
+    assert "takes more than 50 ms to render" in live.last_problems[0]
+    visitor = await kefu.visitor()
+    await visitor.open()
+    assert (await visitor.say("退货怎么办"))[0]["text"] == "签收后 7 天内可以无理由退货。"

@@ -463,3 +463,20 @@ async def test_a_message_appended_twice_by_id_is_stored_once(store: Store) -> No
     assert [m.id for m in await store.messages(c.id)] == ["a-1", asked.id]
 
 
+    stored = await store.append_message(c, NewMessage(
+        role=Role.BOT, kind=Kind.GREETING, text="您好", ts=101.0, id="sent-already"))
+    assert stored is not None and stored.id == "sent-already"
+    assert (await store.messages(c.id))[0].id == "sent-already"
+
+
+async def test_failures_are_counted_atomically_and_forgotten(store: Store) -> None:
+    assert await store.failures("login:alice:10.0.0.9", 100.0) == (0, 0.0)
+    counts = await asyncio.gather(*(store.count_failure("login:alice:10.0.0.9", 100.0 + i,
+                                                        60.0) for i in range(5)))
+    assert sorted(counts) == [1, 2, 3, 4, 5]  # none lost to a race
+    assert (await store.failures("login:alice:10.0.0.9", 120.0))[0] == 5
+    assert await store.failures("login:alice:10.0.0.1", 120.0) == (0, 0.0)  # per key
+    assert await store.failures("login:alice:10.0.0.9", 200.0) == (0, 0.0)  # forgotten
+    assert await store.count_failure("login:alice:10.0.0.9", 200.0, 60.0) == 1
+    await store.clear_failures("login:alice:10.0.0.9")
+    assert await store.failures("login:alice:10.0.0.9", 200.0) == (0, 0.0)

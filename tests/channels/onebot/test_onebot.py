@@ -72,6 +72,10 @@ async def test_forged_or_unsigned_posts_and_wrong_tokens_are_refused(onebot: Any
     assert await client.post(url("/onebot"), client.private(7, "退货怎么办"), forge=True) \
         == 403
     assert await client.connect(url("/onebot/ws"), token="wrong") == 401
+    assert await client.connect(url("/onebot/ws"), token="令牌") == 401
+    assert kefu.client is not None
+    odd = await kefu.client.post("/onebot", data=b"{}", headers={"X-Signature": "sha1=签名"})
+    assert odd.status == 403
     await kefu.router.idle()
     assert await kefu.store.latest_conversation("onebot", f"{client.self_id}:7") is None
 

@@ -161,3 +161,22 @@ async def test_five_replies_to_one_message_at_most(qq_world: Any) -> None:
     assert "5 replies" in results[-1]["undelivered"]
     assert len(qq.standin.said_in("/v2/users/OPENID4/messages")) == 5
     assert qq.standin.refused == []
+
+
+@pytest.mark.parametrize("author", ["OPENID5", None, {"user_openid": 5}])
+async def test_a_message_with_a_malformed_author_is_refused_and_logged(
+        qq_world: Any, author: Any, caplog: pytest.LogCaptureFixture) -> None:
+    qq = await qq_world()
+    status, text = await qq.standin.post(qq.url, {"op": 0, "t": "C2C_MESSAGE_CREATE", "d": {
+        "author": author, "content": "退货怎么办", "id": "ROBOT1.0_x"}})
+    assert status == 400 and "author.user_openid" in text
+    assert any("callback refused" in r.getMessage() for r in caplog.records)
+    assert qq.standin.replies == []
+
+
+async def test_deeply_nested_json_is_refused_not_a_crash(qq_world: Any) -> None:
+    qq = await qq_world()
+    assert qq.kefu.client is not None
+    body = b'{"op": 0, "d": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"
+    refused = await qq.kefu.client.post("/qq", data=body, headers=qq.standin.signed(body))
+    assert refused.status == 400 and "nested too deeply" in await refused.text()

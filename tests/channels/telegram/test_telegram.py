@@ -123,9 +123,12 @@ async def test_quick_replies_are_a_keyboard_and_ratings_are_buttons(world: Any) 
     assert buttons[0] == {"text": "5 非常满意", "callback_data": "rate:5"}
     await w.write(w.api.button(CUSTOMER, "rate:4"))
     await wait_for(lambda: len(w.api.answered_callbacks) == 1)
-    await w.kefu.router.idle()
-    rated = await w.kefu.store.get_conversation(conversation.id)
-    assert rated.rating == 4
+
+    async def rated() -> bool:
+        found = await w.kefu.store.get_conversation(conversation.id)
+        return found is not None and found.rating == 4
+
+    await wait_for(rated)
 
 
 @pytest.mark.parametrize("mode", ["polling", "webhook"])
@@ -147,6 +150,7 @@ async def test_a_forged_webhook_secret_is_refused(world: Any) -> None:
     update = w.api.private_message(CUSTOMER, "退货怎么办")
     assert await w.api.push(w.webhook_url, update, secret="wrong-secret-wrong") == 403
     assert await w.api.push(w.webhook_url, update, secret="") == 403
+    assert await w.api.push(w.webhook_url, update, secret="密钥-not-ascii") == 403
     await asyncio.sleep(0.2)
     assert w.api.to(CUSTOMER) == []
     assert await w.kefu.store.latest_conversation("telegram", str(CUSTOMER)) is None
@@ -288,3 +292,36 @@ async def test_a_customer_burst_is_merged_within_the_groups_budget(world: Any) -
     assert w.api.refused == 0  # and never over the group's budget
     said = "\n".join(topic)
     assert [said.index(t) for t in texts] == sorted(said.index(t) for t in texts)  # in order
+
+
+async def test_one_chats_429_and_burst_never_delay_another_chats_greeting(world: Any) -> None:
+    # Telegram allows one message to a chat every 4 s: the burst's answers meet 429s.
+    w = await world(limits=Limits(per_chat_interval=4.0), per_chat_per_second=10.0)
+    other = CUSTOMER + 1
+    burst = [w.api.private_message(CUSTOMER, q)
+             for q in ("退货怎么办", "什么时候退款", "退货政策是什么", "可以退货吗")]
+    written_at = time.monotonic()
+    await w.write(*burst, w.api.private_message(other, "/start"))  # one getUpdates
+    await w.replies_to(other, 1)
+    waited = time.monotonic() - written_at
+    assert waited < 2.0
+    conversation = await w.kefu.store.latest_conversation("telegram", str(other))
+    assert conversation.greeting_latency_ms <= waited * 1000
+    replies = await w.replies_to(CUSTOMER, 3)  # its own, in order, 4 s apart
+    assert w.api.refused >= 1  # the first chat sat out 429s meanwhile
+    assert replies[1:3] == ["签收后 7 天内可以无理由退货。", "退款 1-3 个工作日到账。"]
+
+
+async def test_a_deep_link_is_the_conversations_source_not_a_question(world: Any) -> None:
+    w = await world()
+    await w.write(w.api.private_message(CUSTOMER, "/start double11-poster"))
+    (greeting,) = await w.replies_to(CUSTOMER, 1)
+    assert "欢迎" in greeting
+    await w.kefu.router.idle()
+    conversation = await w.kefu.store.latest_conversation("telegram", str(CUSTOMER))
+    assert conversation.source == "double11-poster"
+    assert [m.role.value for m in await w.kefu.store.messages(conversation.id)] == ["bot"]
+    assert await w.kefu.store.unanswered() == []
+    agent = await w.kefu.agent("duty")
+    shown = await agent.get(f"/conversations/{conversation.id}")
+    assert shown["conversation"]["source"] == "double11-poster"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 
@@ -166,6 +167,40 @@ async def test_flood_is_rate_limited_then_closed_and_others_are_unaffected(
         assert [e["client_msg_id"] for e in limited] == ["f3"]  # told it was not taken
         other = await kefu.visitor()
         assert [r["kind"] for r in await other.say("退货怎么办")] == ["greeting", "answer"]
+    finally:
+        await kefu.stop()
+
+
+async def test_a_deeply_nested_frame_is_bad_json_and_the_chat_goes_on(kefu: Kefu) -> None:
+    visitor = await kefu.visitor()
+    await visitor.send("[" * 15_000)
+    error = await visitor.receive()
+    assert error["type"] == "error" and error["code"] == "bad_json"
+    assert [r["kind"] for r in await visitor.say("退货怎么办")] == ["greeting", "answer"]
+
+
+async def test_a_flood_of_junk_frames_is_limited_like_messages(
+    make_config: Callable[..., Config], caplog: pytest.LogCaptureFixture,
+) -> None:
+    limits = {"rate_limit_messages": 5, "rate_limit_seconds": 60,
+              "rate_limit_strikes_before_close": 3}
+    kefu = await Kefu(make_config(channels={"webchat": limits})).start()
+    try:
+        flooder = await kefu.visitor()
+        assert flooder.ws is not None
+        with contextlib.suppress(ConnectionError):
+            for _ in range(10_000):
+                await flooder.ws.send_str("x")
+        frames = []
+        with pytest.raises(ConnectionError, match="CLOSE"):
+            while True:
+                frames.append(await flooder.receive())
+        assert flooder.ws.close_code == 1008
+        assert [f["code"] for f in frames] == ["bad_json"] * 5 + ["rate_limited"] * 2
+        other = await kefu.visitor()
+        assert [r["kind"] for r in await other.say("退货怎么办")] == ["greeting", "answer"]
+        webchat_lines = [r for r in caplog.records if r.name == "channels.webchat.channel"]
+        assert len(webchat_lines) <= 10
     finally:
         await kefu.stop()
 

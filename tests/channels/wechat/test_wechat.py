@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -321,7 +322,15 @@ async def test_a_reply_after_the_window_is_kept_and_the_agent_is_told_why(
                 and e["detail"]["seq"] == result["message"]["seq"]]
     assert "48 hours" in event["detail"]["reason"]
 
-    await world.say("oLate", "还在吗")  # the customer writes: the window opens again
+    world.clock.advance(30 * 60)
+    await world.say("oLate", "还在吗")  # the customer writes: the window opens again...
+    # ...and the kept reply goes first, saying how old it is
+    await wait_for(lambda: any("抱歉久等了" in m["content"] for m in world.standin.sent))
+    late = next(m["content"] for m in world.standin.sent if "抱歉久等了" in m["content"])
+    assert late == "（30 分钟前的消息 · sent 30 min ago）抱歉久等了，您的问题已解决。"
+    detail = await agent.get(f"/conversations/{conversation_id}")
+    assert [e["detail"]["seq"] for e in detail["events"] if e["type"] == "delivered_late"] \
+        == [result["message"]["seq"]]
     result = await agent.act(conversation_id, "reply", text="在的，已为您处理好。")
     assert result["undelivered"] is None
     world.standin.windows["oLate"].until = 0  # WeChat's own view wins: 45015
@@ -347,3 +356,40 @@ async def test_wechat_being_busy_is_retried(wechat_world: Any) -> None:
     result = await agent.act(conversation_id, "reply", text="系统繁忙时也能送达。")
     assert result["undelivered"] is None
     assert world.standin.sent[-1]["content"] == "系统繁忙时也能送达。"
+
+
+async def test_automatic_messages_leave_the_windows_last_two_for_the_agent(
+        wechat_world: Any) -> None:
+    world = await wechat_world("safe")
+    await world.say("oReserve", "转人工")
+    conversation = await world.conversation("oReserve")
+    assert conversation.state is ConversationState.QUEUED
+    agent = await world.kefu.agent("duty")
+    config = world.kefu.config.conversation
+    world.clock.advance(config.queued_reminder_seconds)
+    await world.kefu.desk.tick()  # WeChat's quota: timed updates are rarer here
+    assert len(world.standin.sent) == 0
+    asked = await world.say("oReserve", "还要等多久")  # the answer rides on the passive reply
+    assert asked.reply is not None and "您是下一位" in asked.reply["Content"]
+    assert len(world.standin.sent) == 0
+    for _ in range(5):  # five queue updates due while the customer waits without writing
+        world.clock.advance(config.queued_reminder_seconds_with_quota)
+        await agent.get("/queue")  # the agent is still there
+        await world.kefu.desk.tick()
+    holding = [m for m in await world.kefu.store.messages(conversation.id)
+               if m.kind.value == "holding"]
+    assert len(holding) == 6 and len(world.standin.sent) == 3  # 2 of the 5 timed kept back
+    await agent.act(conversation.id, "take")  # "duty has joined": automatic, not sent
+    await world.kefu.router.idle()
+    assert len(world.standin.sent) == 3
+    shown = (await agent.get(f"/conversations/{conversation.id}"))["conversation"]
+    window = shown["delivery_window"]
+    assert (window["messages_left"], window["reserve"]) == (2, 2)
+    assert datetime.fromisoformat(window["closes_at"]).timestamp() > world.clock() + 47 * 3600
+    results = [await agent.act(conversation.id, "reply", text=f"第 {i} 条：已为您处理。")
+               for i in (1, 2)]
+    assert [r["undelivered"] for r in results] == [None, None]
+    assert [s["content"] for s in world.standin.sent[-2:]] == [
+        "第 1 条：已为您处理。", "第 2 条：已为您处理。"]
+    shown = (await agent.get(f"/conversations/{conversation.id}"))["conversation"]
+    assert shown["delivery_window"]["messages_left"] == 0
