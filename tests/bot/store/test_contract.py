@@ -463,12 +463,6 @@ async def test_a_message_appended_twice_by_id_is_stored_once(store: Store) -> No
     assert [m.id for m in await store.messages(c.id)] == ["a-1", asked.id]
 
 
-    stored = await store.append_message(c, NewMessage(
-        role=Role.BOT, kind=Kind.GREETING, text="您好", ts=101.0, id="sent-already"))
-    assert stored is not None and stored.id == "sent-already"
-    assert (await store.messages(c.id))[0].id == "sent-already"
-
-
 async def test_failures_are_counted_atomically_and_forgotten(store: Store) -> None:
     assert await store.failures("login:alice:10.0.0.9", 100.0) == (0, 0.0)
     counts = await asyncio.gather(*(store.count_failure("login:alice:10.0.0.9", 100.0 + i,
