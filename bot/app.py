@@ -30,6 +30,8 @@ from bot.store.sqlite import SqliteStore
 from bot.understanding import reader_for
 from handoff.auth import Sessions
 from handoff.board import Board
+from handoff.bridges import DeskBridge
+from handoff.bridges.chatwoot.bridge import ChatwootBridge
 from handoff.cases import CaseBook
 from handoff.console import Console
 from handoff.customers import CustomerBook
@@ -68,6 +70,15 @@ def _without_password(url: str) -> str:
         return url
     user = f"{parts.username}:" if parts.username else ":"
     return urlunsplit(parts._replace(netloc=f"{user}***@{parts.netloc.rpartition('@')[2]}"))
+
+
+def bridge_for(config: Config, store: Store, speaker: Speaker, customers: CustomerBook,
+               leases: Leases, desk: Desk, clock: Callable[[], float]) -> DeskBridge | None:
+    """The helpdesk whose agents answer after a handoff (`handoff.desk`); None for kefu's."""
+    if config.handoff.desk == "chatwoot":
+        return ChatwootBridge(config.handoff.chatwoot, store, speaker, customers, leases,
+                              desk.platform_news, clock)
+    return None
 
 
 def cluster_for(store: Store) -> tuple[Leases, Fanout]:
@@ -111,6 +122,7 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
     customers.listen(speaker)
     cases = CaseBook(config.crm, store, customers, webhooks, clock)
     desk = Desk(config, store, lanes, speaker, leases, fanout, metrics, webhooks, cases, clock)
+    desk.bridge = bridge_for(config, store, speaker, customers, leases, desk, clock)
     router = Router(config, store, live_kb, lanes, speaker, desk, metrics, webhooks, clock)
     recovery = Recovery(store, router, speaker, leases,
                         config.conversation.recovery_after_seconds, clock)
@@ -146,6 +158,8 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
     app[CHANNELS] = channels
     for channel in channels.values():
         channel.add_routes(app)
+    if desk.bridge is not None:
+        desk.bridge.add_routes(app)
     app.add_subapp("/agent", console.app())
     app.router.add_get("/healthz", _health)
     if config.metrics.enabled:
@@ -178,6 +192,8 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
     app.cleanup_ctx.append(background(customers.run))
     app.cleanup_ctx.append(background(lambda: cases.run(leases)))
     app.cleanup_ctx.append(background(recovery.run))
+    if desk.bridge is not None:
+        app.cleanup_ctx.append(background(desk.bridge.run))
     for work in channel_work:
         app.cleanup_ctx.append(background(work))
     app.on_shutdown.append(shut_down)
