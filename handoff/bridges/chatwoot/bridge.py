@@ -176,10 +176,7 @@ class ChatwootBridge:
         next_scan = next_read = 0.0
         try:
             while True:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._settings.sync_seconds):
-                        await self._wake.wait()
-                self._wake.clear()
+                await self._woken_or_after(self._settings.sync_seconds)
                 if not await self._leases.try_lead(LEADER):
                     continue
                 now = self._clock()
@@ -198,6 +195,21 @@ class ChatwootBridge:
                     await self._background.drain()  # webhooks being handled
             await self._background.cancel()
             await self.api.aclose()
+
+    async def _woken_or_after(self, seconds: float) -> None:
+        """Wait for work, at most `seconds`. On Python 3.11 a cancel that arrives as an
+        asyncio.timeout fires is taken for the timeout and lost, and the app would wait for
+        this loop forever at shutdown: so no timeout here, and a lost cancel is raised again."""
+        waiter = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait([waiter], timeout=seconds)
+        finally:
+            waiter.cancel()
+        self._wake.clear()
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            # a cancel swallowed on the way (redis-py's reads time out with asyncio.timeout)
+            raise asyncio.CancelledError
 
     async def _bridged(self) -> list[Conversation]:
         """Open handoffs; not those a channel's own platform agents hold (WeCom's)."""

@@ -8,11 +8,16 @@ from typing import Any
 
 import pytest
 
+from bot.cluster import LEASE_SECONDS
 from bot.config import Config
 from bot.store import Conversation
 from handoff.bridges.chatwoot.bridge import ROUTE
 from tests.handoff.bridges.chatwoot_standin import ChatwootStandIn
 from tests.harness import Kefu, wait_for
+from tests.redis_support import REDIS_URL, forget, require_redis, unique_prefix
+
+# With Redis, the stopped kefu's `chatwoot` lease runs out before the new one copies.
+AFTER_RESTART = LEASE_SECONDS + 5
 
 
 @dataclass
@@ -23,6 +28,7 @@ class World:
     sections: dict[str, dict[str, Any]]  # more of kefu's settings, by section
 
     def config(self, **chatwoot: Any) -> Config:
+        """kefu's settings with the stand-in as its desk; `chatwoot` overrides some."""
         settings = {"base_url": self.chatwoot.url, "account_id": self.chatwoot.account_id,
                     "inbox_id": self.chatwoot.inbox_id,
                     "access_token": self.chatwoot.access_token,
@@ -58,12 +64,21 @@ class World:
         return visitor, conversation
 
 
-@pytest.fixture
-async def world(make_config: Callable[..., Config]) -> AsyncIterator[World]:
+@pytest.fixture(params=["sqlite", "redis"])
+async def world(request: pytest.FixtureRequest, make_config: Callable[..., Config]
+                ) -> AsyncIterator[World]:
+    """The same tests on each store: the bridge's cursors live in it."""
+    sections: dict[str, dict[str, Any]] = {}
+    prefix = unique_prefix()
+    if request.param == "redis":
+        await require_redis()
+        sections["store"] = {"type": "redis", "url": REDIS_URL, "prefix": prefix}
     chatwoot = await ChatwootStandIn().start()
-    made = World(chatwoot, Kefu(make_config()), make_config, {})
+    made = World(chatwoot, Kefu(make_config()), make_config, sections)
     made.kefu = await Kefu(made.config()).start()
     made.point_webhook()
     yield made
     await made.kefu.stop()
     await chatwoot.stop()
+    if request.param == "redis":
+        await forget(prefix)

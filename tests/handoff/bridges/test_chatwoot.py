@@ -12,7 +12,7 @@ from bot.config import load_config
 from bot.errors import ConfigError
 from bot.messages import ConversationState
 from handoff.bridges.chatwoot.bridge import ROUTE
-from tests.handoff.bridges.conftest import World
+from tests.handoff.bridges.conftest import AFTER_RESTART, World
 from tests.harness import Visitor, wait_for
 
 
@@ -109,7 +109,8 @@ async def test_a_lost_webhook_is_read_back_and_sent_once(world: World) -> None:
     await world.chatwoot.reply(chatwoot, "alice", "missed by the webhook")
     await visitor.disconnect()
     kefu = await world.restart(catch_up_seconds=0.2)
-    await wait_for(lambda: _texts(kefu, conversation.id, "missed by the webhook"))
+    await wait_for(lambda: _texts(kefu, conversation.id, "missed by the webhook"),
+                   within=AFTER_RESTART)
     await asyncio.sleep(0.6)  # read back twice more
     texts = [m.text for m in await kefu.store.messages(conversation.id)]
     assert texts.count("missed by the webhook") == 1
@@ -152,15 +153,16 @@ async def test_a_restart_copies_nothing_twice(world: World) -> None:
     kefu = await world.restart()
     returning = await kefu.visitor(visitor.id)
     await returning.say("我又来了")
-    await wait_for(lambda: any(m.content == "我又来了" for m in world.chatwoot.thread(chatwoot)))
+    await wait_for(lambda: any(m.content == "我又来了" for m in world.chatwoot.thread(chatwoot)),
+                   within=AFTER_RESTART)
     assert len(world.chatwoot.thread(chatwoot)) == before + 1
     assert len(world.chatwoot.conversations) == 1
 
 
 async def test_queue_position_while_unassigned_then_the_one_minute_rule(
         world: World) -> None:
-    world.sections = {"conversation": {"queued_reminder_seconds": 0.3},
-                      "desk": {"agent_reply_seconds": 0.5}}
+    world.sections |= {"conversation": {"queued_reminder_seconds": 0.3},
+                       "desk": {"agent_reply_seconds": 0.5}}
     kefu = await world.restart()
     await world.handed_off()
     visitor, conversation = await world.handed_off()
@@ -197,6 +199,19 @@ async def test_outside_the_inboxs_hours_the_customer_leaves_a_message(world: Wor
     assert "offline_offered" in events
     await asyncio.sleep(0.3)
     assert not world.chatwoot.conversations
+
+
+async def test_kefu_ending_the_chat_resolves_it_in_chatwoot(world: World) -> None:
+    """A web customer who leaves the queue is recorded as abandoned, and Chatwoot's
+    agents no longer see them waiting."""
+    world.sections |= {"desk": {"abandon_after_seconds": 0.3}}
+    await world.restart()
+    visitor, conversation = await world.handed_off()
+    chatwoot = world.chatwoot.conversation_of(conversation.id)
+    await visitor.disconnect()
+    await wait_for(lambda: chatwoot.status == "resolved")
+    closed = await world.kefu.store.get_conversation(conversation.id)
+    assert closed is not None and closed.close_reason == "abandoned"
 
 
 # security
