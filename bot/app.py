@@ -48,6 +48,7 @@ DESK = web.AppKey("desk", Desk)
 KNOWLEDGE_BASE = web.AppKey("knowledge_base", LiveKnowledgeBase)
 CHANNELS = web.AppKey("channels", dict)
 SHUTDOWN_GRACE_SECONDS = 10.0
+RECANCEL_SECONDS = 1.0  # a background loop still running this long after a cancel gets another
 
 
 async def open_store(config: Config) -> Store:
@@ -170,7 +171,12 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
         async def run(app: web.Application) -> AsyncIterator[None]:
             task = asyncio.create_task(work())
             yield
-            task.cancel()
+            # Cancelled again until it ends: on Python 3.11 a cancel that arrives as an
+            # asyncio.timeout fires (redis-py reads with one) is taken for the timeout and
+            # lost, and a loop that goes on to sleep would hold up shutdown for ever.
+            while not task.done():
+                task.cancel()
+                await asyncio.wait([task], timeout=RECANCEL_SECONDS)
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 

@@ -133,7 +133,6 @@ class ChatwootBridge:
         self._dirty: set[str] = set()
         self._checked: set[str] = set()  # conversations read back since this process began
         self._retry: dict[str, tuple[int, float]] = {}  # conversation -> (failures, next try)
-        self._locks: dict[str, asyncio.Lock] = {}
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._inbox: tuple[float, dict[str, Any]] | None = None
         self._background = BackgroundTasks("chatwoot webhook")
@@ -177,10 +176,10 @@ class ChatwootBridge:
         try:
             while True:
                 await self._woken_or_after(self._settings.sync_seconds)
+                due, self._dirty = self._dirty, set()  # the leader hears of them too
                 if not await self._leases.try_lead(LEADER):
                     continue
                 now = self._clock()
-                due, self._dirty = self._dirty, set()
                 if now >= next_scan:
                     due |= {c.id for c in await self._bridged()}
                     next_scan = now + self._settings.sync_seconds
@@ -197,19 +196,14 @@ class ChatwootBridge:
             await self.api.aclose()
 
     async def _woken_or_after(self, seconds: float) -> None:
-        """Wait for work, at most `seconds`. On Python 3.11 a cancel that arrives as an
-        asyncio.timeout fires is taken for the timeout and lost, and the app would wait for
-        this loop forever at shutdown: so no timeout here, and a lost cancel is raised again."""
+        """Wait for work, at most `seconds` (asyncio.wait: on Python 3.11, asyncio.timeout
+        may take a cancel that arrives as it fires for the timeout, and lose it)."""
         waiter = asyncio.ensure_future(self._wake.wait())
         try:
             await asyncio.wait([waiter], timeout=seconds)
         finally:
             waiter.cancel()
         self._wake.clear()
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            # a cancel swallowed on the way (redis-py's reads time out with asyncio.timeout)
-            raise asyncio.CancelledError
 
     async def _bridged(self) -> list[Conversation]:
         """Open handoffs; not those a channel's own platform agents hold (WeCom's)."""
@@ -221,23 +215,22 @@ class ChatwootBridge:
         return found
 
     async def sync(self, conversation_id: str) -> None:
-        """Copy what Chatwoot does not have yet; on failure, try again later, doubling."""
+        """Copy what Chatwoot does not have yet; on failure, try again later, doubling.
+        Only `run` calls it, one conversation at a time."""
         failures, next_try = self._retry.get(conversation_id, (0, 0.0))
         if next_try > self._clock():
             return
-        lock = self._locks.setdefault(conversation_id, asyncio.Lock())
-        async with lock:
-            try:
-                await self._copy(conversation_id)
-            except ChatwootError as exc:
-                self._checked.discard(conversation_id)  # a post may have gone through
-                wait = min(self._settings.first_retry_seconds * 2 ** failures,
-                           self._settings.max_retry_seconds)
-                self._retry[conversation_id] = (failures + 1, self._clock() + wait)
-                (log.error if 400 <= exc.status < 500 else log.warning)(
-                    "chatwoot: conversation %s not copied (%s); trying again in %.0f s",
-                    conversation_id, exc, wait)
-                return
+        try:
+            await self._copy(conversation_id)
+        except ChatwootError as exc:
+            self._checked.discard(conversation_id)  # a post may have gone through
+            wait = min(self._settings.first_retry_seconds * 2 ** failures,
+                       self._settings.max_retry_seconds)
+            self._retry[conversation_id] = (failures + 1, self._clock() + wait)
+            (log.error if 400 <= exc.status < 500 else log.warning)(
+                "chatwoot: conversation %s not copied (%s); trying again in %.0f s",
+                conversation_id, exc, wait)
+            return
         self._retry.pop(conversation_id, None)
 
     async def _link(self, conversation_id: str) -> dict[str, Any]:
@@ -280,6 +273,7 @@ class ChatwootBridge:
             await self.api.resolve(remote)
             link["resolved"] = True
             await self._save_link(conversation_id, link)
+            self._checked.discard(conversation_id)  # done with
 
     async def _already_posted(self, conversation_id: str, link: dict[str, Any]) -> set[str]:
         """kefu's posts Chatwoot has past the last one kefu knows of, read once per process

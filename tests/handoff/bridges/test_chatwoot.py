@@ -209,7 +209,7 @@ async def test_kefu_ending_the_chat_resolves_it_in_chatwoot(world: World) -> Non
     visitor, conversation = await world.handed_off()
     chatwoot = world.chatwoot.conversation_of(conversation.id)
     await visitor.disconnect()
-    await wait_for(lambda: chatwoot.status == "resolved")
+    await wait_for(lambda: chatwoot.status == "resolved", within=AFTER_RESTART)
     closed = await world.kefu.store.get_conversation(conversation.id)
     assert closed is not None and closed.close_reason == "abandoned"
 
