@@ -14,7 +14,9 @@ and agent-held conversations every `desk.tick_seconds`:
 A channel whose platform has human agents of its own (WeCom's servicers, `platform_agents`)
 gets its handoffs there instead of kefu's queue; kefu records what those agents do
 (PlatformNews) in the same conversation, so the transcript, the 1-minute rule and the
-reports cover them too.
+reports cover them too. With a helpdesk bridge (`handoff.desk`, handoff/bridges/), the
+helpdesk's agents are the desk: its hours decide who is on duty, kefu assigns nothing, and
+their news comes the same way, with kefu delivering what they write.
 """
 
 from __future__ import annotations
