@@ -30,6 +30,8 @@ from bot.store.sqlite import SqliteStore
 from bot.understanding import reader_for
 from handoff.auth import Sessions
 from handoff.board import Board
+from handoff.bridges import DeskBridge
+from handoff.bridges.chatwoot.bridge import ChatwootBridge
 from handoff.cases import CaseBook
 from handoff.console import Console
 from handoff.customers import CustomerBook
@@ -48,6 +50,7 @@ DESK = web.AppKey("desk", Desk)
 KNOWLEDGE_BASE = web.AppKey("knowledge_base", LiveKnowledgeBase)
 CHANNELS = web.AppKey("channels", dict)
 SHUTDOWN_GRACE_SECONDS = 10.0
+RECANCEL_SECONDS = 1.0  # a background loop still running this long after a cancel gets another
 
 
 async def open_store(config: Config) -> Store:
@@ -71,6 +74,15 @@ def _without_password(url: str) -> str:
         return url
     user = f"{parts.username}:" if parts.username else ":"
     return urlunsplit(parts._replace(netloc=f"{user}***@{parts.netloc.rpartition('@')[2]}"))
+
+
+def bridge_for(config: Config, store: Store, speaker: Speaker, customers: CustomerBook,
+               leases: Leases, desk: Desk, clock: Callable[[], float]) -> DeskBridge | None:
+    """The helpdesk whose agents answer after a handoff (`handoff.desk`); None for kefu's."""
+    if config.handoff.desk == "chatwoot":
+        return ChatwootBridge(config.handoff.chatwoot, store, speaker, customers, leases,
+                              desk.platform_news, clock)
+    return None
 
 
 def cluster_for(store: Store, config: Config) -> tuple[Leases, Fanout]:
@@ -116,6 +128,7 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
     customers.listen(speaker)
     cases = CaseBook(config.crm, store, customers, webhooks, clock)
     desk = Desk(config, store, lanes, speaker, leases, fanout, metrics, webhooks, cases, clock)
+    desk.bridge = bridge_for(config, store, speaker, customers, leases, desk, clock)
     router = Router(config, store, live_kb, lanes, speaker, desk, metrics, webhooks, clock)
     recovery = Recovery(store, router, speaker, leases,
                         config.conversation.recovery_after_seconds, clock,
@@ -152,6 +165,8 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
     app[CHANNELS] = channels
     for channel in channels.values():
         channel.add_routes(app)
+    if desk.bridge is not None:
+        desk.bridge.add_routes(app)
     app.add_subapp("/agent", console.app())
     app.router.add_get("/healthz", _health)
     if config.metrics.enabled:
@@ -162,7 +177,12 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
         async def run(app: web.Application) -> AsyncIterator[None]:
             task = asyncio.create_task(work())
             yield
-            task.cancel()
+            # Cancelled again until it ends: on Python 3.11 a cancel that arrives as an
+            # asyncio.timeout fires (redis-py reads with one) is taken for the timeout and
+            # lost, and a loop that goes on to sleep would hold up shutdown for ever.
+            while not task.done():
+                task.cancel()
+                await asyncio.wait([task], timeout=RECANCEL_SECONDS)
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
@@ -185,6 +205,8 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
     app.cleanup_ctx.append(background(lambda: cases.run(leases)))
     app.cleanup_ctx.append(background(recovery.run))
     app.cleanup_ctx.append(background(Retention(config, store, leases, clock).run))
+    if desk.bridge is not None:
+        app.cleanup_ctx.append(background(desk.bridge.run))
     for work in channel_work:
         app.cleanup_ctx.append(background(work))
     app.on_shutdown.append(shut_down)

@@ -73,7 +73,7 @@ class ChannelServices:
 @dataclass(frozen=True, slots=True)
 class PlatformNews:
     """What a platform's own human agents did in a customer's session (WeCom's 接待人员,
-    who answer in the WeCom app), for the desk to record."""
+    who answer in the WeCom app), or a bridged helpdesk's agents, for the desk to record."""
 
     channel: str
     user_id: str
@@ -83,6 +83,9 @@ class PlatformNews:
     text: str = ""  # what they wrote
     platform_msg_id: str | None = None
     can_tell: bool = False  # the platform lets kefu write to the customer about it, once
+    # A helpdesk bridge's name (handoff/bridges/) when the agent works there: kefu delivers
+    # what they write, and the holder is "<desk>:<agent>" whatever the customer's channel.
+    desk: str | None = None
 
 
 def platform_holder(channel: str, person: str | None = None) -> str:

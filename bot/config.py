@@ -25,6 +25,7 @@ from bot.cluster import LeaseTiming
 from bot.errors import ConfigError
 from bot.settings import Seconds, Settings
 from channels import ChannelsConfig
+from handoff.bridges.chatwoot.settings import ChatwootSettings
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _RANGE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
@@ -195,6 +196,16 @@ class HandoffConfig(_Model):
     complaint_phrases: list[str] = Field(
         default_factory=lambda: ["投诉", "举报", "complaint", "complain"]
     )
+    # Who answers after a handoff: kefu's own desk (its console), or a helpdesk kefu bridges
+    # to (handoff/bridges/), whose agents answer in their own app.
+    desk: Literal["kefu", "chatwoot"] = "kefu"
+    chatwoot: ChatwootSettings = ChatwootSettings()
+
+    @model_validator(mode="after")
+    def _bridge_configured(self) -> HandoffConfig:
+        if self.desk == "chatwoot" and (missing := self.chatwoot.missing()):
+            raise ValueError(f"desk is chatwoot: set chatwoot.{', chatwoot.'.join(missing)}")
+        return self
 
 
 class TicketConfig(_Model):

@@ -14,7 +14,9 @@ and agent-held conversations every `desk.tick_seconds`:
 A channel whose platform has human agents of its own (WeCom's servicers, `platform_agents`)
 gets its handoffs there instead of kefu's queue; kefu records what those agents do
 (PlatformNews) in the same conversation, so the transcript, the 1-minute rule and the
-reports cover them too.
+reports cover them too. With a helpdesk bridge (`handoff.desk`, handoff/bridges/), the
+helpdesk's agents are the desk: its hours decide who is on duty, kefu assigns nothing, and
+their news comes the same way, with kefu delivering what they write.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ from bot.store import (
 )
 from bot.tasks import BackgroundTasks
 from bot.texts import Texts
+from handoff.bridges import DeskBridge
 from handoff.cases import CaseBook
 from handoff.offline import due_time, extract_contact, is_skip
 from handoff.replies import vague_phrases
@@ -140,6 +143,7 @@ class Desk:
         self._background = BackgroundTasks("desk")
         self._leases = leases
         self._fanout = fanout
+        self.bridge: DeskBridge | None = None  # a helpdesk's agents answer instead (bot/app.py)
 
     def _changed(self, what: str) -> None:
         """Tell every process's consoles that "tickets" or "agents" changed."""
@@ -167,6 +171,8 @@ class Desk:
     # who is on duty
 
     async def _nobody_on_duty(self, now: float) -> bool:
+        if self.bridge is not None:
+            return not await self.bridge.on_duty(now)
         if not self._hours.is_open(self._hours.local(now)):
             return True
         return not any(is_online(a, now, self._desk) for a in await self._store.agents())
@@ -250,23 +256,30 @@ class Desk:
         await self._lanes.run((news.channel, news.user_id), job)
 
     async def _platform_did(self, conversation: Conversation, news: PlatformNews) -> None:
-        holder = platform_holder(news.channel, news.agent)
+        holder = platform_holder(news.desk or news.channel, news.agent)
         now = self._clock()
         held = conversation.state is AGENT and held_by_platform(conversation.agent_id)
         if news.what == "ended":
-            if held:
+            if held or (news.desk and conversation.state is QUEUED):
                 await self._end(conversation, holder, rate=news.can_tell)
             return
         if news.what == "wrote":
+            taking = conversation.state is not AGENT or conversation.agent_id != holder
+            if news.desk and taking:  # kefu delivers: "Bob has joined" comes first
+                conversation, taking = await self._platform_took(conversation, holder,
+                                                                 news), False
             stored = await self._speaker.record(conversation, NewMessage(
                 role=Role.AGENT, kind=Kind.TEXT, text=news.text, ts=news.ts,
                 platform_msg_id=news.platform_msg_id,
-                meta={"via": news.channel, "agent_id": holder, "agent_name": news.agent}),
-                inbound=False)
+                meta={"via": news.desk or news.channel, "agent_id": holder,
+                      "agent_name": news.agent}), inbound=False)
             if stored is None:
                 return  # read twice
-            await self._store.settle(conversation.id, stored.seq)  # delivered by the platform
-            if conversation.state is not AGENT or conversation.agent_id != holder:
+            if news.desk:
+                await self._speaker.deliver(conversation, stored)
+            else:
+                await self._store.settle(conversation.id, stored.seq)  # the platform delivered
+            if taking:
                 conversation = await self._platform_took(conversation, holder, news)
             await self._answered(conversation, holder, stored)
             return
@@ -406,8 +419,8 @@ class Desk:
     async def dispatch(self) -> None:
         """Give queued chats, in queue order, to the online agent with the fewest chats
         under their limit (the one who has waited longest for a chat breaks a tie)."""
-        if not self._desk.auto_assign:
-            return
+        if not self._desk.auto_assign or self.bridge is not None:
+            return  # with a bridge, the helpdesk assigns
         async with self._dispatching:
             now = self._clock()
             queue = await self._store.conversations_in_state(QUEUED)
@@ -543,10 +556,21 @@ class Desk:
         self._check_holder(agent, conversation, ending)
         return conversation
 
+    def _bridged(self, agent_id: str | None) -> bool:
+        """Held by an agent of the helpdesk kefu bridges to."""
+        return self.bridge is not None and (agent_id or "").startswith(self.bridge.name + ":")
+
+    def _may_write(self, agent_id: str | None) -> bool:
+        """kefu may write to the customer while this holder has the chat (WeCom's servicers
+        forbid it; a bridged helpdesk's agents reply through kefu)."""
+        return not held_by_platform(agent_id) or self._bridged(agent_id)
+
     async def _end_on_platform(self, conversation: Conversation) -> None:
         """A session a platform's own agent holds is ended there first, so that the bot
         (or nobody) holds it when kefu does."""
-        platform = self._platform_agents(conversation)
+        platform: PlatformAgents | DeskBridge | None = self._platform_agents(conversation)
+        if self._bridged(conversation.agent_id):
+            platform = self.bridge
         if conversation.state is not AGENT or not held_by_platform(conversation.agent_id) \
                 or platform is None:
             return
@@ -721,7 +745,8 @@ class Desk:
     async def tick(self) -> None:
         now = self._clock()
         queued = await self._store.conversations_in_state(QUEUED)
-        nobody = bool(queued) and await self._nobody_on_duty(now)
+        # with a bridge, the queued are in the helpdesk's inbox, waiting for its agents
+        nobody = bool(queued) and self.bridge is None and await self._nobody_on_duty(now)
         left = False
         for conversation in queued:
             channel = self._speaker.channel(conversation.channel)
@@ -782,7 +807,7 @@ class Desk:
         await self._event(conversation, "reply_breach", conversation.agent_id,
                           waited_seconds=round(waited, 3))
         self._metrics.sla_breaches.labels("agent_reply").inc()
-        if held_by_platform(conversation.agent_id):
+        if not self._may_write(conversation.agent_id):
             log.warning("1-minute rule: conversation %s waited %.1f s for %s, who answers in "
                         "the platform's app (kefu cannot write to the customer meanwhile)",
                         conversation.id, waited, holder_name(conversation.agent_id or ""))

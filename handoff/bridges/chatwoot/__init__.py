@@ -1,0 +1,1 @@
+"""The Chatwoot bridge: settings, the API client and the bridge (docs/bridges/chatwoot.md)."""
