@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.cluster import LEASE_SECONDS
-from bot.config import Config
+from bot.config import Config, StoreConfig
 from bot.store import Conversation
 from handoff.bridges.chatwoot.bridge import ROUTE
 from tests.handoff.bridges.chatwoot_standin import ChatwootStandIn
@@ -17,7 +16,7 @@ from tests.harness import Kefu, wait_for
 from tests.redis_support import REDIS_URL, forget, require_redis, unique_prefix
 
 # With Redis, the stopped kefu's `chatwoot` lease runs out before the new one copies.
-AFTER_RESTART = LEASE_SECONDS + 5
+AFTER_RESTART = StoreConfig().lease_seconds + 5
 
 
 @dataclass

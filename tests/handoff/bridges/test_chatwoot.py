@@ -155,7 +155,11 @@ async def test_a_restart_copies_nothing_twice(world: World) -> None:
     await returning.say("我又来了")
     await wait_for(lambda: any(m.content == "我又来了" for m in world.chatwoot.thread(chatwoot)),
                    within=AFTER_RESTART)
-    assert len(world.chatwoot.thread(chatwoot)) == before + 1
+    thread = world.chatwoot.thread(chatwoot)
+    contents = [m.content for m in thread]
+    assert len(contents) == len(set(contents))  # nothing copied twice
+    assert contents[before] == "我又来了"
+    assert all(m.private for m in thread[before + 1:])  # then only kefu's lines (the place)
     assert len(world.chatwoot.conversations) == 1
 
 
