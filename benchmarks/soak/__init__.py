@@ -139,10 +139,17 @@ async def start_fleet(scenario: Scenario, folder: Path) -> Fleet:
         path = folder / "kefu.sqlite3"
         store = {"type": "sqlite", "path": str(path)}
     config = write_config(folder, store, RECOVERY_AFTER_SECONDS)
-    kefus = [KefuProcess(config, folder / f"kefu-{i}.log") for i in range(scenario.processes)]
-    for kefu in kefus:
-        await kefu.start()
-    return Fleet(kefus, redis, path)
+    fleet = Fleet([KefuProcess(config, folder / f"kefu-{i}.log")
+                   for i in range(scenario.processes)], redis, path)
+    try:
+        for kefu in fleet.kefus:
+            await kefu.start()
+    except BaseException:
+        await fleet.stop()
+        if redis is not None:
+            await redis.stop()
+        raise
+    return fleet
 
 
 async def run(scenario: Scenario, customers: int, questions_each: int = len(QUESTIONS),

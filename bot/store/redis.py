@@ -128,7 +128,7 @@ return n
 
 def connect(url: str, *, sentinels: Iterable[str] = (), sentinel_master: str = "",
             cluster: bool = False, max_connections: int = 1000,
-            pool_timeout_seconds: float = 5.0) -> Any:
+            pool_timeout_seconds: float = 15.0) -> Any:
     """A client that retries for a few seconds while Redis restarts or fails over.
 
     Its pool holds up to `max_connections` (redis-py's default, 100, ran out with a few
