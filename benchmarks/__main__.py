@@ -241,10 +241,10 @@ def main() -> int:
                         help="soak: customers at once (default 200,1000)")
     args = parser.parse_args()
     if args.part == "soak":
-        rows = soak.run_all(tuple(int(n) for n in args.customers.split(",")))
-        lines = soak.section(rows, machine())
-        write_sections(lines)
-        print("\n".join(lines))
+        where = machine()
+        rows = soak.run_all(tuple(int(n) for n in args.customers.split(",")),
+                            lambda so_far: write_sections(soak.section(so_far, where)))
+        print("\n".join(soak.section(rows, where)))
         return 0 if all(r.kept for r in rows) else 1
     if not (args.data / "banking77").is_dir():
         print(f"benchmarks: no data sets in {args.data} (BANKING77, CLINC150, xSID)",

@@ -264,6 +264,8 @@ class WebChatChannel:
             log.warning("webchat %s: store unavailable (%s); closing, try again later",
                         visitor, exc)
             await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"try again later")
+        except ConnectionError as exc:  # the client left while being replayed to
+            log.info("webchat %s: socket gone during replay (%s)", visitor, exc)
         finally:
             self._sockets[visitor].discard(ws)
             try:
