@@ -41,6 +41,8 @@ class LeaseLost(KefuError):
     refused, so the work is not done twice."""
 
 
+CATCH_UP_ATTEMPTS = 20  # about half a minute of tries after a break
+
 # The lease held by the work running in this task, as (key, token): a store that can check
 # it refuses writes from work whose lease another process has taken (bot/store/redis.py).
 held_lease: ContextVar[tuple[str, str] | None] = ContextVar("held_lease", default=None)
@@ -268,10 +270,18 @@ class RedisFanout:
             return
         log.info("fan-out: subscribed again after a break; catching up")
         for handler in self._reconnect_handlers:
-            try:
-                await handler()
-            except Exception:
-                log.exception("fan-out: catching up after a break failed")
+            # Redis may still be loading its append-only file, or drop again: a catch-up
+            # that fails is tried again, or what was missed stays missed.
+            for attempt in range(CATCH_UP_ATTEMPTS):
+                try:
+                    await handler()
+                    break
+                except RedisError as exc:
+                    log.warning("fan-out: catching up failed (%s); trying again", exc)
+                    await asyncio.sleep(min(0.2 * 2 ** attempt, 2.0))
+                except Exception:
+                    log.exception("fan-out: catching up after a break failed")
+                    break
 
     async def aclose(self) -> None:
         if self._reader is not None:
