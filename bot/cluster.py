@@ -37,8 +37,9 @@ Handler = Callable[[dict[str, Any]], Awaitable[None]]
 
 class LeaseLost(KefuError):
     """The lease ran out while its work went on (Redis was unreachable for longer than its
-    time-to-live) and another process took it: what this one was about to write is
-    refused, so the work is not done twice."""
+    time-to-live): what this one was about to write is refused, whether another process
+    holds the lease now or took it, did the work and gave it up, so the work is not done
+    twice. Recovery finishes it if nobody did."""
 
 
 CATCH_UP_ATTEMPTS = 20  # about half a minute of tries after a break
