@@ -336,10 +336,12 @@ def main() -> int:
         ceiling = store_ceiling.questions_per_second()
         lines += stamped(load_section(load, memory, ceiling, lexical_load[0], evening), "load",
                          started)
-    if args.part == "soak":
-        started = time.time()
-        rows = soak.run_all(tuple(int(n) for n in args.customers.split(",")))
-        lines += stamped(soak.section(rows, machine()), "soak", started)
+    if args.part == "soak":  # its section is written after every scenario, too
+        started, where = time.time(), machine()
+        rows = soak.run_all(tuple(int(n) for n in args.customers.split(",")),
+                            lambda so_far: write_sections(
+                                stamped(soak.section(so_far, where), "soak", started)))
+        lines += stamped(soak.section(rows, where), "soak", started)
         kept = all(r.kept for r in rows)
     write_sections(lines)
     print("\n".join(lines))

@@ -37,9 +37,12 @@ Handler = Callable[[dict[str, Any]], Awaitable[None]]
 
 class LeaseLost(KefuError):
     """The lease ran out while its work went on (Redis was unreachable for longer than its
-    time-to-live) and another process took it: what this one was about to write is
-    refused, so the work is not done twice."""
+    time-to-live): what this one was about to write is refused, whether another process
+    holds the lease now or took it, did the work and gave it up, so the work is not done
+    twice. Recovery finishes it if nobody did."""
 
+
+CATCH_UP_ATTEMPTS = 20  # about half a minute of tries after a break
 
 # The lease held by the work running in this task, as (key, token): a store that can check
 # it refuses writes from work whose lease another process has taken (bot/store/redis.py).
@@ -268,10 +271,18 @@ class RedisFanout:
             return
         log.info("fan-out: subscribed again after a break; catching up")
         for handler in self._reconnect_handlers:
-            try:
-                await handler()
-            except Exception:
-                log.exception("fan-out: catching up after a break failed")
+            # Redis may still be loading its append-only file, or drop again: a catch-up
+            # that fails is tried again, or what was missed stays missed.
+            for attempt in range(CATCH_UP_ATTEMPTS):
+                try:
+                    await handler()
+                    break
+                except RedisError as exc:
+                    log.warning("fan-out: catching up failed (%s); trying again", exc)
+                    await asyncio.sleep(min(0.2 * 2 ** attempt, 2.0))
+                except Exception:
+                    log.exception("fan-out: catching up after a break failed")
+                    break
 
     async def aclose(self) -> None:
         if self._reader is not None:

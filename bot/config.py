@@ -376,7 +376,7 @@ class StoreConfig(_Model):
     sentinel_master: str = "mymaster"
     cluster: bool = False  # redis: url names a Redis Cluster node
     max_connections: Annotated[int, Field(ge=2)] = 1000  # redis: a process's pool
-    pool_timeout_seconds: Seconds = 5.0  # redis: a request waits this long for a connection
+    pool_timeout_seconds: Seconds = 15.0  # redis: a request waits this long for a connection
     lease_seconds: Annotated[float, Field(ge=1)] = 10.0  # redis: a dead process's leases last
     lease_poll_seconds: Seconds = 0.02  # redis: a busy lease is looked at again after this,
     lease_poll_max_seconds: Seconds = 0.5  # then twice as long each time, up to this

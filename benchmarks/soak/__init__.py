@@ -139,10 +139,17 @@ async def start_fleet(scenario: Scenario, folder: Path) -> Fleet:
         path = folder / "kefu.sqlite3"
         store = {"type": "sqlite", "path": str(path)}
     config = write_config(folder, store, RECOVERY_AFTER_SECONDS)
-    kefus = [KefuProcess(config, folder / f"kefu-{i}.log") for i in range(scenario.processes)]
-    for kefu in kefus:
-        await kefu.start()
-    return Fleet(kefus, redis, path)
+    fleet = Fleet([KefuProcess(config, folder / f"kefu-{i}.log")
+                   for i in range(scenario.processes)], redis, path)
+    try:
+        for kefu in fleet.kefus:
+            await kefu.start()
+    except BaseException:
+        await fleet.stop()
+        if redis is not None:
+            await redis.stop()
+        raise
+    return fleet
 
 
 async def run(scenario: Scenario, customers: int, questions_each: int = len(QUESTIONS),
@@ -255,7 +262,8 @@ def section(rows: list[Counts], machine: str) -> list[str]:
         f"`python -m benchmarks soak`: web chat customers who follow docs/webchat-protocol.md "
         f"to the letter (resend until acknowledged, 1 s after a `not_stored`; reconnect with "
         f"the last contiguous `seq`; drop what they have shown) ask {len(QUESTIONS)} "
-        "questions each, one after another; the fault comes "
+        "questions each, one after another (arriving over the first 2 s, pausing 0.5-1.5 s after "
+        "each ack); the fault comes "
         f"{FAULT_AFTER_SECONDS:g} s in. Redis runs with `appendonly yes`, `appendfsync "
         f"everysec`; kefu with `recovery_after_seconds: {RECOVERY_AFTER_SECONDS:g}` and the "
         "lexical engine. Customers, Redis and kefu share the machine "
@@ -282,8 +290,10 @@ def section(rows: list[Counts], machine: str) -> list[str]:
     return lines
 
 
-def run_all(sizes: tuple[int, ...]) -> list[Counts]:
-    rows = []
+def run_all(sizes: tuple[int, ...], done: Callable[[list[Counts]], None]) -> list[Counts]:
+    """Every scenario at every size; `done` hears the rows so far after each one, so a
+    run stopped half-way keeps what it measured."""
+    rows: list[Counts] = []
     for customers in sizes:
         for scenario in SCENARIOS:
             started = time.time()
@@ -292,6 +302,7 @@ def run_all(sizes: tuple[int, ...]) -> list[Counts]:
                   f"{'kept' if counts.kept else 'BROKEN'} in {time.time() - started:.0f} s "
                   f"{counts}", flush=True)
             rows.append(counts)
+            done(rows)
     return rows
 
 

@@ -20,6 +20,7 @@ import aiohttp
 RESEND_AFTER_NOT_STORED_SECONDS = 1.0
 FROZEN_SECONDS = 45.0  # no ack and no not_stored this long on an open socket: frozen
 RECONNECT_FIRST_SECONDS, RECONNECT_MAX_SECONDS = 0.5, 5.0
+ARRIVAL_SECONDS = 2.0  # customers arrive over this long, not in one instant
 
 
 @dataclass
@@ -65,6 +66,7 @@ class Customer:
     async def run(self, http: aiohttp.ClientSession, stop: asyncio.Event) -> None:
         """Ask every question, one after another (each once acknowledged), then stay
         connected until `stop`, reading what kefu says."""
+        await asyncio.sleep(random.uniform(0, ARRIVAL_SECONDS))
         keeper = asyncio.create_task(self._stay_connected(http, stop))
         try:
             for question in self.questions:

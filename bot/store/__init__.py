@@ -19,7 +19,7 @@ from bot.messages import ConversationState, Kind, Role, StoredMessage
 # What a store raises when it cannot be reached or written for now (Redis restarting or
 # unreachable, a disk that is full or locked): the work it interrupted is left unsettled,
 # for recovery to finish once the store is back.
-STORE_OUTAGES: tuple[type[Exception], ...] = (RedisError, sqlite3.OperationalError, OSError)
+STORE_OUTAGES: tuple[type[Exception], ...] = (RedisError, sqlite3.OperationalError)
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,9 +86,8 @@ _APPEND_MESSAGE = """
 -- Returns the seq; -1 for a duplicate platform message id; -2 when the lease is lost.
 local again = redis.call('GET', KEYS[5])
 if again then return tonumber(again) end  -- the same call, retried after a lost reply
-if KEYS[6] ~= '' then  -- written under a lease: refused once another process holds it
-  local holder = redis.call('GET', KEYS[6])
-  if holder and holder ~= ARGV[7] then return -2 end
+if KEYS[6] ~= '' then  -- written under a lease: refused unless the writer still holds it
+  if redis.call('GET', KEYS[6]) ~= ARGV[7] then return -2 end
 end
 if KEYS[2] ~= '' then
   if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'EX', ARGV[3]) then return -1 end
@@ -141,7 +140,7 @@ return n
 
 def connect(url: str, *, sentinels: Iterable[str] = (), sentinel_master: str = "",
             cluster: bool = False, max_connections: int = 1000,
-            pool_timeout_seconds: float = 5.0) -> Any:
+            pool_timeout_seconds: float = 15.0) -> Any:
     """A client that retries for a few seconds while Redis restarts or fails over.
 
     Its pool holds up to `max_connections` (redis-py's default, 100, ran out with a few

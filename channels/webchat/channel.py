@@ -22,7 +22,7 @@ from bot.messages import ConversationState, InboundEvent, InboundMessage, Stored
 from bot.priority import urgent
 from bot.ratelimit import RateLimiter
 from bot.router import Accepted
-from bot.store import Conversation, Store
+from bot.store import STORE_OUTAGES, Conversation, Store
 from bot.wire import BadJson, parse_json
 from channels.webchat.settings import WebChatConfig
 
@@ -290,15 +290,24 @@ class WebChatChannel:
             with urgent():  # a customer opening the chat: part of the greeting's path
                 await self._replay(ws, visitor, request.query.get("conversation"), after)
             await self._receive(ws, visitor)
+        except STORE_OUTAGES as exc:  # the client reconnects, and is replayed then
+            log.warning("webchat %s: store unavailable (%s); closing, try again later",
+                        visitor, exc)
+            await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"try again later")
+        except ConnectionError as exc:  # the client left while being replayed to
+            log.info("webchat %s: socket gone during replay (%s)", visitor, exc)
         finally:
             self._sockets[visitor].discard(ws)
-            await present  # so that leaving is written after arriving
-            if not self._sockets[visitor]:
-                del self._sockets[visitor]
-                self._last_sent.pop(visitor, None)
-                self._typing_told.pop(visitor, None)
-                await self._store.save_state(self._presence_key(visitor),
-                                             {"connected_until": 0, "left_at": time.time()})
+            try:
+                await present  # so that leaving is written after arriving
+                if not self._sockets[visitor]:
+                    del self._sockets[visitor]
+                    self._last_sent.pop(visitor, None)
+                    self._typing_told.pop(visitor, None)
+                    await self._store.save_state(self._presence_key(visitor),
+                                                 {"connected_until": 0, "left_at": time.time()})
+            except STORE_OUTAGES as exc:
+                log.warning("webchat %s: presence not saved (%s)", visitor, exc)
         return ws
 
     async def _replay(

@@ -37,6 +37,10 @@ async def test_work_whose_lease_another_process_took_cannot_write() -> None:
             await store.client.set(f"{store.prefix}lease:lane:webchat:u1", "someone-else")
             with pytest.raises(LeaseLost):
                 await store.append_message(conversation, answer("第二"))
+            # ...or took it, answered and gave it up: nobody holds it, still not this one.
+            await store.client.delete(f"{store.prefix}lease:lane:webchat:u1")
+            with pytest.raises(LeaseLost):
+                await store.append_message(conversation, answer("第三"))
         assert [m.text for m in await store.messages(conversation.id)] == ["第一"]
 
 
