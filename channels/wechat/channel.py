@@ -67,6 +67,7 @@ class _Push:
     received_at: float
     replies: list[StoredMessage] = field(default_factory=list)
     stored: bool = False  # the message is in the store: it may be acknowledged
+    deliveries: list[web.Request] = field(default_factory=list)  # WeChat's, waiting for it
     answer: asyncio.Future[str | None] = field(  # None: not stored, deliver again
         default_factory=lambda: asyncio.get_running_loop().create_future())
 
@@ -132,7 +133,11 @@ class WeChatChannel:
             self._background.spawn(self._work(push, message, deadline))
         else:
             log.info("wechat: retry of %s; it gets the first delivery's answer", key)
-        answer = await self._answer_of(push, deadline)
+        push.deliveries.append(request)
+        try:
+            answer = await self._answer_of(push, deadline)
+        finally:
+            push.deliveries.remove(request)
         if answer is None:
             return web.Response(status=503, text="not stored yet; deliver again")
         return self._reply(answer, opened.encrypted, query)
@@ -195,6 +200,16 @@ class WeChatChannel:
         now = int(self._clock())
         passive_texts: list[str] = []
         later: list[tuple[StoredMessage, list[str]]] = []
+        if not any(r.transport is not None and not r.transport.is_closing()
+                   for r in push.deliveries):
+            # WeChat has given up on every delivery (storing outlasted them all): a passive
+            # reply would reach no one, so all of it, the greeting first, goes by the API.
+            later = [(m, split_text(_text(m), self._config.max_text_bytes, size))
+                     for m in push.replies]
+            push.answer.set_result("")
+            if later:
+                self._background.spawn(self._send_later(push.openid, later))
+            return ""
         for message in push.replies:
             text = _text(message)
             together = "\n\n".join([*passive_texts, text])

@@ -178,6 +178,22 @@ async def test_retries_while_the_first_delivery_runs_give_exactly_one_reply(
     assert [m.kind.value for m in said] == ["text", "greeting", "answer"]
 
 
+async def test_when_wechat_gives_up_on_every_delivery_the_greeting_still_comes_first(
+    wechat_world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # WeChat drops each delivery after 0.3 s, three in all; kefu's first budget ends after
+    # the last, so no passive reply can reach the customer: the API carries everything.
+    world = await wechat_world(wechat_waits=0.3, reply_budget_seconds=1.0)
+    slow_matching(monkeypatch, 1.5)
+    delivery = await world.say("oGone", "退货怎么办")
+    assert delivery.attempts == ["timeout", "timeout", "timeout"]
+    await wait_for(lambda: len(world.standin.sent) == 2)
+    assert "欢迎光临" in world.standin.sent[0]["content"]
+    assert world.standin.sent[1]["content"] == "签收后 7 天内可以无理由退货。"
+    again = await world.say("oGone", "谢谢")  # and the next push is answered as usual
+    assert again.status == 200
+
+
 @pytest.mark.parametrize("mode", MODES)
 async def test_a_lost_answer_is_given_again_to_the_retry_never_a_second_reply(
     wechat_world: Any, mode: str
