@@ -148,8 +148,8 @@ class TelegramChannel:
         yield
         if self.application.updater is not None and self.application.updater.running:
             await self.application.updater.stop()
+        await self.pacer.aclose()  # first: handlers still running may wait for a send
         await self.application.stop()
-        await self.pacer.aclose()
         await self._callback_answers.drain()
         await self.application.shutdown()
 

@@ -96,19 +96,30 @@ class Pacer:
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     def start(self) -> None:
         self._worker = asyncio.create_task(self._run(), name="telegram pacer")
 
     async def aclose(self) -> None:
+        """Stop sending. Whoever waits for a message not sent hears so (the reply stays
+        unsettled in the store, for recovery) rather than waiting for ever."""
+        self._closed = True
         if self._worker is not None:
             self._worker.cancel()
         for task in list(self._in_flight):
             task.cancel()
+        await asyncio.gather(*self._in_flight, return_exceptions=True)
+        for chat in self._chats.values():
+            while chat.queue:
+                _stopped(chat.queue.popleft())
 
     def submit(self, message: Outgoing) -> asyncio.Future[Any]:
         """Queue a message; the future gives what Telegram returned, or the error."""
         message.seq = next(self._seq)
+        if self._closed:
+            _stopped(message)
+            return message.done
         chat = self._chats.get(message.chat_id)
         if chat is None:
             group = message.chat_id < 0
@@ -212,6 +223,9 @@ class Pacer:
                     return
                 message.done.set_result(result)
                 return
+        except asyncio.CancelledError:
+            _stopped(message)
+            raise
         finally:
             chat.busy = False
             self._wake.set()
@@ -243,3 +257,8 @@ def _settle(merged: list[Outgoing], done: asyncio.Future[Any]) -> None:
             message.done.set_exception(done.exception())  # type: ignore[arg-type]
         else:
             message.done.set_result(done.result())
+
+
+def _stopped(message: Outgoing) -> None:
+    if not message.done.done():
+        message.done.set_exception(ChannelSendError("kefu is stopping", retryable=True))
