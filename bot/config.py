@@ -283,12 +283,7 @@ class MetricsConfig(_Model):
     @field_validator("allow")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
-        for network in value:
-            try:
-                ipaddress.ip_network(network, strict=False)
-            except ValueError:
-                raise ValueError(f"{network!r} is not a network like 10.0.0.0/8") from None
-        return value
+        return networks(value)
 
 
 class LoggingConfig(_Model):
@@ -416,6 +411,16 @@ class PrivacyConfig(_Model):
     purge_check_seconds: Seconds = 300.0  # how often a process looks whether it is due
 
 
+def networks(value: list[str]) -> list[str]:
+    """Addresses settings like 10.0.0.0/8, each checked to be a network."""
+    for network in value:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ValueError(f"{network!r} is not a network like 10.0.0.0/8") from None
+    return value
+
+
 class ServerConfig(_Model):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
@@ -427,12 +432,7 @@ class ServerConfig(_Model):
     @field_validator("trusted_proxies")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
-        for network in value:
-            try:
-                ipaddress.ip_network(network, strict=False)
-            except ValueError:
-                raise ValueError(f"{network!r} is not a network like 10.0.0.0/8") from None
-        return value
+        return networks(value)
 
 
 class Config(_Model):
