@@ -36,3 +36,11 @@ class ChannelSendError(ChannelError):
     def __init__(self, message: str, *, retryable: bool) -> None:
         super().__init__(message)
         self.retryable = retryable
+
+
+class WindowRefusal(ChannelSendError):
+    """The platform refused a message for its own window or quota (its view can differ from
+    kefu's): nothing more goes to this customer until they write again."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)

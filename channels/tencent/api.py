@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 
 from bot.cluster import Leases
-from bot.errors import ChannelSendError
+from bot.errors import ChannelSendError, WindowRefusal
 from bot.http import LazySession
 from bot.store import Store
 from channels.tencent.settings import TencentApiConfig
@@ -41,6 +41,7 @@ class Platform:
     token_path: str
     token_params: Mapping[str, str]
     refused: Mapping[int, str]  # error codes that mean "not now for this customer", said why
+    window_codes: frozenset[int] = frozenset()  # of those, the ones for the window or quota
 
 
 class TencentApi:
@@ -132,6 +133,8 @@ class TencentApi:
             reason = self._platform.refused.get(code) or (
                 f"{name} is {BUSY[code]}" if code in BUSY else
                 f"{name} refused it: {code} {reply.get('errmsg', '')}")
+            if code in self._platform.window_codes:
+                raise WindowRefusal(reason)
             raise ChannelSendError(reason, retryable=code in BUSY)
         raise AssertionError("unreachable")  # the loop returns or raises
 

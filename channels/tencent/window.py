@@ -8,7 +8,8 @@ replies (the answer to a push) and WeCom's welcome_code greeting do not count. k
 window in the store and refuses a send it knows the platform would refuse, saying why,
 instead of spending an API call on it.
 
-A message refused for the window or the quota is kept (its parts not yet sent), and sent
+A message refused for the window or the quota, by kefu's count or by the platform's own
+(WeChat's 45015 / 45047, when its view differs), is kept (its parts not yet sent), and sent
 when the customer writes again, with a note of how old it is: an agent's answer is late,
 never lost. Automatic messages (queue updates, holding messages, notices) are not kept: by
 then they would be out of date.
@@ -21,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.channel import DeliveryWindow
-from bot.errors import ChannelSendError
+from bot.errors import ChannelSendError, WindowRefusal
 from bot.messages import AUTOMATIC_KINDS, StoredMessage
 from bot.store import ConversationEvent, Store
 from channels.tencent.settings import TencentApiConfig
@@ -96,12 +97,24 @@ class DeliveryWindows:
         automatic = message.kind in AUTOMATIC_KINDS
         for i, part in enumerate(parts):
             refused = await self.take(openid, now, automatic)
-            if refused:
-                if not automatic:
-                    await self._keep(openid, message, parts[i:], now)
-                    refused += "; kept, it is sent when they write again"
-                raise ChannelSendError(refused, retryable=False)
-            await send_part(part)
+            if not refused:
+                try:
+                    await send_part(part)
+                    continue
+                except WindowRefusal as exc:
+                    await self._close(openid)
+                    refused = str(exc)
+            if not automatic:
+                await self._keep(openid, message, parts[i:], now)
+                refused += "; kept, it is sent when they write again"
+            raise ChannelSendError(refused, retryable=False)
+
+    async def _close(self, openid: str) -> None:
+        """The platform said no for its window or quota: believe it until the customer
+        writes again, so nothing more is spent on calls it will refuse."""
+        state = await self._store.load_state(self._key(openid))
+        if state is not None:
+            await self._store.save_state(self._key(openid), {**state, "left": 0})
 
     def _kept_key(self, openid: str) -> str:
         return f"{self._prefix}:kept:{openid}"
@@ -132,6 +145,8 @@ class DeliveryWindows:
                         await send_part(part)
                         continue
                     except ChannelSendError as exc:
+                        if isinstance(exc, WindowRefusal):
+                            await self._close(openid)
                         refused = str(exc)
                 log.warning("%s: a kept message waits again: %s", self._platform, refused)
                 await self._store.save_state(self._kept_key(openid), {

@@ -18,6 +18,7 @@ REFUSED = {
     45080: "typing needs a customer message in the last 30 seconds (45080)",
     45081: "already shown as typing (45081)",
 }
+WINDOW_CODES = frozenset({45015, 45047})
 
 
 class WeChatApi(TencentApi):
@@ -26,7 +27,7 @@ class WeChatApi(TencentApi):
         super().__init__(config, Platform(
             "WeChat", config.app_id, "/cgi-bin/token",
             {"grant_type": "client_credential", "appid": config.app_id,
-             "secret": config.app_secret}, REFUSED), store, leases, clock)
+             "secret": config.app_secret}, REFUSED, WINDOW_CODES), store, leases, clock)
 
     async def send_text(self, openid: str, text: str) -> None:
         await self.checked("/cgi-bin/message/custom/send",

@@ -60,6 +60,7 @@ class WeChatStandIn:
         self.token_requests = 0
         self.token_lifetime = 7200
         self.sent: list[dict[str, Any]] = []  # customer-service messages accepted
+        self.send_calls = 0  # every custom/send call, refused or not
         self.raw_bodies: list[bytes] = []
         self.typing: list[str] = []
         self.fail_next: list[int] = []  # errcodes to answer the next API calls with
@@ -109,6 +110,7 @@ class WeChatStandIn:
         return None
 
     async def _send(self, request: web.Request) -> web.Response:
+        self.send_calls += 1
         raw = await request.read()
         refused = self._check_token(request)
         if refused:

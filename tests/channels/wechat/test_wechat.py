@@ -349,9 +349,19 @@ async def test_a_reply_after_the_window_is_kept_and_the_agent_is_told_why(
         == [result["message"]["seq"]]
     result = await agent.act(conversation_id, "reply", text="在的，已为您处理好。")
     assert result["undelivered"] is None
-    world.standin.windows["oLate"].until = 0  # WeChat's own view wins: 45015
+    world.standin.windows["oLate"].until = 0  # WeChat's own view wins: 45015...
     result = await agent.act(conversation_id, "reply", text="再确认一下地址。")
-    assert "45015" in result["undelivered"]
+    assert "45015" in result["undelivered"] and "kept" in result["undelivered"]
+    calls = world.standin.send_calls
+    result = await agent.act(conversation_id, "reply", text="地址是否有变化？")
+    assert "kept" in result["undelivered"]  # ...and is believed: no call it would refuse
+    assert world.standin.send_calls == calls
+    world.clock.advance(60)
+    await world.say("oLate", "地址没变")  # both go when the customer writes again, in order
+    await wait_for(lambda: any("地址是否有变化" in m["content"] for m in world.standin.sent))
+    late = [m["content"] for m in world.standin.sent if "地址" in m["content"]]
+    assert late == ["（1 分钟前的消息 · sent 1 min ago）再确认一下地址。",
+                    "（1 分钟前的消息 · sent 1 min ago）地址是否有变化？"]
 
 
 async def test_the_quota_of_a_window_is_respected(wechat_world: Any) -> None:
