@@ -360,14 +360,6 @@ class SqliteStore:
         """One operation of the SQL thread, so the look at earlier unsettled messages takes
         no group commit of its own."""
 
-        def append_and_look() -> Received | None:
-            stored = append()
-            if stored is None or not look_back:
-                return None if stored is None else Received(stored)
-            return Received(stored, tuple(_unsettled(
-                self.db, "u.conversation_id = ? AND u.seq < ? AND m.role = ?",
-                (stored.conversation_id, stored.seq, Role.CUSTOMER.value))))
-
         def append() -> StoredMessage | None:  # in a transaction: see bot/store/worker.py
             db = self.db
             message_id = message.id or uuid.uuid4().hex
@@ -404,6 +396,15 @@ class SqliteStore:
             db.execute("INSERT INTO unsettled VALUES (?, ?, ?)",
                        (stored.conversation_id, stored.seq, time.time()))
             return stored
+
+        def append_and_look() -> Received | None:
+            stored = append()
+            if stored is None:
+                return None
+            earlier = _unsettled(self.db, "u.conversation_id = ? AND u.seq < ? AND m.role = ?",
+                                 (stored.conversation_id, stored.seq, Role.CUSTOMER.value)
+                                 ) if look_back else []
+            return Received(stored, tuple(earlier))
 
         return await self._run(append_and_look)
 
