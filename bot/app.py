@@ -89,7 +89,7 @@ def cluster_for(store: Store, config: Config) -> tuple[Leases, Fanout]:
     """Redis shares leases and news between processes; one process needs neither."""
     if isinstance(store, RedisStore):
         return (RedisLeases(store.client, store.prefix, config.store.lease_timing()),
-                RedisFanout(store.client, store.prefix))
+                RedisFanout(store.client, store.prefix, config.store.catch_up_seconds))
     return LocalLeases(), LocalFanout()
 
 

@@ -42,8 +42,6 @@ class LeaseLost(KefuError):
     twice. Recovery finishes it if nobody did."""
 
 
-CATCH_UP_ATTEMPTS = 20  # about half a minute of tries after a break
-
 # The lease held by the work running in this task, as (key, token): a store that can check
 # it refuses writes from work whose lease another process has taken (bot/store/redis.py).
 held_lease: ContextVar[tuple[str, str] | None] = ContextVar("held_lease", default=None)
@@ -216,9 +214,10 @@ class RedisFanout:
 
     in_process = False
 
-    def __init__(self, client: Any, prefix: str) -> None:
+    def __init__(self, client: Any, prefix: str, catch_up_seconds: float) -> None:
         self._client = client
         self._prefix = prefix
+        self._catch_up_seconds = catch_up_seconds
         self._handlers: dict[str, list[Handler]] = defaultdict(list)
         self._reader: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -271,18 +270,30 @@ class RedisFanout:
             return
         log.info("fan-out: subscribed again after a break; catching up")
         for handler in self._reconnect_handlers:
-            # Redis may still be loading its append-only file, or drop again: a catch-up
-            # that fails is tried again, or what was missed stays missed.
-            for attempt in range(CATCH_UP_ATTEMPTS):
-                try:
-                    await handler()
-                    break
-                except RedisError as exc:
-                    log.warning("fan-out: catching up failed (%s); trying again", exc)
-                    await asyncio.sleep(min(0.2 * 2 ** attempt, 2.0))
-                except Exception:
-                    log.exception("fan-out: catching up after a break failed")
-                    break
+            await self._catch_up(handler)
+
+    async def _catch_up(self, handler: Callable[[], Awaitable[None]]) -> None:
+        """Redis may still be loading its append-only file, or drop again: a catch-up that
+        fails is tried again, with a doubling pause, until `catch_up_seconds` have passed
+        (no attempt starts after that; one under way finishes). Then what was missed stays
+        missed, and the log says so."""
+        loop = asyncio.get_running_loop()
+        give_up_at, pause = loop.time() + self._catch_up_seconds, 0.2
+        while True:
+            try:
+                await handler()
+                return
+            except RedisError as exc:
+                if loop.time() + pause > give_up_at:
+                    log.error("fan-out: catching up failed for %g s (%s); news missed in "
+                              "the break stays missed", self._catch_up_seconds, exc)
+                    return
+                log.warning("fan-out: catching up failed (%s); trying again", exc)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
+            except Exception:
+                log.exception("fan-out: catching up after a break failed")
+                return
 
     async def aclose(self) -> None:
         if self._reader is not None:

@@ -376,6 +376,7 @@ class StoreConfig(_Model):
     lease_poll_seconds: Seconds = 0.02  # redis: a busy lease is looked at again after this,
     lease_poll_max_seconds: Seconds = 0.5  # then twice as long each time, up to this
     lease_wait_seconds: Seconds = 30.0  # redis: a message that waits longer: not_stored
+    catch_up_seconds: Seconds = 30.0  # redis: news missed in a break is looked for this long
 
     @model_validator(mode="after")
     def _leases_outlive_their_owner(self) -> StoreConfig:

@@ -42,6 +42,7 @@ from bot.store import (
     STORE_OUTAGES,
     Conversation,
     NewMessage,
+    Received,
     Store,
     UnansweredQuestion,
     WebhookDelivery,
@@ -198,52 +199,50 @@ class Router:
     async def _process(self, inbound: InboundMessage, accepted: asyncio.Future[Accepted],
                        handled: asyncio.Future[None]) -> None:
         with urgent():  # storing and acknowledging, and greeting: before anything queued
-            conversation, stored = await self._store_and_greet(inbound, accepted, handled)
+            conversation, received = await self._store_and_greet(inbound, accepted, handled)
         if conversation is None:
             return  # a retry of a message stored before
         rating = self._rating_in(conversation, inbound)
         if rating is not None:
             await self._rate(conversation, rating)
-            if stored is not None:
-                await self._store.settle(conversation.id, stored.seq)
-        elif stored is not None:
-            earlier = [m for m in await self._store.unsettled(math.inf, conversation.id)
-                       if m.role is Role.CUSTOMER and m.seq < stored.seq]
-            if earlier:  # a crash left them: answered first, so answers keep their order
-                conversation = await self._finish(conversation, earlier)
+            if received is not None:
+                await self._store.settle(conversation.id, received.message.seq)
+        elif received is not None:
+            if received.earlier:  # a crash left them: answered first, so answers keep order
+                conversation = await self._finish(conversation, list(received.earlier))
             await self._handle(replace(conversation, last_activity_at=inbound.received_at),
-                               inbound, stored)
+                               inbound, received.message)
         elif conversation.last_activity_at != inbound.received_at:  # a new one is saved
             await self._store.save_conversation(
                 replace(conversation, last_activity_at=inbound.received_at))
 
     async def _store_and_greet(self, inbound: InboundMessage,
                                accepted: asyncio.Future[Accepted], handled: asyncio.Future[None]
-                               ) -> tuple[Conversation | None, StoredMessage | None]:
+                               ) -> tuple[Conversation | None, Received | None]:
         started = self._clock()
         conversation, is_new = await self._conversation_for(inbound)
         current_conversation.set(conversation.id)  # for the log lines from here on
         loaded = self._clock()
-        stored = None
+        received = None
         if inbound.event is InboundEvent.MESSAGE:
             meta: dict[str, Any] = {"attachments": [asdict(a) for a in inbound.attachments]} \
                 if inbound.attachments else {}
             if inbound.display_name:  # for the customer's record (handoff/customers.py)
                 meta["display_name"] = inbound.display_name
-            recording = self._speaker.record(conversation, NewMessage(
+            receiving = self._speaker.receive(conversation, NewMessage(
                 role=Role.CUSTOMER, kind=Kind.TEXT, ts=inbound.received_at,
                 text=inbound.text or attachments_text(inbound.attachments),
                 platform_msg_id=inbound.platform_msg_id, meta=meta,
             ))
             if is_new:  # one round trip to the store for both
-                _, stored = await asyncio.gather(self._store.save_conversation(conversation),
-                                                 recording)
+                _, received = await asyncio.gather(self._store.save_conversation(conversation),
+                                                   receiving)
             else:
-                stored = await recording
+                received = await receiving
             accepted.set_result(Accepted(conversation.id, conversation.state, handled,
-                                         duplicate=stored is None,
-                                         seq=stored.seq if stored else None))
-            if stored is None:
+                                         duplicate=received is None,
+                                         seq=received.message.seq if received else None))
+            if received is None:
                 return None, None
         else:
             accepted.set_result(Accepted(conversation.id, conversation.state, handled))
@@ -253,7 +252,7 @@ class Router:
                 "loading the conversation from the store": loaded - started,
             }
             conversation = await self._greet(conversation, inbound.received_at, phases)
-        return conversation, stored
+        return conversation, received
 
     async def _handle(self, conversation: Conversation, inbound: InboundMessage,
                       stored: StoredMessage) -> Conversation:

@@ -21,7 +21,7 @@ from bot.cluster import Fanout
 from bot.errors import ChannelSendError
 from bot.messages import ConversationState, OutboundReply, StoredMessage
 from bot.metrics import Metrics
-from bot.store import Conversation, ConversationEvent, NewMessage, Store
+from bot.store import Conversation, ConversationEvent, NewMessage, Received, Store
 from bot.store.records import from_json, to_json
 
 log = logging.getLogger(__name__)
@@ -73,15 +73,22 @@ class Speaker:
         _call(self._listeners, from_json(Conversation, news["conversation"]),
               from_json(StoredMessage, message) if message is not None else None)
 
-    async def record(self, conversation: Conversation, message: NewMessage,
-                     inbound: bool = True) -> StoredMessage | None:
-        """Store a message without delivering it (what the customer said, or what a
-        platform's own agent wrote in its app); None for a retry or resend of a message
-        already stored."""
+    async def receive(self, conversation: Conversation, message: NewMessage
+                      ) -> Received | None:
+        """Store what the customer said, with their earlier messages still unsettled; None
+        for a retry or resend of a message already stored."""
+        received = await self._store.append_inbound(conversation, message)
+        if received is not None:
+            self._metrics.messages.labels(conversation.channel, "in").inc()
+            await self._notify(conversation, received.message)
+        return received
+
+    async def record(self, conversation: Conversation, message: NewMessage
+                     ) -> StoredMessage | None:
+        """Store what a platform's own agent wrote in its app, without delivering it; None
+        when it was read before."""
         stored = await self._store.append_message(conversation, message)
         if stored is not None:
-            if inbound:
-                self._metrics.messages.labels(conversation.channel, "in").inc()
             await self._notify(conversation, stored)
         return stored
 

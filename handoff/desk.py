@@ -272,7 +272,7 @@ class Desk:
                 role=Role.AGENT, kind=Kind.TEXT, text=news.text, ts=news.ts,
                 platform_msg_id=news.platform_msg_id,
                 meta={"via": news.desk or news.channel, "agent_id": holder,
-                      "agent_name": news.agent}), inbound=False)
+                      "agent_name": news.agent}))
             if stored is None:
                 return  # read twice
             if news.desk:

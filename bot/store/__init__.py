@@ -64,6 +64,15 @@ class NewMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class Received:
+    """A customer's message as stored, and their messages of the same conversation that
+    were still unsettled then, oldest first (a crash or a store outage left them)."""
+
+    message: StoredMessage
+    earlier: tuple[StoredMessage, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class UnansweredQuestion:
     conversation_id: str
     text: str
@@ -313,6 +322,13 @@ class Store(Protocol):
         customer on this channel (a retry or resend), in which case nothing is written. A
         message whose `id` was appended already (within the hour, for Redis) is returned as
         stored then: a call run twice, after its first reply was lost, adds one copy."""
+
+    async def append_inbound(
+        self, conversation: Conversation, message: NewMessage
+    ) -> Received | None:
+        """`append_message` for what a customer said, telling in the same step which of
+        their messages before it are unsettled: the router answers those first, and in the
+        usual case (none) that costs no second trip to the store."""
 
     async def messages(self, conversation_id: str, after_seq: int = 0) -> list[StoredMessage]:
         """The transcript after `after_seq`, oldest first."""

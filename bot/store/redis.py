@@ -27,7 +27,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.cluster import LeaseLost, held_lease
-from bot.messages import ConversationState, StoredMessage
+from bot.messages import ConversationState, Role, StoredMessage
 from bot.store import (
     AccessRecord,
     Agent,
@@ -42,6 +42,7 @@ from bot.store import (
     NewMessage,
     Note,
     Presence,
+    Received,
     Ticket,
     TicketStatus,
     UnansweredQuestion,
@@ -82,22 +83,34 @@ _APPEND_MESSAGE = """
 -- KEYS: transcript, dedupe key or '', unsettled set, the conversation's unsettled set,
 --       the message id's key, the writer's lease or ''
 -- ARGV: message JSON starting {"seq": -1, id, dedupe ttl, conversation id, now, id key ttl,
---       the writer's lease token or ''
--- Returns the seq; -1 for a duplicate platform message id; -2 when the lease is lost.
+--       the writer's lease token or '', '1' to look back
+-- Returns {seq}, followed when looking back by the conversation's messages unsettled before
+-- it; {-1} for a duplicate platform message id; {-2} when the lease is lost.
+local function appended(seq)
+  local found = {seq}
+  if ARGV[8] == '1' then
+    for _, earlier in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
+      if tonumber(earlier) < seq then
+        table.insert(found, redis.call('LINDEX', KEYS[1], tonumber(earlier) - 1))
+      end
+    end
+  end
+  return found
+end
 local again = redis.call('GET', KEYS[5])
-if again then return tonumber(again) end  -- the same call, retried after a lost reply
+if again then return appended(tonumber(again)) end  -- the same call, retried after a lost reply
 if KEYS[6] ~= '' then  -- written under a lease: refused unless the writer still holds it
-  if redis.call('GET', KEYS[6]) ~= ARGV[7] then return -2 end
+  if redis.call('GET', KEYS[6]) ~= ARGV[7] then return {-2} end
 end
 if KEYS[2] ~= '' then
-  if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'EX', ARGV[3]) then return -1 end
+  if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'EX', ARGV[3]) then return {-1} end
 end
 local seq = redis.call('LLEN', KEYS[1]) + 1
 redis.call('RPUSH', KEYS[1], '{"seq": ' .. seq .. string.sub(ARGV[1], 11))
 redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4] .. '|' .. seq)
 redis.call('ZADD', KEYS[4], ARGV[5], seq)
 redis.call('SET', KEYS[5], seq, 'EX', ARGV[6])
-return seq
+return appended(seq)
 """
 
 _SAVE_AGENT = """
@@ -263,6 +276,16 @@ class RedisStore:
 
     async def append_message(self, conversation: Conversation, message: NewMessage
                              ) -> StoredMessage | None:
+        received = await self._appended(conversation, message, look_back=False)
+        return None if received is None else received.message
+
+    async def append_inbound(self, conversation: Conversation, message: NewMessage
+                             ) -> Received | None:
+        return await self._appended(conversation, message, look_back=True)
+
+    async def _appended(self, conversation: Conversation, message: NewMessage,
+                        look_back: bool) -> Received | None:
+        """One script: the look at earlier unsettled messages takes no round trip."""
         message_id = message.id or uuid.uuid4().hex
         stored = StoredMessage(
             id=message_id, conversation_id=conversation.id, seq=-1, role=message.role,
@@ -277,16 +300,21 @@ class RedisStore:
                          message.platform_msg_id)
                 if message.platform_msg_id is not None else "")
         lease_key, lease_token = held_lease.get() or ("", "")
-        seq = int(await self._append(
+        seq, *earlier = await self._append(
             keys=[self.key("msgs", conversation.id), seen, self.key("unsettled"),
                   self.key("unsettled", conversation.id), self.key("appended", message_id),
                   lease_key],
             args=[record, message_id, self._dedupe_seconds, conversation.id, time.time(),
-                  RETRIED_APPEND_SECONDS, lease_token]))
+                  RETRIED_APPEND_SECONDS, lease_token, "1" if look_back else ""])
         if seq == -2:
             raise LeaseLost(f"{lease_key}: taken by another process; "
                             f"message not added to {conversation.id}")
-        return None if seq < 0 else replace(stored, seq=seq)
+        if seq < 0:
+            return None
+        theirs = (m for m in (from_json(StoredMessage, raw) for raw in earlier if raw)
+                  if m.role is Role.CUSTOMER)
+        return Received(replace(stored, seq=int(seq)),
+                        tuple(sorted(theirs, key=lambda m: m.seq)))
 
     async def messages(self, conversation_id: str, after_seq: int = 0) -> list[StoredMessage]:
         raw = await self.client.lrange(self.key("msgs", conversation_id), after_seq, -1)

@@ -38,6 +38,7 @@ from bot.store import (
     NewMessage,
     Note,
     Presence,
+    Received,
     Ticket,
     TicketStatus,
     UnansweredQuestion,
@@ -192,6 +193,16 @@ def _message(r: tuple[Any, ...]) -> StoredMessage:
                          meta=json.loads(r[9]))
 
 
+def _unsettled(db: sqlite3.Connection, where: str, params: tuple[Any, ...]
+               ) -> list[StoredMessage]:
+    columns = ", ".join(f"m.{c.strip()}" for c in _MESSAGE_COLUMNS.split(","))
+    rows = db.execute(
+        f"SELECT {columns} FROM unsettled u JOIN messages m ON "
+        f"m.conversation_id = u.conversation_id AND m.seq = u.seq WHERE {where} "
+        "ORDER BY u.ts, u.seq", params).fetchall()
+    return [_message(r) for r in rows]
+
+
 # Queue order: higher priority first, then first come first served.
 _QUEUE_ORDER = "priority DESC, queued_at, id"
 
@@ -335,6 +346,20 @@ class SqliteStore:
     async def append_message(
         self, conversation: Conversation, message: NewMessage
     ) -> StoredMessage | None:
+        received = await self._append(conversation, message, look_back=False)
+        return None if received is None else received.message
+
+    async def append_inbound(
+        self, conversation: Conversation, message: NewMessage
+    ) -> Received | None:
+        return await self._append(conversation, message, look_back=True)
+
+    async def _append(
+        self, conversation: Conversation, message: NewMessage, look_back: bool
+    ) -> Received | None:
+        """One operation of the SQL thread, so the look at earlier unsettled messages takes
+        no group commit of its own."""
+
         def append() -> StoredMessage | None:  # in a transaction: see bot/store/worker.py
             db = self.db
             message_id = message.id or uuid.uuid4().hex
@@ -372,7 +397,16 @@ class SqliteStore:
                        (stored.conversation_id, stored.seq, time.time()))
             return stored
 
-        return await self._run(append)
+        def append_and_look() -> Received | None:
+            stored = append()
+            if stored is None:
+                return None
+            earlier = _unsettled(self.db, "u.conversation_id = ? AND u.seq < ? AND m.role = ?",
+                                 (stored.conversation_id, stored.seq, Role.CUSTOMER.value)
+                                 ) if look_back else []
+            return Received(stored, tuple(earlier))
+
+        return await self._run(append_and_look)
 
     async def messages(self, conversation_id: str, after_seq: int = 0) -> list[StoredMessage]:
         def select() -> list[StoredMessage]:
@@ -392,17 +426,10 @@ class SqliteStore:
 
     async def unsettled(self, before: float, conversation_id: str | None = None
                         ) -> list[StoredMessage]:
-        def select() -> list[StoredMessage]:
-            columns = ", ".join(f"m.{c.strip()}" for c in _MESSAGE_COLUMNS.split(","))
-            of_one = "" if conversation_id is None else " AND u.conversation_id = ?"
-            rows = self.db.execute(
-                f"SELECT {columns} FROM unsettled u JOIN messages m ON "
-                f"m.conversation_id = u.conversation_id AND m.seq = u.seq WHERE u.ts < ?{of_one} "
-                "ORDER BY u.ts, u.seq",
-                (before,) if conversation_id is None else (before, conversation_id)).fetchall()
-            return [_message(r) for r in rows]
-
-        return await self._run(select)
+        of_one = "" if conversation_id is None else " AND u.conversation_id = ?"
+        return await self._run(
+            _unsettled, self.db, f"u.ts < ?{of_one}",
+            (before,) if conversation_id is None else (before, conversation_id))
 
     # questions the bot could not answer
 

@@ -285,7 +285,8 @@ class WebChatChannel:
         self._sockets[visitor].add(ws)
         # Presence is for other processes' timers: written alongside, not waited for before
         # the first frame is read (that would put a commit on the greeting's path).
-        present = asyncio.ensure_future(self._mark_present([visitor]))
+        present = asyncio.ensure_future(self._save_presence(visitor,
+                                                            self._mark_present([visitor])))
         try:
             with urgent():  # a customer opening the chat: part of the greeting's path
                 await self._replay(ws, visitor, request.query.get("conversation"), after)
@@ -298,17 +299,22 @@ class WebChatChannel:
             log.info("webchat %s: socket gone during replay (%s)", visitor, exc)
         finally:
             self._sockets[visitor].discard(ws)
-            try:
-                await present  # so that leaving is written after arriving
-                if not self._sockets[visitor]:
-                    del self._sockets[visitor]
-                    self._last_sent.pop(visitor, None)
-                    self._typing_told.pop(visitor, None)
-                    await self._store.save_state(self._presence_key(visitor),
-                                                 {"connected_until": 0, "left_at": time.time()})
-            except STORE_OUTAGES as exc:
-                log.warning("webchat %s: presence not saved (%s)", visitor, exc)
+            await present  # so that leaving is written after arriving
+            if not self._sockets[visitor]:  # their last tab: forgotten here, store down or not
+                del self._sockets[visitor]
+                self._last_sent.pop(visitor, None)
+                self._typing_told.pop(visitor, None)
+                await self._save_presence(visitor, self._store.save_state(
+                    self._presence_key(visitor), {"connected_until": 0, "left_at": time.time()}))
         return ws
+
+    async def _save_presence(self, visitor: str, write: Awaitable[None]) -> None:
+        """A presence that the store could not take is only logged: the socket's own work
+        (and forgetting it here) goes on."""
+        try:
+            await write
+        except STORE_OUTAGES as exc:
+            log.warning("webchat %s: presence not saved (%s)", visitor, exc)
 
     async def _replay(
         self, ws: web.WebSocketResponse, visitor: str, conversation_id: str | None, after: int

@@ -450,6 +450,25 @@ async def test_messages_stay_unsettled_until_settled(store: Store) -> None:
     assert await store.unsettled(before=later) == []
 
 
+async def test_a_customer_message_comes_with_their_earlier_ones_left_unsettled(
+    store: Store
+) -> None:
+    c, other = conversation(), conversation("c2", user="u2")
+    await store.save_conversation(c)
+    await store.save_conversation(other)
+    first = await store.append_inbound(c, said("你好", msg_id="m1"))
+    assert first is not None and (first.message.seq, first.earlier) == (1, ())
+    await store.settle(c.id, 1)  # handled
+    left = await store.append_inbound(c, said("退货怎么办", msg_id="m2"))  # then a crash
+    unsent = await store.append_message(c, NewMessage(  # a reply the channel did not take
+        role=Role.BOT, kind=Kind.ANSWER, text="可以退", ts=102.0))
+    await store.append_inbound(other, said("别人的", msg_id="m3"))
+    later = await store.append_inbound(c, said("什么时候退款", msg_id="m4"))
+    assert left is not None and unsent is not None and later is not None
+    assert (later.message.seq, later.earlier) == (4, (left.message,))
+    assert await store.append_inbound(c, said("什么时候退款", msg_id="m4")) is None  # a resend
+
+
 async def test_a_message_appended_twice_by_id_is_stored_once(store: Store) -> None:
     """redis-py sends a command again when its reply was lost, though Redis may have run it."""
     c = conversation()
