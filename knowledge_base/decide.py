@@ -28,13 +28,13 @@ from knowledge_base.matcher import Candidate, Evidence, MatchResult
 # Fitted by `python -m benchmarks calibrate` (benchmarks/calibrate.py); refit when the
 # matcher's scores change.
 HYBRID_COEFFICIENTS = {
-    "lexical_best": 0.279, "lexical_lead": 1.365, "chinese": 0.1, "semantic_best": 2.128,
-    "semantic_lead": 11.602, "combined_best": 1.758, "combined_lead": 4.703,
-    "lexical_agrees": 0.637, "semantic_agrees": -0.137, "semantic_neighbours": 0.819,
-    "intercept": -3.656,
+    "lexical_best": 0.142, "lexical_lead": 1.521, "chinese": 0.118, "semantic_best": 2.19,
+    "semantic_lead": 11.788, "combined_best": 1.78, "combined_lead": 4.372,
+    "lexical_agrees": 0.656, "semantic_agrees": -0.198, "semantic_neighbours": 0.782,
+    "intercept": -3.572,
 }
 LEXICAL_COEFFICIENTS = {
-    "lexical_best": 4.938, "lexical_lead": 6.578, "chinese": 1.019, "intercept": -2.735,
+    "lexical_best": 4.621, "lexical_lead": 7.042, "chinese": 0.989, "intercept": -2.619,
 }
 # Options offered when asking which was meant: those scoring at least this share of the best.
 CLARIFY_SHARE = 0.75

@@ -30,7 +30,8 @@ READING = Matcher(ENTRIES, vocabulary.load(None))  # with kefu's vocabulary, as 
 @pytest.mark.parametrize(
     ("raw", "normalised"),
     [("ＲＥＴＵＲＮ  Policy？", "return policy"), ("退货，怎么办！", "退货 怎么办"),
-     ("  a\t\nb ", "a b"), ("１２３", "123")],
+     ("  a\t\nb ", "a b"), ("１２３", "123"),
+     ("我 想 退货 ， 可以 吗", "我想退货 可以吗"), ("退货 return 怎么办", "退货 return 怎么办")],
 )
 def test_normalize(raw: str, normalised: str) -> None:
     assert normalize(raw) == normalised
@@ -97,7 +98,8 @@ def test_a_near_tie_asks_instead_of_answering() -> None:
     [("退貨怎麼辦", "return"),  # traditional characters
      ("推款多久到帐", "refund"),  # homophones typed with a pinyin IME
      ("咋开发票", "invoice"),  # a colloquial word, from the vocabulary
-     ("你好，请问一下可以退货吗？😊", "return")],  # chatter and an emoji around it
+     ("你好，请问一下可以退货吗？😊", "return"),  # chatter and an emoji around it
+     ("可以 退货 吗", "return")],  # spaces between the words, as some type or dictate
 )
 def test_chinese_as_customers_type_it(query: str, entry_id: str) -> None:
     result = READING.match(query)
