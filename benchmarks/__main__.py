@@ -177,9 +177,24 @@ def evening_lines(row: webchat_load.OpenLoopRow) -> list[str]:
     return lines
 
 
+def workers_lines(row: webchat_load.WorkersRow | None) -> list[str]:
+    if row is None:
+        return ["", "Both cores (`kefu serve --workers 2`, which needs Redis): not measured, "
+                "no Redis at 127.0.0.1:6379."]
+    rounds = ", ".join(f"{one:.0f} vs {many:.0f}" for one, many in zip(row.one, row.many,
+                                                                      strict=True))
+    return ["", f"Both cores: the same burst ({row.connections} customers) on kefu on Redis, "
+            f"one process against `kefu serve --workers {row.workers}`, in turn "
+            f"({len(row.one)} rounds; answers/s, one vs {row.workers}): {rounds}. "
+            f"{row.workers} workers give {row.ratio:.2f}x one process's answers/s. "
+            f"Target >= 1.7x: {verdict(row.ratio >= 1.7)}. The load generator runs on the "
+            "same two cores."]
+
+
 def load_section(rows: list[webchat_load.LoadRow], memory: webchat_load.MemoryRow,
                  ceiling: float, lexical: webchat_load.LoadRow,
-                 evening: webchat_load.OpenLoopRow) -> list[str]:
+                 evening: webchat_load.OpenLoopRow,
+                 scaling: webchat_load.WorkersRow | None) -> list[str]:
     lines = ["## Web chat under load", "",
              f"Each customer opens the chat, then asks {webchat_load.QUESTIONS_EACH} questions "
              "one after another; 50 more customers arrive while the others ask (\"late\"). "
@@ -225,7 +240,7 @@ def load_section(rows: list[webchat_load.LoadRow], memory: webchat_load.MemoryRo
               f"{ms(lexical.greeting_p99)} with the lexical engine in the same run (late "
               f"arrivals {ms(rows[0].late_greeting_p99)} vs {ms(lexical.late_greeting_p99)}; "
               f"answer p99 {ms(rows[0].answer_p99)} vs {ms(lexical.answer_p99)})",
-              *evening_lines(evening), "",
+              *evening_lines(evening), *workers_lines(scaling), "",
               "## Memory", "",
               f"Resident memory grown per additional idle customer (chat open and greeted), "
               f"between {memory.first} and {memory.first + memory.more} of them: kefu "
@@ -331,11 +346,12 @@ def main() -> int:
         load = webchat_load.run(loads)
         lexical_load = webchat_load.run((loads[0],), {"KEFU_MATCHING__ENGINE": "lexical"})
         evening = webchat_load.open_loop()
+        scaling = webchat_load.workers()
         memory = webchat_load.memory()
         note("the embedded store alone")
         ceiling = store_ceiling.questions_per_second()
-        lines += stamped(load_section(load, memory, ceiling, lexical_load[0], evening), "load",
-                         started)
+        lines += stamped(load_section(load, memory, ceiling, lexical_load[0], evening,
+                                      scaling), "load", started)
     if args.part == "soak":  # its section is written after every scenario, too
         started, where = time.time(), machine()
         rows = soak.run_all(tuple(int(n) for n in args.customers.split(",")),

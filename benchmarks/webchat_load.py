@@ -5,6 +5,7 @@ the load generator runs in its own process against `kefu serve` (the shipped con
 sample knowledge base, a fresh embedded store) and then against the echo server. Reported:
 greeting latency p50/p99/max (and that of customers arriving while the others ask),
 answer latency p50/p99, answers per second and kefu's as a share of the echo server's.
+Both cores: the same burst on kefu on Redis with one process and with `--workers 2`.
 Then memory: resident memory grown per additional idle customer (chat open, greeted),
 for kefu and for the echo server.
 """
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -114,6 +116,10 @@ def _on(command: list[str], env: dict[str, str], port: int, health_path: str,
         server.wait(30)
 
 
+ALL_DAY = json.dumps({d: "00:00-24:00" for d in ("mon", "tue", "wed", "thu", "fri", "sat",
+                                                  "sun")})
+
+
 def _kefu_then_echo(settings: dict[str, str] | None, drive: Callable[[str], T]
                     ) -> tuple[T, T]:
     """The same load on `kefu serve` (shipped config, a fresh embedded store, open all
@@ -122,8 +128,7 @@ def _kefu_then_echo(settings: dict[str, str] | None, drive: Callable[[str], T]
         port = _free_port()
         env = {**os.environ, **(settings or {}),
                "KEFU_STORE__PATH": str(Path(tmp) / "kefu.sqlite3"),
-               "KEFU_BUSINESS__HOURS": json.dumps({d: "00:00-24:00" for d in (
-                   "mon", "tue", "wed", "thu", "fri", "sat", "sun")})}
+               "KEFU_BUSINESS__HOURS": ALL_DAY}
         kefu = _on([str(Path(sys.executable).parent / "kefu"), "serve", "--port", str(port)],
                    env, port, "/healthz", drive)
     echo_port = _free_port()
@@ -192,6 +197,60 @@ def open_loop(chats: int = 1_000, interval: float = 2.0, seconds: float = 60.0
     kefu, echo = _kefu_then_echo(None, partial(_open_loop, chats=chats, interval=interval,
                                                      seconds=seconds))
     return OpenLoopRow(chats, interval, seconds, kefu, echo)
+
+
+@dataclass
+class WorkersRow:
+    """The same burst on kefu on Redis with one process and with `workers`, `rounds` times
+    each in turn (one, then many, then one...): the machine's noise falls on both."""
+    connections: int
+    workers: int
+    one: list[float]  # answers/s of each round
+    many: list[float]
+
+    @property
+    def ratio(self) -> float:
+        return sum(self.many) / sum(self.one)
+
+
+def _on_redis(url: str, workers: int, connections: int) -> _Load:
+    """`kefu serve --workers N` on Redis (shipped config, its own key prefix), under the
+    burst; its keys are deleted afterwards."""
+    import redis
+
+    prefix = f"kefu-bench-{uuid.uuid4().hex[:8]}:"
+    port = _free_port()
+    env = {**os.environ, "KEFU_STORE__TYPE": "redis", "KEFU_STORE__URL": url,
+           "KEFU_STORE__PREFIX": prefix, "KEFU_BUSINESS__HOURS": ALL_DAY}
+    try:
+        return _on([str(Path(sys.executable).parent / "kefu"), "serve", "--port", str(port),
+                    "--workers", str(workers)], env, port, "/healthz",
+                   partial(_load, connections=connections))
+    finally:
+        client = redis.Redis.from_url(url)
+        for key in client.scan_iter(f"{prefix}*", count=1000):
+            client.delete(key)
+        client.close()
+
+
+def workers(url: str = "redis://127.0.0.1:6379/0", connections: int = 1_000, many: int = 2,
+            rounds: int = 2) -> WorkersRow | None:
+    """None when no Redis answers at `url` (--workers needs it)."""
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError:
+        note(f"web chat, workers: no Redis at {url}; not measured")
+        return None
+    row = WorkersRow(connections, many, [], [])
+    for round_ in range(1, rounds + 1):
+        for count, into in ((1, row.one), (many, row.many)):
+            note(f"web chat, workers: {connections} customers on kefu --workers {count} "
+                 f"on Redis (round {round_} of {rounds})")
+            result = _on_redis(url, count, connections)
+            into.append(len(result.answers) / result.ask_seconds)
+    return row
 
 
 @dataclass

@@ -101,6 +101,7 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
                                                  config.knowledge_base.vocabulary)
     except KnowledgeBaseError as exc:
         raise KnowledgeBaseError([f"cannot start: {p}" for p in exc.problems]) from None
+    await asyncio.to_thread(reader.warm)
     # Failing regressions do not stop start-up (customers still need greeting): they are
     # logged and shown at /healthz until an edit fixes them.
     lang = config.business.default_language

@@ -19,10 +19,11 @@ class Greeter:
         self._config = config
         self._hours = hours
         self._templates: dict[str, jinja2.Template] = {}
-        # what each language's greeting says during the current minute: the template reads
-        # the clock only to the minute (time of day, open or not, when we open)
+        # what each language's greeting and answers' context say during the current minute:
+        # they read the clock only to the minute (time of day, open or not, when we open)
         self._minute = -1
         self._this_minute: dict[str, str] = {}  # by language
+        self._contexts: dict[str, dict[str, object]] = {}  # by language
         for lang, source in config.greeting.templates.items():
             try:
                 self._templates[lang] = _env.from_string(source)
@@ -35,21 +36,29 @@ class Greeter:
             except jinja2.TemplateError as exc:
                 raise ConfigError(f"greeting.templates.{lang}: {exc}") from None
 
-    def context(self, lang: str, now: float) -> dict[str, object]:
-        moment = self._hours.local(now)
-        return {
-            "business": self._config.business.name,
-            "time_greeting": time_greeting(moment, lang),
-            "hour": moment.hour,
-            "is_open": self._hours.is_open(moment),
-            "back_at": self._hours.describe_opening(moment, lang),
-            "hours": describe_hours(self._config.business, lang),
-        }
-
-    def render(self, lang: str, now: float) -> str:
+    def _at(self, now: float) -> None:
         minute = int(now // 60)
         if minute != self._minute:
-            self._minute, self._this_minute = minute, {}
+            self._minute, self._this_minute, self._contexts = minute, {}, {}
+
+    def context(self, lang: str, now: float) -> dict[str, object]:
+        """What greetings and answers may use (read only: answers share it)."""
+        self._at(now)
+        context = self._contexts.get(lang)
+        if context is None:
+            moment = self._hours.local(now)
+            context = self._contexts[lang] = {
+                "business": self._config.business.name,
+                "time_greeting": time_greeting(moment, lang),
+                "hour": moment.hour,
+                "is_open": self._hours.is_open(moment),
+                "back_at": self._hours.describe_opening(moment, lang),
+                "hours": describe_hours(self._config.business, lang),
+            }
+        return context
+
+    def render(self, lang: str, now: float) -> str:
+        self._at(now)
         text = self._this_minute.get(lang)
         if text is None:
             default = self._config.business.default_language
