@@ -113,6 +113,8 @@ function renderWindow(c) {
   box.className = "window";
   if (secondsLeft <= 0) {
     box.textContent = t("windowClosed"); box.classList.add("closed");
+  } else if (w.messages_left <= 0) {
+    box.textContent = t("windowUsedUp"); box.classList.add("closed");
   } else if (w.messages_left <= 1) {  // the last one: warn before it is used
     box.textContent = t("windowLast", { n: w.messages_left }) + " · " + t("windowLeft", { n: w.messages_left, time: age(secondsLeft) });
     box.classList.add("last");

@@ -3,8 +3,6 @@ notes, labels, the picker, IME composition, the 1-minute banner and the shop's t
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from dataclasses import replace
 from datetime import datetime
@@ -260,30 +258,3 @@ async def test_the_console_speaks_english_when_the_agent_chooses_it(kefu: Kefu,
     await page.locator("#inbox li").click()
     await expect(page.locator("#transcript .event").first).to_contain_text(
         "Queued · asked for a person")
-
-
-async def test_the_delivery_window_shows_what_is_left_and_warns_before_the_last(
-        kefu: Kefu, browser: Browser) -> None:
-    """WeChat's and WeCom's windows come as the conversation's `delivery_window` field
-    (from the platform's channel); here the real answer gets one added, in the browser."""
-    _, cid = await kefu.queued_customer("转人工")
-    page = await console(browser, kefu)
-    window = {"messages_left": 3, "reserve": 1,
-              "closes_at": datetime.fromtimestamp(time.time() + 2 * 3600 + 5 * 60,
-                                                  ZoneInfo("UTC")).isoformat()}
-
-    async def with_window(route: Any) -> None:
-        response = await route.fetch()
-        detail = await response.json()
-        detail["conversation"]["delivery_window"] = window
-        await route.fulfill(response=response, body=json.dumps(detail))
-
-    await page.route(f"**/agent/api/conversations/{cid}", with_window)
-    await take_in_console(page, "访客")
-    shown = page.locator("#delivery-window")
-    await expect(shown).to_contain_text(re.compile(r"还可发送 3 条 · 窗口剩余 2小时[45]分"))
-    await expect(shown).not_to_have_class("window last")
-    window["messages_left"] = 1
-    await page.locator("#inbox li").first.click()
-    await expect(shown).to_contain_text("只剩最后 1 条可发送")
-    await expect(shown).to_have_class("window last")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -48,3 +49,41 @@ async def test_a_supervisor_follows_a_servicers_chat_and_hands_it_back(
     await wecom.settle()
     assert wecom.standin.states["wmHan"] == 4  # ended in WeCom: the bot has the customer
     assert "智能客服" in wecom.standin.sent[-1].content
+
+
+async def test_the_delivery_window_shows_what_is_left_and_warns_before_the_last(
+        wecom_world: Any, browser: Browser) -> None:
+    """WeCom allows 5 messages in the 48 hours after a customer's message: the agent sees
+    how many are left and is warned before the last one."""
+    wecom = await wecom_world()
+    await wecom.writes("wmWin", "转人工")
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    await log_in(page, wecom.kefu, "duty")
+    await page.get_by_role("tab", name="待接入").click()
+    await page.locator("#inbox li").click()
+    await page.get_by_role("button", name="接入").click()
+    await expect(page.locator("#reply-form")).to_be_visible()
+    await wecom.settle()  # "客服duty已接入" has used one of the five
+    await page.locator("#inbox li").first.click()
+    shown = page.locator("#delivery-window")
+    left = re.compile(r"还可发送 (\d) 条 · 窗口剩余 47小时5\d分")
+    await expect(shown).to_contain_text(left)
+    found = left.search(await shown.inner_text())
+    assert found is not None
+    reply = page.locator("#reply")
+    for i in range(int(found.group(1)) - 1):  # the agent uses all but the last
+        await reply.fill(f"您好，这是第 {i + 1} 条回复，请您查收。")
+        await reply.press("Enter")
+        await expect(reply).to_have_value("")
+    await wecom.settle()
+    await page.locator("#inbox li").first.click()  # the chat read again
+    await expect(shown).to_contain_text("只剩最后 1 条可发送")
+    await expect(shown).to_have_class("window last")
+    await reply.fill("最后一条：您的问题已经处理好了。")
+    await reply.press("Enter")
+    await expect(reply).to_have_value("")
+    await wecom.settle()
+    await page.locator("#inbox li").first.click()
+    await expect(shown).to_contain_text("本窗口的消息已用完")  # not "0 left"
+    await expect(shown).to_have_class("window closed")
+    await page.close()
