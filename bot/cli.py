@@ -250,8 +250,17 @@ def _serve(path: Path, config: Config, args: argparse.Namespace) -> int:
     if workers > 1:
         return supervise(worker_command(path, host, port), workers)
     web.run_app(create_app(config), host=host, port=port, print=_print_ready,
-                reuse_port=args.reuse_port or None)
+                reuse_port=args.reuse_port or None, loop=new_event_loop(config.server.event_loop))
     return 0
+
+
+def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
+    """`server.event_loop`: uvloop, or Python's own."""
+    if kind == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
 
 
 def _check_can_listen(host: str, port: int) -> None:

@@ -426,6 +426,9 @@ class ServerConfig(_Model):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
     workers: Annotated[int, Field(ge=1)] = 1  # processes on this machine (> 1: store redis)
+    # uvloop (libuv) runs the sockets, timers and callbacks of `kefu serve` in C; asyncio is
+    # Python's own loop, for debugging or a platform without uvloop wheels
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     # Proxies whose X-Forwarded-Proto is believed (the console's cookie is Secure when it
     # says https); networks like 127.0.0.1/32. Anyone else could send the header.
     trusted_proxies: list[str] = Field(default_factory=list)
