@@ -610,7 +610,8 @@ async def _agent_passwd(store: Store, args: argparse.Namespace) -> int:
     if problem:
         raise ConfigError(problem)
     await store.update_agent(agent.id, password_hash=hash_password(password))
-    print(f"password of {agent.name} changed")
+    await store.end_sessions(agent.id)
+    print(f"password of {agent.name} changed; they are logged out everywhere")
     return 0
 
 

@@ -482,16 +482,21 @@ class Console:
         agent = await self._store.get_agent(request[AGENT].id) or request[AGENT]
         if not verify_password(str(body.get("current", "")), agent.password_hash):
             return _error(403, "wrong_password", "the current password is not right")
-        return await self._set_password(agent, body.get("new"))
+        return await self._set_password(agent, body.get("new"),
+                                        keep=request[SESSION].token_hash)
 
-    async def _set_password(self, agent: Agent, password: object) -> web.Response:
+    async def _set_password(self, agent: Agent, password: object, keep: str | None = None
+                            ) -> web.Response:
+        """A new password ends every session of the account but `keep` (the agent's own,
+        when they changed it): whoever knew the old one is logged out."""
         if not isinstance(password, str):
             return _error(400, "bad_request", "the new password must be text")
         problem = password_problem(password)
         if problem:
             return _error(400, "weak_password", problem)
         await self._store.update_agent(agent.id, password_hash=hash_password(password))
-        log.info("console: password of %s changed", agent.name)
+        await self._store.end_sessions(agent.id, keep)
+        log.info("console: password of %s changed; their other sessions ended", agent.name)
         return web.json_response({"ok": True})
 
     async def _agent_add(self, request: web.Request) -> web.Response:

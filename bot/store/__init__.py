@@ -373,6 +373,10 @@ class Store(Protocol):
 
     async def delete_session(self, token_hash: str) -> None: ...
 
+    async def end_sessions(self, agent_id: str, keep: str | None = None) -> None:
+        """Every session of the agent ends, except the one whose hash is `keep` (a
+        password changed: whoever knew the old one is logged out)."""
+
     async def save_agent_settings(self, settings: AgentSettings) -> None: ...
 
     async def agent_settings(self, agent_id: str) -> AgentSettings:

@@ -143,6 +143,17 @@ redis.call('DEL', KEYS[1], KEYS[3], KEYS[4])
 return 1
 """
 
+_END_SESSIONS = """
+-- KEYS: the agent's sessions set; ARGV: the session key to keep ('' for none)
+for _, session in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if session ~= ARGV[1] then
+    redis.call('DEL', session)
+    redis.call('SREM', KEYS[1], session)
+  end
+end
+return 1
+"""
+
 _ORDERED_ADD = """
 -- KEYS: sorted set, counter; ARGV: score, record: members stay in insertion order per score
 local n = redis.call('INCR', KEYS[2])
@@ -193,6 +204,7 @@ class RedisStore:
         self._update_agent = client.register_script(_UPDATE_AGENT)
         self._ordered_add = client.register_script(_ORDERED_ADD)
         self._delete_agent = client.register_script(_DELETE_AGENT)
+        self._end_sessions = client.register_script(_END_SESSIONS)
 
     @classmethod
     async def open(cls, url: str, **options: Any) -> RedisStore:
@@ -440,6 +452,11 @@ class RedisStore:
 
     async def delete_session(self, token_hash: str) -> None:
         await self.client.delete(self.key("session", token_hash))
+
+    async def end_sessions(self, agent_id: str, keep: str | None = None) -> None:
+        kept = self.key("session", keep) if keep else None
+        await self._end_sessions(keys=[self.key("sessions-of", agent_id)],
+                                 args=[kept or ""])
 
     async def save_agent_settings(self, settings: AgentSettings) -> None:
         await self.client.set(self.key("agent-settings", settings.agent_id), to_json(settings))

@@ -464,6 +464,11 @@ class SqliteStore:
                         f"UPDATE agents SET {', '.join(f'{c} = ?' for c in columns)} "
                         "WHERE id = ?", (*(changes[c] for c in columns), agent_id))
 
+    async def end_sessions(self, agent_id: str, keep: str | None = None) -> None:
+        await self._run(self.db.execute,
+                        "DELETE FROM agent_sessions WHERE agent_id = ? AND token_hash != ?",
+                        (agent_id, keep or ""))
+
     async def delete_agent(self, agent_id: str) -> None:
         def delete() -> None:  # in a transaction: see bot/store/worker.py
             self.db.execute("DELETE FROM agents WHERE id = ?", (agent_id,))

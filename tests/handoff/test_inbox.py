@@ -144,9 +144,13 @@ async def test_agents_change_their_password_and_supervisors_manage_accounts(kefu
     await duty.post("/me/password", {"current": "wrong one", "new": "a new password"},
                     status=403)
     await duty.post("/me/password", {"current": "correct horse", "new": "short"}, status=400)
+    elsewhere = await kefu.agent("duty")  # the same account logged in on another device
     await duty.post("/me/password", {"current": "correct horse", "new": "a new password"})
     stored = await kefu.store.agent_by_name("duty")
     assert stored is not None and verify_password("a new password", stored.password_hash)
+    assert (await duty.get("/me"))["agent"]["name"] == "duty"  # who changed it stays in
+    response = await elsewhere.client.get("/agent/api/me", headers=elsewhere.headers)
+    assert response.status == 401  # whoever knew the old password is logged out
 
     boss = await kefu.agent("boss")
     await duty.post("/agents", {"name": "mei", "password": "mei's password"}, status=403)
@@ -164,7 +168,10 @@ async def test_agents_change_their_password_and_supervisors_manage_accounts(kefu
     listed = {a["name"]: a for a in await boss.get("/agents")}
     assert listed["mei"]["disabled"] is True
     await boss.post(f"/agents/{mei_id}/enable")
+    await mei.get("/me")
     await boss.post(f"/agents/{mei_id}/password", {"password": "reset by boss"})
+    response = await mei.client.get("/agent/api/me", headers=mei.headers)
+    assert response.status == 401  # a reset password ends the account's sessions
     await kefu.agent("mei", "reset by boss")
     await boss.post(f"/agents/{boss_account.id}/disable", status=409)
     await boss.post("/agents/nobody/disable", status=404)

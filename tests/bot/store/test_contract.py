@@ -374,6 +374,18 @@ async def test_sessions_are_found_by_token_hash_and_deleted(store: Store) -> Non
     assert await store.get_session("h1") is None
 
 
+async def test_ending_an_agents_sessions_keeps_only_the_one_asked(store: Store) -> None:
+    now = time.time()
+    for token_hash, agent_id in (("h1", "a1"), ("h2", "a1"), ("h3", "a1"), ("h4", "a2")):
+        await store.save_session(AgentSession(token_hash=token_hash, agent_id=agent_id,
+                                              csrf_token="c", created_at=now,
+                                              expires_at=now + 3600))
+    await store.end_sessions("a1", keep="h2")
+    assert [h for h in ("h1", "h2", "h3", "h4") if await store.get_session(h)] == ["h2", "h4"]
+    await store.end_sessions("a1")
+    assert await store.get_session("h2") is None and await store.get_session("h4")
+
+
 async def test_tickets_come_soonest_due_first_and_filter_by_status(store: Store) -> None:
     def ticket(tid: str, due: float, **changes: object) -> Ticket:
         base = Ticket(id=tid, conversation_id="c1", channel="webchat", user_id="u1", lang="zh",
