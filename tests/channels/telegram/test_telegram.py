@@ -294,9 +294,6 @@ async def test_a_customer_burst_is_merged_within_the_groups_budget(world: Any) -
     assert [said.index(t) for t in texts] == sorted(said.index(t) for t in texts)  # in order
 
 
-@pytest.mark.skip(reason="flaky after the file's other tests (passes alone and passed in the "
-                  "full suite at 382195b), and its teardown then hangs kefu's stop: see the "
-                  "stop 24 note; to be fixed before it runs again")
 async def test_one_chats_429_and_burst_never_delay_another_chats_greeting(world: Any) -> None:
     # Telegram allows one message to a chat every 4 s: the burst's answers meet 429s.
     w = await world(limits=Limits(per_chat_interval=4.0), per_chat_per_second=10.0)
@@ -306,10 +303,22 @@ async def test_one_chats_429_and_burst_never_delay_another_chats_greeting(world:
     written_at = time.monotonic()
     await w.write(*burst, w.api.private_message(other, "/start"))  # one getUpdates
     await w.replies_to(other, 1)
+
+    async def greeting_recorded() -> bool:
+        # A conversation opened by /start is saved once its greeting is handed over, with
+        # the latency: the stand-in has the greeting a moment before (this test read the
+        # store in that moment and failed, when the machine was busy).
+        found = await w.kefu.store.latest_conversation("telegram", str(other))
+        return found is not None and found.greeting_latency_ms is not None
+
+    await wait_for(greeting_recorded, within=15)
     waited = time.monotonic() - written_at
     assert waited < 5.0  # the 5-second rule (before: 5.5-12.5 s, behind the other's 429s)
     conversation = await w.kefu.store.latest_conversation("telegram", str(other))
+    # Counted from when kefu received the update, which came after the write.
     assert conversation.greeting_latency_ms <= waited * 1000
+    # Not after the other chat's retry_after (4 s), nor after its burst's answers.
+    assert conversation.greeting_latency_ms < 2000
     replies = await w.replies_to(CUSTOMER, 3)  # its own, in order, 4 s apart
     assert w.api.refused >= 1  # the first chat sat out 429s meanwhile
     assert replies[1:3] == ["签收后 7 天内可以无理由退货。", "退款 1-3 个工作日到账。"]
