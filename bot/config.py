@@ -425,6 +425,9 @@ class ServerConfig(_Model):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
     workers: Annotated[int, Field(ge=1)] = 1  # processes on this machine (> 1: store redis)
+    # The longest one part of stopping may take (a channel, a background loop, the store):
+    # past it, kefu logs what that part is still waiting for and cancels it.
+    stop_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
     # Proxies whose X-Forwarded-Proto is believed (the console's cookie is Secure when it
     # says https); networks like 127.0.0.1/32. Anyone else could send the header.
     trusted_proxies: list[str] = Field(default_factory=list)
