@@ -24,6 +24,7 @@ from bot.metrics import Metrics, metrics_handler
 from bot.recovery import Recovery
 from bot.router import Router
 from bot.speaker import Speaker
+from bot.stopping import bounded, bounded_context
 from bot.store import Store
 from bot.store.redis import RedisStore
 from bot.store.sqlite import SqliteStore
@@ -173,10 +174,12 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
     if config.metrics.enabled:
         app.router.add_get("/metrics", metrics_handler(metrics, store, config.metrics, clock))
 
-    def background(work: Callable[[], Coroutine[Any, Any, None]]
+    def background(work: Callable[[], Coroutine[Any, Any, None]], name: str | None = None
                    ) -> Callable[[web.Application], AsyncIterator[None]]:
+        what = name or getattr(work, "__qualname__", repr(work))
+
         async def run(app: web.Application) -> AsyncIterator[None]:
-            task = asyncio.create_task(work())
+            task = asyncio.create_task(work(), name=what)
             yield
             # Cancelled again until it ends: on Python 3.11 a cancel that arrives as an
             # asyncio.timeout fires (redis-py reads with one) is taken for the timeout and
@@ -187,23 +190,27 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+        run.__qualname__ = f"background loop {what}"  # named in a stop that overruns
         return run
 
+    stop_seconds = config.server.stop_timeout_seconds
+
     async def shut_down(app: web.Application) -> None:
-        await console.aclose()
-        for channel in channels.values():
-            await channel.aclose()
-        try:
+        await bounded("the console", console.aclose(), stop_seconds)
+        for name, channel in channels.items():
+            await bounded(f"channel {name}", channel.aclose(), stop_seconds)
+        try:  # the lanes go on after the grace, and end as the channels refuse to send
             await asyncio.wait_for(router.idle(), SHUTDOWN_GRACE_SECONDS)
         except TimeoutError:
             log.warning("shutdown: some conversations were still being handled")
 
     app.cleanup_ctx.append(background(
-        lambda: live_kb.watch(config.knowledge_base.reload_interval_seconds)))
+        lambda: live_kb.watch(config.knowledge_base.reload_interval_seconds),
+        "LiveKnowledgeBase.watch"))
     app.cleanup_ctx.append(background(desk.run))
     app.cleanup_ctx.append(background(webhooks.run))
     app.cleanup_ctx.append(background(customers.run))
-    app.cleanup_ctx.append(background(lambda: cases.run(leases)))
+    app.cleanup_ctx.append(background(lambda: cases.run(leases), "CaseBook.run"))
     app.cleanup_ctx.append(background(recovery.run))
     app.cleanup_ctx.append(background(Retention(config, store, leases, clock).run))
     if desk.bridge is not None:
@@ -211,6 +218,9 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
     for work in channel_work:
         app.cleanup_ctx.append(background(work))
     app.on_shutdown.append(shut_down)
+    # Every clean-up (a channel's stop, a background loop's, the store's) in bounded time.
+    for i, context in enumerate(app.cleanup_ctx):
+        app.cleanup_ctx[i] = bounded_context(context, stop_seconds)
     log.info("kefu ready: %d FAQ entries, channels: %s", len(knowledge_base.entries),
              ", ".join(channels))
     return app

@@ -429,6 +429,9 @@ class ServerConfig(_Model):
     # uvloop (libuv) runs the sockets, timers and callbacks of `kefu serve` in C; asyncio is
     # Python's own loop, for debugging or a platform without uvloop wheels
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    # The longest one part of stopping may take (a channel, a background loop, the store):
+    # past it, kefu logs what that part is still waiting for and cancels it.
+    stop_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
     # Proxies whose X-Forwarded-Proto is believed (the console's cookie is Secure when it
     # says https); networks like 127.0.0.1/32. Anyone else could send the header.
     trusted_proxies: list[str] = Field(default_factory=list)

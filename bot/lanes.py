@@ -75,11 +75,29 @@ class Lanes:
         return await done
 
     async def idle(self) -> None:
-        """Wait until every lane has finished its work (tests and shutdown)."""
-        while self._lanes:
-            await asyncio.gather(*(lane.task for lane in list(self._lanes.values()) if lane.task))
+        """Wait until every lane has finished its work (tests and shutdown).
+
+        Cancelling the wait (shutdown's grace running out) leaves the lanes running: a lane
+        cancelled mid-queue would drop the jobs behind the running one, and whoever waits
+        for them (a Telegram update waiting to be stored) would wait for ever."""
+        while running := [lane.task for lane in list(self._lanes.values())
+                          if lane.task is not None and not lane.task.done()]:
+            await asyncio.wait(running)
 
     async def _drain(self, key: LaneKey, lane: _Lane) -> None:
+        try:
+            await self._run_jobs(key, lane)
+        finally:
+            if self._lanes.get(key) is lane:
+                del self._lanes[key]
+            # Cancelled (nothing in kefu does, but a lane must not strand anyone): the jobs
+            # behind the one that was running never run, and their callers hear so.
+            while not lane.queue.empty():
+                _job, refused = lane.queue.get_nowait()
+                if refused is not None:
+                    refused(LeaseUnavailable("the lane was stopped before this job ran"))
+
+    async def _run_jobs(self, key: LaneKey, lane: _Lane) -> None:
         while not lane.queue.empty():
             job, refused = lane.queue.get_nowait()
             async with contextlib.AsyncExitStack() as lease:
@@ -95,4 +113,3 @@ class Lanes:
                     await job()
                 except Exception:
                     log.exception("job failed in the lane of %s/%s", *key)
-        del self._lanes[key]

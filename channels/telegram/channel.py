@@ -44,6 +44,7 @@ from bot.messages import (
     split_text,
 )
 from bot.router import Accepted
+from bot.stopping import waiting_in
 from bot.store import Conversation
 from bot.tasks import BackgroundTasks
 from bot.wire import parse_json, same_secret
@@ -92,8 +93,9 @@ class TelegramChannel:
 
     def __init__(self, config: TelegramConfig,
                  on_message: Callable[[InboundMessage], Awaitable[Accepted]],
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, stop_seconds: float = 30.0) -> None:
         self._config = config
+        self._stop_seconds = stop_seconds  # server.stop_timeout_seconds
         self._on_message = on_message
         hide_secrets_in(frozenset({config.token, config.secret_token}), *LIBRARY_LOGGERS)
         self._clock = clock
@@ -114,6 +116,7 @@ class TelegramChannel:
         self._typing_at: dict[int, float] = {}
         self._topic_listener: TopicListener | None = None
         self._callback_answers = BackgroundTasks("telegram callback answers")
+        self._handling: dict[asyncio.Task[Any], str] = {}  # updates being handled
 
     def on_topic_message(self, listener: TopicListener) -> None:
         """Messages written in the agents' group go to the bridge."""
@@ -149,7 +152,8 @@ class TelegramChannel:
         if self.application.updater is not None and self.application.updater.running:
             await self.application.updater.stop()
         await self.pacer.aclose()  # first: handlers still running may wait for a send
-        await self.application.stop()
+        await self._handlers_done(self._stop_seconds / 2)
+        await self.application.stop()  # waits for every update's handler to end
         await self._callback_answers.drain()
         await self.application.shutdown()
 
@@ -181,7 +185,35 @@ class TelegramChannel:
             self._seen.popitem(last=False)
         return True
 
+    async def _handlers_done(self, seconds: float) -> None:
+        """Updates still being handled at a stop are waited for (their customers' messages
+        are being stored), for `seconds` at most: one that takes longer is named in the log
+        with where it waits, and cancelled, so the stop never waits for ever."""
+        if not self._handling:
+            return
+        _, late = await asyncio.wait(set(self._handling), timeout=seconds)
+        for task in late:
+            log.error("telegram: stopping: %s still being handled after %.1f s, waiting in "
+                      "%s; cancelled", self._handling.get(task, "an update"), seconds,
+                      waiting_in(task))
+            task.cancel()
+        if late:
+            await asyncio.wait(late, timeout=seconds)
+
     async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        task = asyncio.current_task()
+        if task is None:
+            await self._handle_update(update)
+            return
+        chat = update.effective_chat
+        self._handling[task] = f"update {update.update_id}" + (
+            f" (chat {chat.id})" if chat is not None else "")
+        try:
+            await self._handle_update(update)
+        finally:
+            self._handling.pop(task, None)
+
+    async def _handle_update(self, update: Update) -> None:
         received_at = self._arrivals.received_at.pop(update.update_id, None) or self._clock()
         if not self._first_time(update.update_id):
             log.info("telegram: update %s delivered twice; dropped", update.update_id)

@@ -95,7 +95,7 @@ class Pacer:
         self._seq = itertools.count()
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[asyncio.Task[None], Outgoing] = {}
         self._closed = False
 
     def start(self) -> None:
@@ -107,9 +107,12 @@ class Pacer:
         self._closed = True
         if self._worker is not None:
             self._worker.cancel()
-        for task in list(self._in_flight):
+        in_flight = dict(self._in_flight)
+        for task in in_flight:
             task.cancel()
-        await asyncio.gather(*self._in_flight, return_exceptions=True)
+        await asyncio.gather(*in_flight, return_exceptions=True)
+        for message in in_flight.values():  # a send cancelled before it began says nothing
+            _stopped(message)
         for chat in self._chats.values():
             while chat.queue:
                 _stopped(chat.queue.popleft())
@@ -171,8 +174,8 @@ class Pacer:
             self._overall.take(now)
             chat.busy = True
             task = asyncio.create_task(self._deliver(chat, message))
-            self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
+            self._in_flight[task] = message
+            task.add_done_callback(self._forget)
 
     def _take(self, chat: _Chat) -> Outgoing:
         """The head of the queue, with the mergeable messages for the same topic behind it."""
@@ -229,6 +232,9 @@ class Pacer:
         finally:
             chat.busy = False
             self._wake.set()
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.pop(task, None)
 
     def _forget_idle_chats(self) -> None:
         """Chats with nothing queued and a full bucket are dropped: memory stays bounded."""

@@ -55,7 +55,8 @@ class TelegramConfig(ChannelSettings):
         from channels.telegram.bridge import TelegramBridge
         from channels.telegram.channel import TelegramChannel
 
-        channel = TelegramChannel(self, kefu.submit, kefu.clock)
+        channel = TelegramChannel(self, kefu.submit, kefu.clock,
+                                  stop_seconds=kefu.config.server.stop_timeout_seconds)
         if self.bridge.group_id:
             bridge = TelegramBridge(self, kefu.config.desk, channel, kefu.store, kefu.desk,
                                     kefu.speaker, kefu.config.business.timezone, kefu.clock)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -10,8 +11,11 @@ from typing import Any
 
 import pytest
 
+import bot.app
+from bot.app import CHANNELS
 from bot.config import Config
 from bot.messages import ConversationState
+from bot.store.sqlite import SqliteStore
 from tests.channels.telegram.standin import GROUP, TOKEN, BotApiStandIn, Limits
 from tests.conftest import ALWAYS_OPEN, TEST_KB
 from tests.harness import Kefu, wait_for, write_kb
@@ -56,10 +60,12 @@ async def world(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[
     started: list[tuple[Kefu, BotApiStandIn]] = []
 
     async def start(mode: str = "polling", limits: Limits | None = None,
-                    group_per_minute: int = 20, **telegram: Any) -> World:
+                    group_per_minute: int = 20, server: dict[str, Any] | None = None,
+                    **telegram: Any) -> World:
         api = BotApiStandIn(limits or Limits(per_chat_interval=0.2))
         base = await api.start()
         config = Config.model_validate({
+            "server": server or {},
             "business": {"name": "测试店", "hours": ALWAYS_OPEN},
             "knowledge_base": {"path": str(write_kb(tmp_path / f"kb{len(started)}", TEST_KB)),
                                "regressions": str(tmp_path / "none.yaml")},
@@ -294,9 +300,6 @@ async def test_a_customer_burst_is_merged_within_the_groups_budget(world: Any) -
     assert [said.index(t) for t in texts] == sorted(said.index(t) for t in texts)  # in order
 
 
-@pytest.mark.skip(reason="flaky after the file's other tests (passes alone and passed in the "
-                  "full suite at 382195b), and its teardown then hangs kefu's stop: see the "
-                  "stop 24 note; to be fixed before it runs again")
 async def test_one_chats_429_and_burst_never_delay_another_chats_greeting(world: Any) -> None:
     # Telegram allows one message to a chat every 4 s: the burst's answers meet 429s.
     w = await world(limits=Limits(per_chat_interval=4.0), per_chat_per_second=10.0)
@@ -306,13 +309,70 @@ async def test_one_chats_429_and_burst_never_delay_another_chats_greeting(world:
     written_at = time.monotonic()
     await w.write(*burst, w.api.private_message(other, "/start"))  # one getUpdates
     await w.replies_to(other, 1)
+
+    async def greeting_recorded() -> bool:
+        # A conversation opened by /start is saved once its greeting is handed over, with
+        # the latency: the stand-in has the greeting a moment before (this test read the
+        # store in that moment and failed, when the machine was busy).
+        found = await w.kefu.store.latest_conversation("telegram", str(other))
+        return found is not None and found.greeting_latency_ms is not None
+
+    await wait_for(greeting_recorded, within=15)
     waited = time.monotonic() - written_at
     assert waited < 5.0  # the 5-second rule (before: 5.5-12.5 s, behind the other's 429s)
     conversation = await w.kefu.store.latest_conversation("telegram", str(other))
+    # Counted from when kefu received the update, which came after the write.
     assert conversation.greeting_latency_ms <= waited * 1000
+    # Not after the other chat's retry_after (4 s), nor after its burst's answers.
+    assert conversation.greeting_latency_ms < 2000
     replies = await w.replies_to(CUSTOMER, 3)  # its own, in order, 4 s apart
     assert w.api.refused >= 1  # the first chat sat out 429s meanwhile
     assert replies[1:3] == ["签收后 7 天内可以无理由退货。", "退款 1-3 个工作日到账。"]
+
+
+async def test_stopping_while_a_chat_sits_out_a_429_ends_promptly_and_loses_nothing(
+        world: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Shutdown's grace for conversations runs out while one chat still has answers queued
+    # behind a 429 (before: the lane was cancelled with the wait, the update behind never
+    # stored, and PTB's stop waited for its handler for ever).
+    monkeypatch.setattr(bot.app, "SHUTDOWN_GRACE_SECONDS", 0.5)
+    w = await world(limits=Limits(per_chat_interval=4.0), per_chat_per_second=10.0)
+    questions = ("退货怎么办", "什么时候退款", "退货政策是什么", "可以退货吗")
+    await w.write(*(w.api.private_message(CUSTOMER, q) for q in questions))
+    await wait_for(lambda: w.api.refused >= 1, within=15)  # the first answer met a 429
+    started = time.monotonic()
+    await asyncio.wait_for(w.kefu.stop(), 20)
+    assert time.monotonic() - started < 5  # the pacer fails what it has not sent, at once
+    store = await SqliteStore.open(w.kefu.config.store.path)
+    try:
+        conversation = await store.latest_conversation("telegram", str(CUSTOMER))
+        assert conversation is not None
+        said = await store.messages(conversation.id)
+        assert [m.text for m in said if m.role.value == "customer"] == list(questions)
+        unsent = await store.unsettled(math.inf, conversation.id)
+        assert any(m.role.value == "bot" for m in unsent)  # for recovery to send
+    finally:
+        await store.close()
+
+
+async def test_a_stop_that_would_wait_for_ever_is_bounded_and_says_on_what(
+        world: Any, caplog: pytest.LogCaptureFixture) -> None:
+    w = await world(server={"stop_timeout_seconds": 1})
+    channel = w.kefu.app[CHANNELS]["telegram"]
+    handling = asyncio.Event()
+
+    async def never_stored(inbound: Any) -> Any:
+        handling.set()
+        await asyncio.Event().wait()  # a store that never answers
+
+    channel._on_message = never_stored
+    await w.write(w.api.private_message(CUSTOMER, "退货怎么办"))
+    await asyncio.wait_for(handling.wait(), 10)
+    started = time.monotonic()
+    await asyncio.wait_for(w.kefu.stop(), 20)
+    assert time.monotonic() - started < 5
+    (line,) = [r.getMessage() for r in caplog.records if "still being handled" in r.getMessage()]
+    assert f"(chat {CUSTOMER})" in line and "never_stored" in line and "cancelled" in line
 
 
 async def test_a_deep_link_is_the_conversations_source_not_a_question(world: Any) -> None:
