@@ -222,7 +222,8 @@ def test_an_agent_gets_a_new_password_and_is_removed(tmp_path: Path) -> None:
         stdin="a-long-password-1\n")
     changed = run("agent", "passwd", "alice", "--password-stdin", "--config", str(config),
                   stdin="another-password-2\n")
-    assert (changed.returncode, changed.stdout) == (0, "password of alice changed; they are logged out everywhere\n")
+    assert (changed.returncode, changed.stdout) == (
+        0, "password of alice changed; they are logged out everywhere\n")
     short = run("agent", "passwd", "alice", "--password-stdin", "--config", str(config),
                 stdin="short\n")
     assert short.returncode == 2
