@@ -1,7 +1,10 @@
-"""Urgent work, such as greeting a new customer, goes ahead of everything waiting.
+"""What goes first when work queues up: greeting a new customer, then storing (and so
+acknowledging) what customers wrote, then everything else.
 
-The router marks the steps of the 5-second greeting rule as urgent; the embedded store's
-SQL thread runs urgent work before the writes that answers queue up under load.
+The router and the channels mark work by the step it belongs to; the embedded store's SQL
+thread takes the highest level waiting first, and ends a group of lower work early when
+higher work arrives. Without the levels a crowd's questions, each stored at once, kept a
+newcomer's greeting waiting behind all of them (5 s with 5,000 customers asking).
 """
 
 from __future__ import annotations
@@ -9,20 +12,28 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from enum import IntEnum
 
-_urgent: ContextVar[bool] = ContextVar("urgent", default=False)
+
+class Priority(IntEnum):
+    NORMAL = 0  # answers' figures, events, timers
+    STORE = 1  # storing a customer's message: they wait for its acknowledgement
+    GREETING = 2  # the 5-second greeting rule: a new customer's conversation and greeting
 
 
-def is_urgent() -> bool:
-    return _urgent.get()
+_priority: ContextVar[Priority] = ContextVar("priority", default=Priority.NORMAL)
+
+
+def current_priority() -> Priority:
+    return _priority.get()
 
 
 @contextmanager
-def urgent(really: bool = True) -> Iterator[None]:
-    """Work in this block is urgent; `urgent(False)` for what follows the urgent part
+def priority(level: Priority) -> Iterator[None]:
+    """Work in this block has `level`; `Priority.NORMAL` for what follows the urgent part
     of a step (storing a greeting already sent) and must not delay other greetings."""
-    token = _urgent.set(really)
+    token = _priority.set(level)
     try:
         yield
     finally:
-        _urgent.reset(token)
+        _priority.reset(token)

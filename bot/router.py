@@ -35,7 +35,7 @@ from bot.messages import (
     attachments_text,
 )
 from bot.metrics import Metrics
-from bot.priority import urgent
+from bot.priority import Priority, current_priority, priority
 from bot.rules import HandoffTrigger
 from bot.speaker import Speaker, replying_to
 from bot.store import (
@@ -198,7 +198,9 @@ class Router:
 
     async def _process(self, inbound: InboundMessage, accepted: asyncio.Future[Accepted],
                        handled: asyncio.Future[None]) -> None:
-        with urgent():  # storing and acknowledging, and greeting: before anything queued
+        # opening the chat is on the greeting's path; storing a message, on its ack's
+        with priority(Priority.STORE if inbound.event is InboundEvent.MESSAGE
+                      else Priority.GREETING):
             conversation, received = await self._store_and_greet(inbound, accepted, handled)
         if conversation is None:
             return  # a retry of a message stored before
@@ -223,36 +225,38 @@ class Router:
         conversation, is_new = await self._conversation_for(inbound)
         current_conversation.set(conversation.id)  # for the log lines from here on
         loaded = self._clock()
-        received = None
-        if inbound.event is InboundEvent.MESSAGE:
-            meta: dict[str, Any] = {"attachments": [asdict(a) for a in inbound.attachments]} \
-                if inbound.attachments else {}
-            if inbound.display_name:  # for the customer's record (handoff/customers.py)
-                meta["display_name"] = inbound.display_name
-            receiving = self._speaker.receive(conversation, NewMessage(
-                role=Role.CUSTOMER, kind=Kind.TEXT, ts=inbound.received_at,
-                text=inbound.text or attachments_text(inbound.attachments),
-                platform_msg_id=inbound.platform_msg_id, meta=meta,
-            ))
-            if is_new:  # one round trip to the store for both
-                _, received = await asyncio.gather(self._store.save_conversation(conversation),
-                                                   receiving)
+        # a newcomer's first words and greeting: ahead of the crowd's messages
+        with priority(Priority.GREETING if is_new else current_priority()):
+            received = None
+            if inbound.event is InboundEvent.MESSAGE:
+                meta: dict[str, Any] = {"attachments": [asdict(a) for a in inbound.attachments]} \
+                    if inbound.attachments else {}
+                if inbound.display_name:  # for the customer's record (handoff/customers.py)
+                    meta["display_name"] = inbound.display_name
+                receiving = self._speaker.receive(conversation, NewMessage(
+                    role=Role.CUSTOMER, kind=Kind.TEXT, ts=inbound.received_at,
+                    text=inbound.text or attachments_text(inbound.attachments),
+                    platform_msg_id=inbound.platform_msg_id, meta=meta,
+                ))
+                if is_new:  # one round trip to the store for both
+                    _, received = await asyncio.gather(self._store.save_conversation(conversation),
+                                                       receiving)
+                else:
+                    received = await receiving
+                accepted.set_result(Accepted(conversation.id, conversation.state, handled,
+                                             duplicate=received is None,
+                                             seq=received.message.seq if received else None))
+                if received is None:
+                    return None, None
             else:
-                received = await receiving
-            accepted.set_result(Accepted(conversation.id, conversation.state, handled,
-                                         duplicate=received is None,
-                                         seq=received.message.seq if received else None))
-            if received is None:
-                return None, None
-        else:
-            accepted.set_result(Accepted(conversation.id, conversation.state, handled))
-        if is_new:
-            phases = {
-                "waiting behind earlier events of this customer": started - inbound.received_at,
-                "loading the conversation from the store": loaded - started,
-            }
-            conversation = await self._greet(conversation, inbound.received_at, phases)
-        return conversation, received
+                accepted.set_result(Accepted(conversation.id, conversation.state, handled))
+            if is_new:
+                phases = {
+                    "waiting behind earlier events of this customer": started - inbound.received_at,
+                    "loading the conversation from the store": loaded - started,
+                }
+                conversation = await self._greet(conversation, inbound.received_at, phases)
+            return conversation, received
 
     async def _handle(self, conversation: Conversation, inbound: InboundMessage,
                       stored: StoredMessage) -> Conversation:
@@ -376,7 +380,7 @@ class Router:
                                greeting_breach=breach)
         started = self._webhooks.prepare("conversation.started", self._webhooks.about(
             conversation, lang=conversation.lang))
-        with urgent(False):  # it is sent: saving its figures must not delay other greetings
+        with priority(Priority.NORMAL):  # sent: saving its figures must not delay others
             await self._store.save_conversation(conversation, deliveries=started)
             self._webhooks.queued(started)
         return conversation

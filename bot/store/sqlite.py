@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from bot.messages import ConversationState, Kind, Role, StoredMessage
-from bot.priority import is_urgent
+from bot.priority import current_priority
 from bot.store import (
     AccessRecord,
     Agent,
@@ -231,8 +231,8 @@ class SqliteStore:
         self._worker.db = db
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run on the SQL thread, in the next group commit; urgent work goes first."""
-        result: T = await self._worker.submit(fn, args, urgent=is_urgent())
+        """Run on the SQL thread, in the next group commit; higher priority goes first."""
+        result: T = await self._worker.submit(fn, args, level=current_priority())
         return result
 
     @property

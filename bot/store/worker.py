@@ -5,8 +5,12 @@ no locks. What is waiting when the thread comes round runs as one transaction, e
 operation in a savepoint of its own (one failing rolls back only itself): with
 `synchronous=FULL` that is one fsync for the whole group instead of one per write, which is
 what lets a loaded kefu keep up. The group's callers hear back together, in one wake-up of
-their event loop, and only after the commit: acknowledged still means on disk. Urgent
-operations (the greeting rule's) are taken first.
+their event loop, and only after the commit: acknowledged still means on disk. Work of a
+higher priority (bot/priority.py: the greeting rule's, then storing customers' messages)
+is taken first, and higher work that arrives while a group of lower work runs ends that
+group early (it commits what ran; the rest runs next, in order): under load each operation
+on this thread can wait milliseconds for the interpreter lock, so a whole group would keep
+a greeting waiting for seconds.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-MAX_GROUP = 256  # operations in one transaction; bounds how long urgent work can wait
+from bot.priority import Priority
+
+MAX_GROUP = 256  # operations in one transaction
 
 
 @dataclass
@@ -28,6 +34,7 @@ class _Operation:
     args: tuple[Any, ...]
     plain: bool  # outside any transaction (opening, closing)
     done: asyncio.Future[Any]
+    level: Priority = Priority.NORMAL
 
 
 Outcome = tuple[_Operation, Any, BaseException | None]
@@ -36,21 +43,22 @@ Outcome = tuple[_Operation, Any, BaseException | None]
 class SqlWorker:
     def __init__(self, name: str) -> None:
         self.db: sqlite3.Connection | None = None
-        self._urgent: deque[_Operation] = deque()
-        self._normal: deque[_Operation] = deque()
+        self._queues = {level: deque[_Operation]() for level in Priority}
+        self._highest_first = sorted(Priority, reverse=True)
         self._ready = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
-    def submit(self, fn: Callable[..., Any], args: tuple[Any, ...], *, urgent: bool = False,
-               plain: bool = False) -> asyncio.Future[Any]:
+    def submit(self, fn: Callable[..., Any], args: tuple[Any, ...], *,
+               level: Priority = Priority.NORMAL, plain: bool = False) -> asyncio.Future[Any]:
         """From the event loop: queue an operation; the future is its result."""
-        operation = _Operation(fn, args, plain, asyncio.get_running_loop().create_future())
+        operation = _Operation(fn, args, plain, asyncio.get_running_loop().create_future(),
+                               level)
         with self._ready:
             if self._stopping:
                 raise RuntimeError("store is closed")
-            (self._urgent if urgent else self._normal).append(operation)
+            self._queues[level].append(operation)
             self._ready.notify()
         return operation.done
 
@@ -62,12 +70,12 @@ class SqlWorker:
 
     def _next_group(self) -> list[_Operation] | None:
         with self._ready:
-            while not self._urgent and not self._normal:
+            while not any(self._queues.values()):
                 if self._stopping:
                     return None
                 self._ready.wait()
             group: list[_Operation] = []
-            for queue in (self._urgent, self._normal):
+            for queue in (self._queues[level] for level in self._highest_first):
                 while queue and len(group) < MAX_GROUP:
                     if queue[0].plain:
                         return group or [queue.popleft()]  # plain work runs on its own
@@ -83,12 +91,25 @@ class SqlWorker:
             else:
                 _report(self._together(self.db, group))
 
-    @staticmethod
-    def _together(db: sqlite3.Connection, group: list[_Operation]) -> list[Outcome]:
+    def _higher_waits(self, operation: _Operation) -> bool:
+        """Whether `operation` should wait for higher work that came meanwhile; if so, it
+        and the rest of its group go back to the front of their queues."""
+        return any(self._queues[level] for level in Priority if level > operation.level)
+
+    def _put_back(self, operations: list[_Operation]) -> None:
+        with self._ready:
+            for operation in reversed(operations):
+                self._queues[operation.level].appendleft(operation)
+
+    def _together(self, db: sqlite3.Connection, group: list[_Operation]) -> list[Outcome]:
         outcomes: list[Outcome] = []
         try:
             db.execute("BEGIN IMMEDIATE")
-            for operation in group:
+            for i, operation in enumerate(group):
+                if i and self._higher_waits(operation):
+                    self._put_back(group[i:])
+                    group = group[:i]
+                    break
                 db.execute("SAVEPOINT op")
                 try:
                     result = operation.fn(*operation.args)

@@ -19,7 +19,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from bot.channel import CUSTOMER_TYPING
 from bot.cluster import Fanout
 from bot.messages import ConversationState, InboundEvent, InboundMessage, StoredMessage
-from bot.priority import urgent
+from bot.priority import Priority, priority
 from bot.ratelimit import RateLimiter
 from bot.router import Accepted
 from bot.store import STORE_OUTAGES, Conversation, Store
@@ -288,7 +288,7 @@ class WebChatChannel:
         present = asyncio.ensure_future(self._save_presence(visitor,
                                                             self._mark_present([visitor])))
         try:
-            with urgent():  # a customer opening the chat: part of the greeting's path
+            with priority(Priority.GREETING):  # opening the chat: on the greeting's path
                 await self._replay(ws, visitor, request.query.get("conversation"), after)
             await self._receive(ws, visitor)
         except STORE_OUTAGES as exc:  # the client reconnects, and is replayed then
