@@ -230,6 +230,8 @@ class WebChatChannel:
                 await asyncio.sleep(PRESENCE_HEARTBEAT_SECONDS)
                 try:
                     await self._mark_present(list(self._sockets))
+                except STORE_OUTAGES as exc:  # an outage is expected, and said once a beat
+                    log.warning("webchat: presence heartbeat not saved (%s)", exc)
                 except Exception:
                     log.exception("webchat: presence heartbeat failed")
 
