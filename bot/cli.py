@@ -185,28 +185,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.agent_command == "remove":
                 return _with_store(config, lambda store: _agent_remove(store, args.name))
             return _with_store(config, _agent_list)
-        if args.command == "transcript":
+        if args.command in STORE_COMMANDS:
             config = load_config(args.config)
-            return _with_store(config, lambda store: _transcript(
-                config, store, args.conversation_id, args.format))
-        if args.command == "handover":
-            config = load_config(args.config)
-            return _with_store(config, lambda store: _handover(config, store))
-        if args.command == "report":
-            config = load_config(args.config)
-            return _with_store(config, lambda store: _report(config, store, args))
-        if args.command == "export":
-            config = load_config(args.config)
-            return _with_store(config, lambda store: _export(config, store, args))
-        if args.command == "customer":
-            config = load_config(args.config)
-            return _with_store(config, lambda store: _erase(config, store, args))
-        if args.command == "purge":
-            config = load_config(args.config)
-            return _with_store(config, lambda store: _purge(config, store))
-        if args.command == "audit":
-            config = load_config(args.config)
-            return _with_store(config, lambda store: _audit(config, store, args))
+            command = STORE_COMMANDS[args.command]
+            return _with_store(config, lambda store: command(config, store, args))
         config = _config_or_default(args.config)
         if args.kb_command == "check":
             return _kb_check(args.path or config.knowledge_base.path, config)
@@ -554,6 +536,20 @@ def _with_store(config: Config, work: Callable[[Store], Awaitable[int]]) -> int:
             await store.close()
 
     return asyncio.run(run())
+
+
+StoreCommand = Callable[[Config, Store, argparse.Namespace], Awaitable[int]]
+# the commands that only need the configuration and the store
+STORE_COMMANDS: dict[str, StoreCommand] = {
+    "transcript": lambda config, store, args: _transcript(
+        config, store, args.conversation_id, args.format),
+    "handover": lambda config, store, args: _handover(config, store),
+    "report": _report,
+    "export": _export,
+    "customer": _erase,
+    "purge": lambda config, store, args: _purge(config, store),
+    "audit": _audit,
+}
 
 
 def _read_password(from_stdin: bool) -> str:

@@ -26,6 +26,7 @@ from typing import Any
 from bot.priority import Priority
 
 MAX_GROUP = 256  # operations in one transaction
+HIGHEST_FIRST = sorted(Priority, reverse=True)
 
 
 @dataclass
@@ -44,7 +45,6 @@ class SqlWorker:
     def __init__(self, name: str) -> None:
         self.db: sqlite3.Connection | None = None
         self._queues = {level: deque[_Operation]() for level in Priority}
-        self._highest_first = sorted(Priority, reverse=True)
         self._ready = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
@@ -75,7 +75,7 @@ class SqlWorker:
                     return None
                 self._ready.wait()
             group: list[_Operation] = []
-            for queue in (self._queues[level] for level in self._highest_first):
+            for queue in (self._queues[level] for level in HIGHEST_FIRST):
                 while queue and len(group) < MAX_GROUP:
                     if queue[0].plain:
                         return group or [queue.popleft()]  # plain work runs on its own
