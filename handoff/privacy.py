@@ -28,6 +28,7 @@ from bot.messages import ConversationState
 from bot.store import AccessRecord, Agent, AgentRole, Conversation, Customer, Store
 from handoff.contacts import contacts_in
 from handoff.customers import CustomerBook, CustomerError
+from handoff.report import keep_complaint_history
 from handoff.webhooks import Webhooks
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,8 @@ class Privacy:
         names_of_them = {*(i.user_id for i in identities), *(c.id for c in conversations),
                          customer.id, *customer.phones, *customer.emails}
         new_names: dict[str, str] = {}
+        for channel, user_id in names:
+            await keep_complaint_history(self._store, channel, user_id)
         for conversation in conversations:
             new_names[conversation.id] = pseudonym()
             await self._store.anonymise_conversation(conversation.id,

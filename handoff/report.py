@@ -29,6 +29,7 @@ WAIT_BARS = (30.0, 60.0, 120.0, 300.0, 600.0)
 BOT_REPLIES = frozenset({Kind.ANSWER, Kind.CLARIFY, Kind.FALLBACK, Kind.HANDOFF, Kind.OFFLINE,
                          Kind.RATING_THANKS, Kind.SMALL_TALK})
 HANDOFF_EVENTS = frozenset({"queued", "offline_offered"})
+PREVIOUS_COMPLAINT = "previous_complaint"  # an event: when the customer last complained
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,18 +332,42 @@ async def make_report(store: Store, period: Period, config: Config, *, now: floa
     )
 
 
+def is_complaint(events: Iterable[ConversationEvent]) -> bool:
+    return any(e.type in HANDOFF_EVENTS and e.detail.get("reason") == "complaint"
+               for e in events)
+
+
+async def keep_complaint_history(store: Store, channel: str, user_id: str) -> None:
+    """Before one customer's conversations lose who had them (retention, erasure): note on
+    each of their complaints when they last complained before it, a time and nothing
+    personal, so that reports over those days still count the repeats."""
+    previous: float | None = None
+    for conversation in sorted(await store.conversations_of(channel, user_id),
+                               key=lambda c: c.created_at):
+        events = await store.events(conversation.id)
+        if not is_complaint(events):
+            continue
+        if previous is not None and not any(e.type == PREVIOUS_COMPLAINT for e in events):
+            await store.record_event(ConversationEvent(
+                conversation.id, conversation.created_at, PREVIOUS_COMPLAINT,
+                detail={"at": previous}))
+        previous = conversation.created_at
+
+
 def _complaints(conversations: list[Conversation], events: dict[str, list[ConversationEvent]],
                 since: float, window: float) -> tuple[int, int]:
     """Complaints begun in the period, and how many of them came from a customer who had
-    complained (in a conversation begun) within `window` seconds before."""
+    complained (in a conversation begun) within `window` seconds before: known from the
+    customer's other conversations, or, once they are anonymised, from the time noted."""
     last_complaint: dict[tuple[str, str], float] = {}
     complaints = repeats = 0
     for conversation in conversations:  # oldest first, the days before the period included
-        if not any(e.type in HANDOFF_EVENTS and e.detail.get("reason") == "complaint"
-                   for e in events[conversation.id]):
+        if not is_complaint(events[conversation.id]):
             continue
         customer = (conversation.channel, conversation.user_id)
-        before = last_complaint.get(customer)
+        before = max((t for t in (last_complaint.get(customer), *(
+            float(e.detail["at"]) for e in events[conversation.id]
+            if e.type == PREVIOUS_COMPLAINT)) if t is not None), default=None)
         if conversation.created_at >= since:
             complaints += 1
             if before is not None and conversation.created_at - before <= window:

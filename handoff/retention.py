@@ -8,8 +8,10 @@ logged and written in the access trail.
 Reports over an old period keep their counts: conversations and offline messages are
 anonymised, not deleted (a conversation keeps its state, times, rating and each message's
 role, kind, time and agent: what reports count), and the events reports are made from hold
-nothing personal. What goes from them is what the customer said: the transcript's text, the
-questions the bot could not answer, the offline message's question and contact.
+nothing personal; before a customer's conversations are anonymised, each of their
+complaints notes when they last complained (handoff/report.py), so repeats still count.
+What goes from them is what the customer said: the transcript's text, the questions the bot
+could not answer, the offline message's question and contact.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from bot.config import Config
 from bot.messages import ConversationState
 from bot.store import AccessRecord, CaseStatus, DeliveryStatus, Store
 from handoff.privacy import ALL_DELIVERIES, PSEUDONYM_PREFIX, pseudonym
+from handoff.report import keep_complaint_history
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +62,14 @@ class Retention:
 
         cutoff = self._cutoff(keep.transcripts)
         if cutoff is not None:
-            for c in await store.conversations_created(0.0, cutoff):
-                if c.state is ConversationState.CLOSED and (c.closed_at or 0.0) < cutoff \
-                        and not c.user_id.startswith(PSEUDONYM_PREFIX):
-                    await store.anonymise_conversation(c.id, pseudonym())
-                    count("transcripts anonymised")
+            old = [c for c in await store.conversations_created(0.0, cutoff)
+                   if c.state is ConversationState.CLOSED and (c.closed_at or 0.0) < cutoff
+                   and not c.user_id.startswith(PSEUDONYM_PREFIX)]
+            for channel, user_id in {(c.channel, c.user_id) for c in old}:
+                await keep_complaint_history(store, channel, user_id)
+            for c in old:
+                await store.anonymise_conversation(c.id, pseudonym())
+                count("transcripts anonymised")
         cutoff = self._cutoff(keep.offline_messages)
         if cutoff is not None:
             for t in await store.tickets():

@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 
 from bot.config import Config
 from bot.messages import ConversationState
-from bot.store import AgentRole, Customer, Identity
+from bot.store import AgentRole, Customer, Identity, Ticket
 from bot.store.sqlite import SqliteStore
 from handoff.report import Period, make_report
 from tests.bot.store.test_contract import conversation, said
@@ -90,7 +90,7 @@ async def test_agents_read_the_chats_they_held_or_were_offered_and_are_on_the_tr
 
 
 NEEDLES = ("13812345678", "wang@example.com", "王小明", "11010519491231002X", "王先生",
-           "WX98765")
+           "WX98765", "发票抬头写错了")
 
 
 async def everything_in_sqlite(path: Path) -> str:
@@ -166,6 +166,10 @@ async def test_an_erased_customer_leaves_nothing_of_theirs_in_the_store(
     await duty.act(conversation_id, "close")
     await visitor.say("5")
     await visitor.disconnect()
+    left_at = time.time()  # and an offline message of theirs from an evening before
+    await kefu.store.save_ticket(Ticket("T-wang", conversation_id, "webchat", visitor.id, "zh",
+                                        "发票抬头写错了", "13812345678", left_at - 86400,
+                                        left_at))
     zone = ZoneInfo(kefu.config.business.timezone)
     today = Period.parse(None, None, zone, time.time(), 7)
     before = await make_report(kefu.store, today, kefu.config, now=time.time())
@@ -178,12 +182,15 @@ async def test_an_erased_customer_leaves_nothing_of_theirs_in_the_store(
 
     assert erased["customer records deleted"] == 1 and erased["cases deleted"] == 1
     assert erased["conversations anonymised"] == 1
+    assert erased["offline messages anonymised"] == 1
     stored = await everything()
     for needle in (visitor.id, *NEEDLES):
         assert needle not in stored
     after = await make_report(kefu.store, today, kefu.config, now=time.time())
-    assert (after.conversations, after.ratings, after.outcomes, after.customer_messages) == (
-        before.conversations, before.ratings, before.outcomes, before.customer_messages)
+    assert (after.conversations, after.ratings, after.outcomes, after.customer_messages,
+            after.complaints, after.tickets) == (
+        before.conversations, before.ratings, before.outcomes, before.customer_messages,
+        before.complaints, before.tickets)
     assert [d.type for d in await kefu.store.deliveries()] == ["customer.erased"]
     (told,) = await kefu.store.deliveries()
     assert customer_id in told.body and conversation_id in told.body

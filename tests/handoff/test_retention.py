@@ -17,6 +17,7 @@ from bot.store import (
     AccessRecord,
     Case,
     CaseStatus,
+    ConversationEvent,
     Customer,
     DeliveryStatus,
     Identity,
@@ -94,6 +95,34 @@ async def test_old_personal_data_goes_and_the_old_period_keeps_its_figures(
         before.ratings, before.outcomes, before.customer_messages, before.tickets)
 
     assert await retention.purge() == {}  # nothing more is old enough
+
+
+async def test_repeat_complaints_are_still_counted_once_the_complaints_are_anonymised(
+        store: Store, make_config: Callable[..., Config]) -> None:
+    """Both complaints old, or the first old and the repeat not yet: the link between them
+    is who complained, which the purge removes."""
+    config = make_config(privacy={"retention_days": {"transcripts": 365}})
+    first, again = NOW - 366 * DAY, NOW - 361 * DAY  # only the first one is old enough
+    for cid, user, at in (("a1", "v-angry", OLD), ("a2", "v-angry", OLD + 2 * DAY),
+                          ("b1", "v-back", first), ("b2", "v-back", again),
+                          ("c1", "v-calm", OLD + DAY)):
+        chat = conversation(cid, user=user, created=at, state=ConversationState.CLOSED,
+                            closed_at=at + 600)
+        await store.save_conversation(chat)
+        await store.append_message(chat, said("我要投诉", ts=at + 1))
+        await store.record_event(ConversationEvent(cid, at + 1, "queued",
+                                                   detail={"reason": "complaint"}))
+    days = Period.parse(datetime.fromtimestamp(OLD, ZONE).date().isoformat(),
+                        datetime.fromtimestamp(again, ZONE).date().isoformat(), ZONE, NOW, 366)
+    before = await make_report(store, days, config, now=NOW)
+    assert (before.complaints, before.repeat_complaints) == (5, 2)
+
+    counts = await Retention(config, store, LocalLeases(), clock=lambda: NOW).purge()
+
+    assert counts["transcripts anonymised"] == 4
+    assert [c.user_id for c in await store.conversations_of("webchat", "v-back")] == ["v-back"]
+    after = await make_report(store, days, config, now=NOW)
+    assert (after.complaints, after.repeat_complaints) == (5, 2)
 
 
 async def test_zero_days_keeps_that_kind_for_ever(store: Store,
