@@ -358,7 +358,9 @@ async def _kb_gaps(config: Config, store: Store, args: argparse.Namespace) -> in
 
 def _kb_import(config: Config, args: argparse.Namespace) -> int:
     if not args.file.is_file():
-        raise ConfigError(f"{args.file}: no such file")
+        raise ConfigError(f"{args.file}: " + (
+            "a folder; import reads one .csv or .xlsx file" if args.file.is_dir()
+            else "no such file"))
     folder = config.knowledge_base.path
     target = folder / f"{args.name or args.file.stem}.yaml"
     if target.exists():
