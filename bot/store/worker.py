@@ -45,6 +45,9 @@ class SqlWorker:
     def __init__(self, name: str) -> None:
         self.db: sqlite3.Connection | None = None
         self._queues = {level: deque[_Operation]() for level in Priority}
+        # Per level, the queues of higher work: looked at before each operation of a group.
+        self._higher = {level: tuple(q for other, q in self._queues.items() if other > level)
+                        for level in Priority}
         self._ready = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
@@ -94,7 +97,7 @@ class SqlWorker:
     def _higher_waits(self, operation: _Operation) -> bool:
         """Whether `operation` should wait for higher work that came meanwhile; if so, it
         and the rest of its group go back to the front of their queues."""
-        return any(self._queues[level] for level in Priority if level > operation.level)
+        return any(self._higher[operation.level])
 
     def _put_back(self, operations: list[_Operation]) -> None:
         with self._ready:
