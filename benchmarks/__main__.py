@@ -16,6 +16,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks import (
@@ -23,6 +24,7 @@ from benchmarks import (
     calibrate,
     matcher_speed,
     openloop,
+    plot,
     soak,
     store_ceiling,
     webchat_load,
@@ -177,6 +179,37 @@ def evening_lines(row: webchat_load.OpenLoopRow) -> list[str]:
     return lines
 
 
+LATENCY_SVG = Path(__file__).resolve().parent / "latency.svg"
+
+
+def sweep_lines(rows: list[webchat_load.OpenLoopRow]) -> list[str]:
+    """The table of latency against load, and the chart drawn beside RESULTS.md."""
+    def side(pick: Callable[[webchat_load.OpenLoopRow], float]) -> list[tuple[float, float]]:
+        return [(r.offered_per_second, pick(r)) for r in rows]
+
+    LATENCY_SVG.write_text(plot.line_chart(
+        [plot.Series("kefu answer p99", side(lambda r: r.kefu.answer_p99)),
+         plot.Series("kefu greeting p99", side(lambda r: r.kefu.greeting_p99)),
+         plot.Series("kefu answer p50", side(lambda r: r.kefu.answer_p50), dashed=True),
+         plot.Series("echo answer p99", side(lambda r: r.echo.answer_p99))],
+        "Web chat latency against load (one kefu process, shipped config)",
+        "questions per second offered (open loop, 2 s between a chat's questions)",
+        "latency", targets=[(1.0, "answer target"), (0.1, "greeting target")]),
+        encoding="utf-8")
+    lines = ["", f"Latency against load: the same open loop for {rows[0].seconds:g} s at each "
+             "offered rate, on kefu and then on the echo server.", "",
+             "![latency against load](latency.svg)", "",
+             "| offered/s | chats | kefu answered | greeting p99 | answer p50 | p99 | "
+             "echo answered | echo answer p99 |", "|" + " ---: |" * 8]
+    for r in rows:
+        k, e = r.kefu, r.echo
+        lines.append(f"| {r.offered_per_second:.0f} | {r.chats} | "
+                     f"{pct(k.answered / max(k.offered, 1))} | {ms(k.greeting_p99)} | "
+                     f"{ms(k.answer_p50)} | {ms(k.answer_p99)} | "
+                     f"{pct(e.answered / max(e.offered, 1))} | {ms(e.answer_p99)} |")
+    return lines
+
+
 def workers_lines(row: webchat_load.WorkersRow | None) -> list[str]:
     if row is None:
         return ["", "Both cores (`kefu serve --workers 2`, which needs Redis): not measured, "
@@ -194,6 +227,7 @@ def workers_lines(row: webchat_load.WorkersRow | None) -> list[str]:
 def load_section(rows: list[webchat_load.LoadRow], memory: webchat_load.MemoryRow,
                  ceiling: float, lexical: webchat_load.LoadRow,
                  evening: webchat_load.OpenLoopRow,
+                 against_load: list[webchat_load.OpenLoopRow],
                  scaling: webchat_load.WorkersRow | None) -> list[str]:
     lines = ["## Web chat under load", "",
              f"Each customer opens the chat, then asks {webchat_load.QUESTIONS_EACH} questions "
@@ -240,7 +274,8 @@ def load_section(rows: list[webchat_load.LoadRow], memory: webchat_load.MemoryRo
               f"{ms(lexical.greeting_p99)} with the lexical engine in the same run (late "
               f"arrivals {ms(rows[0].late_greeting_p99)} vs {ms(lexical.late_greeting_p99)}; "
               f"answer p99 {ms(rows[0].answer_p99)} vs {ms(lexical.answer_p99)})",
-              *evening_lines(evening), *workers_lines(scaling), "",
+              *evening_lines(evening), *sweep_lines(against_load),
+              *workers_lines(scaling), "",
               "## Memory", "",
               f"Resident memory grown per additional idle customer (chat open and greeted), "
               f"between {memory.first} and {memory.first + memory.more} of them: kefu "
@@ -346,12 +381,13 @@ def main() -> int:
         load = webchat_load.run(loads)
         lexical_load = webchat_load.run((loads[0],), {"KEFU_MATCHING__ENGINE": "lexical"})
         evening = webchat_load.open_loop()
+        against_load = webchat_load.sweep()
         scaling = webchat_load.workers()
         memory = webchat_load.memory()
         note("the embedded store alone")
         ceiling = store_ceiling.questions_per_second()
         lines += stamped(load_section(load, memory, ceiling, lexical_load[0], evening,
-                                      scaling), "load", started)
+                                      against_load, scaling), "load", started)
     if args.part == "soak":  # its section is written after every scenario, too
         started, where = time.time(), machine()
         rows = soak.run_all(tuple(int(n) for n in args.customers.split(",")),

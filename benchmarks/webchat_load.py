@@ -5,7 +5,9 @@ the load generator runs in its own process against `kefu serve` (the shipped con
 sample knowledge base, a fresh embedded store) and then against the echo server. Reported:
 greeting latency p50/p99/max (and that of customers arriving while the others ask),
 answer latency p50/p99, answers per second and kefu's as a share of the echo server's.
-Both cores: the same burst on kefu on Redis with one process and with `--workers 2`.
+Latency against load: the open loop (benchmarks/openloop.py) at rising offered rates, drawn
+in benchmarks/latency.svg. Both cores: the same burst on kefu on Redis with one process and
+with `--workers 2`.
 Then memory: resident memory grown per additional idle customer (chat open, greeted),
 for kefu and for the echo server.
 """
@@ -197,6 +199,23 @@ def open_loop(chats: int = 1_000, interval: float = 2.0, seconds: float = 60.0
     kefu, echo = _kefu_then_echo(None, partial(_open_loop, chats=chats, interval=interval,
                                                      seconds=seconds))
     return OpenLoopRow(chats, interval, seconds, kefu, echo)
+
+
+SWEEP_RATES = (100, 250, 500, 750)  # questions/s offered
+
+
+def sweep(rates: tuple[int, ...] = SWEEP_RATES, interval: float = 2.0, seconds: float = 20.0
+          ) -> list[OpenLoopRow]:
+    """Latency against load: the open loop at rising offered rates (rate x interval live
+    chats), each on kefu and then on the echo server."""
+    rows = []
+    for rate in rates:
+        chats = round(rate * interval)
+        note(f"web chat, latency against load: {rate} questions/s offered ({chats} chats)")
+        kefu, echo = _kefu_then_echo(None, partial(_open_loop, chats=chats,
+                                                   interval=interval, seconds=seconds))
+        rows.append(OpenLoopRow(chats, interval, seconds, kefu, echo))
+    return rows
 
 
 @dataclass
