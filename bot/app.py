@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from bot.answering import answering_for
 from bot.channel import Channel, ChannelServices, platform_name
 from bot.cluster import Fanout, Leases, LocalFanout, LocalLeases, RedisFanout, RedisLeases
 from bot.config import Config
@@ -42,6 +43,7 @@ from handoff.retention import Retention
 from handoff.webhooks import Webhooks
 from knowledge_base.live import LiveKnowledgeBase
 from knowledge_base.review import load_regressions, regressions
+from knowledge_base.templates import AnswerTemplates
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +145,8 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
     if not channels:
         await store.close()
         raise ConfigError("channels: every channel is disabled; enable at least one")
+    router.answering = await answering_for(config, router.reader, AnswerTemplates(
+        config.knowledge_base.answer_templates))
     console = Console(config, store, desk, Board(store, config.desk, clock, customers, channels),
                       Sessions(store, config.desk, clock), speaker, fanout, webhooks, customers,
                       cases, clock, Privacy(config.privacy, store, customers, webhooks, clock))
@@ -158,8 +162,13 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
         yield
         await fanout.aclose()
 
+    async def answering_lifetime(app: web.Application) -> AsyncIterator[None]:
+        yield  # after the lanes are idle and the background loops stopped
+        await router.answering.aclose()
+
     app.cleanup_ctx.append(store_lifetime)
     app.cleanup_ctx.append(fanout_lifetime)
+    app.cleanup_ctx.append(answering_lifetime)
     app[STORE] = store
     app[ROUTER] = router
     app[DESK] = desk

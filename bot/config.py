@@ -164,6 +164,9 @@ class MatchingConfig(_Model):
     clarify_confidence: Confidence = 0.3
     max_clarify_options: Annotated[int, Field(ge=2, le=5)] = 3
     misses_before_handoff: Annotated[int, Field(ge=1)] = 2
+    # Processes that match questions beside kefu's own (bot/answering.py); 0: in its threads.
+    processes: Annotated[int, Field(ge=0, le=16)] = 1
+    process_start_seconds: Annotated[float, Field(gt=0)] = 60.0  # each loads the model
 
     @model_validator(mode="before")
     @classmethod

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
+from bot.answering import Answering, InThreads
 from bot.cluster import LeaseLost
 from bot.config import Config
 from bot.greeting import Greeter, breach_cause
@@ -50,7 +51,6 @@ from bot.store import (
 from bot.text import message_language
 from bot.texts import Texts
 from bot.understanding import Intent, Reading, reader_for
-from knowledge_base.base import KnowledgeBase
 from knowledge_base.decide import Action
 from knowledge_base.live import LiveKnowledgeBase
 from knowledge_base.templates import AnswerTemplates
@@ -125,8 +125,10 @@ class Router:
         self._clock = clock
         self.greeter = Greeter(config, BusinessHours(config.business))
         self.texts = Texts(config)
-        self._templates = AnswerTemplates(config.knowledge_base.answer_templates)
         self.reader = reader_for(config)
+        # Where questions are matched (bot/answering.py): create_app sets it.
+        self.answering: Answering = InThreads(self.reader, AnswerTemplates(
+            config.knowledge_base.answer_templates))
         # Answers worked on at once: beyond this they wait their turn, which keeps the event
         # loop's queue short, so a new customer's greeting is not stuck behind them.
         self._answering = asyncio.Semaphore(config.conversation.answers_at_once)
@@ -441,18 +443,8 @@ class Router:
             return conversation
         context = self.greeter.context(reading.lang, inbound.received_at)
         async with self._answering:  # greetings never wait behind a crowd of answers
-            reading, answer = await asyncio.to_thread(self._read, kb, reading, context)
+            reading, answer = await self.answering.read(kb, reading, context)
         return await self._answer(conversation, inbound, reading, answer)
-
-    def _read(self, kb: KnowledgeBase, reading: Reading, context: dict[str, object]
-              ) -> tuple[Reading, str | None]:
-        """Match, and render the answer if there is one: in a worker thread, because both
-        take CPU time the event loop must not wait for."""
-        reading = self.reader.answer(kb, reading)
-        decision = reading.decision
-        if decision is None or decision.answer is None:
-            return reading, None
-        return reading, self._templates.render(decision.answer.entry.answer, context)
 
     async def _answer(
         self, conversation: Conversation, inbound: InboundMessage, reading: Reading,

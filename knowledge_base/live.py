@@ -25,14 +25,15 @@ LOOKS_PER_INTERVAL = 4
 
 
 @functools.cache
-def _processes() -> multiprocessing.context.BaseContext:
-    """How a load's process starts: forked from a server process that imported the loader
-    and kefu's CLI once (forkserver; about 100 MB while kefu runs, holding no knowledge
-    base), so a reload costs a fork and the load itself (0.1-0.3 s for the sample). A
-    spawned process imported the loader again, and the whole CLI with it, since the
-    `kefu` script is the main module that a spawned child re-imports: 1.7 s, on top of
-    waiting up to the whole interval for the next look. Spawn where there is no
-    forkserver."""
+def process_context() -> (multiprocessing.context.ForkServerContext
+                          | multiprocessing.context.SpawnContext):
+    """How a load's process (and a matching process, bot/answering.py) starts: forked from
+    a server process that imported the loader and kefu's CLI once (forkserver; about 100 MB
+    while kefu runs, holding no knowledge base), so a reload costs a fork and the load
+    itself (0.1-0.3 s for the sample). A spawned process imported the loader again, and
+    the whole CLI with it, since the `kefu` script is the main module that a spawned child
+    re-imports: 1.7 s, on top of waiting up to the whole interval for the next look. Spawn
+    where there is no forkserver."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
@@ -42,7 +43,7 @@ def _processes() -> multiprocessing.context.BaseContext:
 
 async def warm_up() -> None:
     """Start the forkserver now, so that the first edit is not the one that waits for it."""
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=_processes())
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=process_context())
     try:
         await asyncio.get_running_loop().run_in_executor(pool, os.getpid)
     finally:
@@ -71,7 +72,7 @@ async def load_elsewhere(folder: Path, vocabulary: Path, regressions: Path, read
     The meaning is added here, where the model is already loaded: the vectors of known
     questions come from the cache, and the few an edit adds are embedded (the model's work
     is numpy's, which leaves the interpreter to the answers). Then the regressions decide."""
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=_processes())
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=process_context())
     try:
         lexical = await asyncio.get_running_loop().run_in_executor(
             pool, KnowledgeBase.load, folder, vocabulary, None, reader.templates)

@@ -99,7 +99,9 @@ def make_config(tmp_path: Path) -> Callable[..., Config]:
                                "regressions": str(tmp_path / "regressions.yaml"),
                                "vocabulary": str(tmp_path / "vocabulary.yaml")},
             "store": {"path": str(tmp_path / "data" / "kefu.sqlite3")},
-            "matching": {"vector_cache": str(tmp_path / "data" / "vectors")},
+            # Matching in threads: a matching process per kefu would load the model for each
+            # of hundreds of tests; tests/bot/test_answering.py runs the shipped processes.
+            "matching": {"vector_cache": str(tmp_path / "data" / "vectors"), "processes": 0},
             "desk": {"quick_replies_path": str(PROJECT / "quick_replies.yaml")},
         }
         for section, values in sections.items():

@@ -1,0 +1,273 @@
+"""Where questions are matched and answers rendered: in processes beside kefu's own
+(`matching.processes`, 1 as shipped), or in threads of kefu's process (0).
+
+Why processes: under the open-loop load (1,000 chats asking every 2 s) the threads that
+matched took a third of kefu's CPU time, and every moment one of them held the interpreter
+lock, the event loop (sockets, the store's callbacks, greetings) waited for it. In a process
+of its own the matching runs beside the loop, on the other core. The hand-over is one
+pickled frame each way on a socket pair that the event loop itself reads and writes: an
+executor's helper threads would take the lock again for every question.
+
+Each process holds a copy of the knowledge base, sent again when it changes (one pickled
+copy per reload), and its own copy of the sentence model (loaded before kefu is ready). A
+process that dies (killed, out of memory) is replaced, and the questions it held are
+answered in a thread meanwhile: no customer waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import pickle
+import signal
+import socket
+import struct
+from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
+from typing import Any, Protocol
+
+from bot.config import Config
+from bot.understanding import Reader, Reading, reader_for
+from knowledge_base.base import KnowledgeBase
+from knowledge_base.live import process_context
+from knowledge_base.templates import AnswerTemplates
+
+log = logging.getLogger(__name__)
+
+Answer = tuple[Reading, str | None]
+_LENGTH = struct.Struct("!I")
+
+
+def read_answer(reader: Reader, templates: AnswerTemplates, kb: KnowledgeBase,
+                reading: Reading, context: dict[str, object]) -> Answer:
+    """Match, and render the answer if there is one: both take CPU time the event loop must
+    not wait for."""
+    reading = reader.answer(kb, reading)
+    decision = reading.decision
+    if decision is None or decision.answer is None:
+        return reading, None
+    return reading, templates.render(decision.answer.entry.answer, context)
+
+
+class Answering(Protocol):
+    async def read(self, kb: KnowledgeBase, reading: Reading, context: dict[str, object]
+                   ) -> Answer: ...
+
+    async def aclose(self) -> None: ...
+
+
+class InThreads:
+    """Matching in a worker thread of kefu's own process."""
+
+    def __init__(self, reader: Reader, templates: AnswerTemplates) -> None:
+        self._reader = reader
+        self._templates = templates
+
+    async def read(self, kb: KnowledgeBase, reading: Reading, context: dict[str, object]
+                   ) -> Answer:
+        return await asyncio.to_thread(read_answer, self._reader, self._templates, kb, reading,
+                                       context)
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def answering_for(config: Config, reader: Reader, templates: AnswerTemplates
+                        ) -> Answering:
+    """`matching.processes` processes, each ready with its model; or threads with 0."""
+    in_threads = InThreads(reader, templates)
+    if not config.matching.processes:
+        return in_threads
+    return await InProcesses.start(config, in_threads)
+
+
+@dataclass(eq=False)
+class _Worker:
+    process: BaseProcess
+    stream_in: asyncio.StreamReader
+    stream_out: asyncio.StreamWriter
+    pending: dict[int, asyncio.Future[Answer]] = field(default_factory=dict)
+    kb: KnowledgeBase | None = None  # the one it holds
+    listening: asyncio.Task[None] | None = None
+
+
+class InProcesses:
+    def __init__(self, config: Config, fallback: InThreads) -> None:
+        self._config = config
+        self._fallback = fallback
+        self._workers: list[_Worker] = []
+        self._turn = itertools.count()
+        self._numbers = itertools.count()
+        self._sending = asyncio.Lock()
+        self._closing = False
+
+    @classmethod
+    async def start(cls, config: Config, fallback: InThreads) -> InProcesses:
+        processes = cls(config, fallback)
+        processes._workers = list(await asyncio.gather(
+            *(processes._start_one() for _ in range(config.matching.processes))))
+        return processes
+
+    async def _start_one(self) -> _Worker:
+        ours, theirs = socket.socketpair()
+        process = process_context().Process(target=serve, args=(theirs, self._config),
+                                            name="kefu-matching", daemon=True)
+        process.start()
+        theirs.close()
+        stream_in, stream_out = await asyncio.open_connection(sock=ours, limit=2**26)
+        worker = _Worker(process, stream_in, stream_out)
+        try:
+            ready = await asyncio.wait_for(_receive(stream_in),
+                                           self._config.matching.process_start_seconds)
+        except (TimeoutError, asyncio.IncompleteReadError, OSError) as exc:
+            process.kill()
+            raise RuntimeError(f"the matching process did not start: {exc!r}") from None
+        log.info("matching process %s ready: %s", process.pid, ready[1])
+        worker.listening = asyncio.create_task(self._listen(worker),
+                                               name=f"matching-{process.pid}")
+        return worker
+
+    @property
+    def pids(self) -> list[int | None]:
+        """The matching processes' ids, those serving now."""
+        return [worker.process.pid for worker in self._workers]
+
+    @property
+    def in_flight(self) -> int:
+        """Questions handed to a process and not answered yet."""
+        return sum(len(worker.pending) for worker in self._workers)
+
+    async def read(self, kb: KnowledgeBase, reading: Reading, context: dict[str, object]
+                   ) -> Answer:
+        if not self._workers:
+            return await self._fallback.read(kb, reading, context)
+        worker = self._workers[next(self._turn) % len(self._workers)]
+        number = next(self._numbers)
+        answered = asyncio.get_running_loop().create_future()
+        worker.pending[number] = answered
+        try:
+            async with self._sending:  # one frame after another on each socket
+                if worker.kb is not kb:
+                    frame = await asyncio.to_thread(_frame, ("kb", kb))  # big: off the loop
+                    worker.stream_out.write(frame)
+                    worker.kb = kb
+                worker.stream_out.write(_frame(("read", number, reading, context)))
+                await worker.stream_out.drain()
+            return await answered
+        except _NotAnswered:
+            return await self._fallback.read(kb, reading, context)
+        except (ConnectionError, OSError):  # it died before the question was written
+            self._replace(worker)
+            return await self._fallback.read(kb, reading, context)
+        finally:
+            worker.pending.pop(number, None)
+
+    async def _listen(self, worker: _Worker) -> None:
+        """Hand each answer to its question, until the process goes."""
+        try:
+            while True:
+                kind, number, *rest = await _receive(worker.stream_in)
+                answered = worker.pending.get(number)
+                if answered is None or answered.done():
+                    continue  # its question stopped waiting (cancelled)
+                if kind == "ok":
+                    answered.set_result(rest[0])
+                else:  # answered in a thread, where the same failure is handled as there
+                    log.warning("matching process %s could not answer: %s",
+                                worker.process.pid, rest[0])
+                    answered.set_exception(_NotAnswered())
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            pass
+        for answered in worker.pending.values():  # answered in a thread instead
+            if not answered.done():
+                answered.set_exception(_NotAnswered())
+        self._replace(worker)
+
+    def _replace(self, worker: _Worker) -> None:
+        if worker not in self._workers:
+            return
+        self._workers.remove(worker)
+        worker.stream_out.close()
+        if self._closing:
+            return
+        log.warning("matching process %s ended (exit code %s); answering in a thread until "
+                    "its replacement is ready", worker.process.pid, worker.process.exitcode)
+        asyncio.get_running_loop().create_task(self._start_replacement(),
+                                               name="matching-replacement")
+
+    async def _start_replacement(self) -> None:
+        try:
+            self._workers.append(await self._start_one())
+        except RuntimeError:
+            log.exception("matching: no replacement process; answering in threads")
+
+    async def aclose(self) -> None:
+        self._closing = True
+        for worker in self._workers:
+            worker.stream_out.close()  # the process ends when its socket closes
+            if worker.listening is not None:
+                worker.listening.cancel()
+            for answered in worker.pending.values():
+                if not answered.done():
+                    answered.set_exception(_NotAnswered())
+        for worker in self._workers:
+            await asyncio.to_thread(worker.process.join, 5)
+            if worker.process.is_alive():
+                worker.process.kill()
+        self._workers.clear()
+
+
+class _NotAnswered(Exception):
+    """The matching process ended, or failed, before it answered."""
+
+
+def _frame(message: tuple[Any, ...]) -> bytes:
+    body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return _LENGTH.pack(len(body)) + body
+
+
+async def _receive(stream: asyncio.StreamReader) -> tuple[Any, ...]:
+    size, = _LENGTH.unpack(await stream.readexactly(_LENGTH.size))
+    message: tuple[Any, ...] = pickle.loads(await stream.readexactly(size))
+    return message
+
+
+def _receive_blocking(sock: socket.socket) -> tuple[Any, ...] | None:
+    def exactly(count: int) -> bytes | None:
+        chunks, left = [], count
+        while left:
+            chunk = sock.recv(min(left, 1 << 20))
+            if not chunk:
+                return None
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+
+    head = exactly(_LENGTH.size)
+    if head is None:
+        return None
+    body = exactly(_LENGTH.unpack(head)[0])
+    return None if body is None else pickle.loads(body)
+
+
+def serve(sock: socket.socket, config: Config) -> None:
+    """A matching process: questions in, answers out, until kefu closes the socket."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # kefu's stop ends it, not the terminal's
+    reader = reader_for(config)
+    reader.warm()
+    templates = AnswerTemplates(config.knowledge_base.answer_templates)
+    sock.sendall(_frame(("ready", config.matching.engine)))
+    kb: KnowledgeBase | None = None
+    while (message := _receive_blocking(sock)) is not None:
+        if message[0] == "kb":
+            kb = message[1]
+            continue
+        _, number, reading, context = message
+        try:
+            assert kb is not None, "no knowledge base sent before the question"
+            reply: tuple[Any, ...] = ("ok", number, read_answer(reader, templates, kb,
+                                                                reading, context))
+        except Exception as exc:  # the question is answered in kefu's process instead
+            reply = ("failed", number, f"{type(exc).__name__}: {exc}")
+        sock.sendall(_frame(reply))
