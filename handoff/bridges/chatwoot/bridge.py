@@ -291,7 +291,10 @@ class ChatwootBridge:
             self._pending.add(conversation_id)
         else:
             self._pending.discard(conversation_id)
-        await self._store.save_state(PENDING, {"conversations": sorted(self._pending)})
+        if self._pending:
+            await self._store.save_state(PENDING, {"conversations": sorted(self._pending)})
+        else:
+            await self._store.delete_state(PENDING)
 
     async def _link(self, conversation_id: str) -> dict[str, Any]:
         return await self._store.load_state(f"{NAME}:{conversation_id}") or {}

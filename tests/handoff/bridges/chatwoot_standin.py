@@ -116,6 +116,9 @@ class ChatwootStandIn:
         self.duplicate_webhooks = False  # each delivery arrives twice (a network replay)
         self.lost_answers = 0  # this many message posts are made, then answered 502
         self.refused_resolves = 0  # this many toggle_status calls are answered 500
+        # every new contact refused with this 422 message, as by a rule kefu cannot satisfy
+        # (a validation added by a plugin, a plan's contact limit)
+        self.contact_refusal: str | None = None
         self.delivered: list[dict[str, Any]] = []  # webhooks that reached kefu
         self.calls: list[tuple[str, str]] = []  # (method, path) of every API call
         self._ids = itertools.count(1)
@@ -220,6 +223,9 @@ class ChatwootStandIn:
 
     async def _create_contact(self, request: web.Request) -> web.Response:
         body = await request.json()
+        if self.contact_refusal is not None:
+            return web.json_response({"message": self.contact_refusal, "attributes": ["base"]},
+                                     status=422)
         fields = self._fields(body)
         refused = self._invalid(fields)
         if refused is not None:
@@ -434,6 +440,20 @@ class ChatwootStandIn:
                 return  # lost
 
     # agents in Chatwoot's dashboard
+
+    def add_contact(self, **fields: Any) -> dict[str, Any]:
+        """A contact your staff made in Chatwoot before kefu came."""
+        contact_id = next(self._ids)
+        self.contacts[contact_id] = {
+            "id": contact_id, "name": "", "email": None, "phone_number": None,
+            "identifier": None, "custom_attributes": {}, "additional_attributes": {},
+            "type": "contact", "thumbnail": "", **fields}
+        return self.contacts[contact_id]
+
+    def delete_conversation(self, conversation: Conversation) -> None:
+        """An administrator deletes a conversation (DELETE /conversations/{id})."""
+        del self.conversations[conversation.id]
+        self.messages = [m for m in self.messages if m.conversation_id != conversation.id]
 
     def conversation_of(self, kefu_conversation_id: str) -> Conversation:
         (found,) = [c for c in self.conversations.values()
