@@ -6,8 +6,16 @@ Chatwoot agent) is copied to a Chatwoot conversation past a cursor kept in the s
 posted): customer messages as `incoming`, the bot's and kefu's own lines as private notes,
 then the handoff's reason and match scores as a note. Each post carries `source_id`
 `kefu:<conversation>:<seq>`; after a failure, or the first time a process looks at a
-conversation, kefu reads back what Chatwoot has, so a post that went through before a crash
-is not made twice. One process at a time copies (the `chatwoot` lease).
+conversation, kefu reads back what Chatwoot has (every page), so a post that went through
+before a crash is not made twice. One process at a time copies (the `chatwoot` lease).
+
+The contact is found by kefu's identifier, made, or, when Chatwoot refuses a new one
+because its email or phone number is another contact's (they are unique per account), that
+contact; it follows kefu's customer record without overwriting what staff typed
+(`_brought_up_to_date`). Conversations linked and not yet resolved in Chatwoot are listed in
+the store (PENDING), so a conversation kefu closed is resolved there even across a
+restart. An erased customer's contacts are queued by `forget` (ERASE_PREFIX keys) and
+deleted by `run`.
 
 Inward, the API inbox's webhook (signed, or with a secret in its URL on older installs)
 and, because Chatwoot delivers it once and never retries, a read-back of each open

@@ -368,3 +368,24 @@ def test_wecoms_own_servicers_and_chatwoot_cannot_both_take_wecoms_handoffs(
     assert load_config(path).handoff.desk == "chatwoot"
     path.write_text("channels:\n" + wecom, encoding="utf-8")  # kefu's desk: WeCom's choice
     assert load_config(path).channels.wecom.agents == "wecom"
+
+
+async def test_an_assignment_through_chatwoots_api_reaches_the_customer(world: World) -> None:
+    """`POST /conversations/{id}/assignments`, as an automation or another tool assigns."""
+    import aiohttp
+
+    visitor, conversation = await world.handed_off()
+    chatwoot = world.chatwoot.conversation_of(conversation.id)
+    url = (f"{world.chatwoot.url}/api/v1/accounts/{world.chatwoot.account_id}"
+           f"/conversations/{chatwoot.id}/assignments")
+    headers = {"api_access_token": world.chatwoot.access_token}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url, json={"assignee_id": 12}, headers=headers) as response:
+            assert response.status == 200 and (await response.json())["name"] == "Bob"
+        async with http.post(url, json={}, headers=headers) as response:
+            assert await response.json() is None  # neither agent nor team: nothing
+    while "Bob" not in (said := await next_said(visitor))["text"]:
+        pass
+    assert said["kind"] == "notice"
+    held = await world.kefu.store.get_conversation(conversation.id)
+    assert held is not None and held.agent_id == "chatwoot:Bob"
