@@ -210,6 +210,7 @@ class ChatwootBridge:
                 await self._woken_or_after(self._settings.sync_seconds)
                 due, self._dirty = self._dirty, set()  # the leader hears of them too
                 if not await self._leases.try_lead(LEADER):
+                    self._pending = None  # another process may change PENDING meanwhile
                     continue
                 now = self._clock()
                 if now >= next_scan:
