@@ -659,8 +659,38 @@ class ChatwootBridge:
             log.info("chatwoot: message %s has no text (attachments are not passed on yet)",
                      message.get("id"))
             return
+        platform_msg_id = f"{NAME}:{message.get('id')}"
         await self._tell(conversation, "wrote", str(sender.get("name") or sender.get("id")),
-                         text=text, platform_msg_id=f"{NAME}:{message.get('id')}")
+                         text=text, platform_msg_id=platform_msg_id)
+        await self._tell_undelivered(conversation, message, platform_msg_id)
+
+    async def _tell_undelivered(self, conversation: Conversation, message: dict[str, Any],
+                                platform_msg_id: str) -> None:
+        """A reply the customer's platform refused for good (WeChat's 48-hour window, its
+        quota...) is kept in kefu's transcript; the agent reads why in a private note."""
+        stored = next((m for m in reversed(await self._store.messages(conversation.id))
+                       if m.platform_msg_id == platform_msg_id), None)
+        if stored is None:
+            return
+        reason = next((str(e.detail.get("reason")) for e in await self._store.events(
+            conversation.id, since=stored.ts - 60)
+            if e.type == "undelivered" and e.detail.get("seq") == stored.seq), None)
+        remote = (await self._link(conversation.id)).get("conversation")
+        if reason is None or remote is None:
+            return
+        key = f"{NAME}:{conversation.id}:undelivered"  # told once, across restarts too
+        told = list((await self._store.load_state(key) or {}).get("seqs") or [])
+        if stored.seq in told:
+            return
+        await self._store.save_state(key, {"seqs": [*told, stored.seq]})
+        try:
+            await self.api.post_message(
+                int(remote), f"[kefu] Not delivered to the customer: {reason}. The reply is "
+                "kept in kefu's transcript.", incoming=False, private=True,
+                source_id=f"kefu:{conversation.id}:undelivered:{stored.seq}")
+        except ChatwootError as exc:
+            log.warning("chatwoot: cannot tell the agent that message %s was not delivered "
+                        "(%s)", message.get("id"), exc)
 
     async def _tell(self, conversation: Conversation, what: str, agent: str, **more: Any
                     ) -> None:

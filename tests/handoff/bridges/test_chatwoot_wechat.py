@@ -65,6 +65,16 @@ async def test_a_chatwoot_agents_reply_follows_wechats_rules(
     assert len(standin.sent) == sent
     stored = [m.text for m in await world.kefu.store.messages(conversation.id)]
     assert "还在吗？" in stored  # kept in kefu's transcript
+    # and Alice reads why, in a private note only agents see
+    await wait_for(lambda: any("Not delivered to the customer" in m.content
+                               for m in world.chatwoot.thread(chatwoot)))
+    (note,) = [m for m in world.chatwoot.thread(chatwoot)
+               if "Not delivered to the customer" in m.content]
+    assert note.private and "48" in note.content
+    await world.chatwoot.reply(chatwoot, "alice", "收到请回复")  # a later one: one note each
+    await wait_for(lambda: len([m for m in world.chatwoot.thread(chatwoot)
+                                if "Not delivered" in m.content]) == 2)
+    assert len(standin.sent) == sent
 
 
 async def _undelivered(world: World, conversation_id: str) -> Any:
