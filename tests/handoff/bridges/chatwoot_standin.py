@@ -28,8 +28,8 @@ Written from Chatwoot's published API reference and source, independently of kef
   `X-Chatwoot-Timestamp` and `X-Chatwoot-Delivery`; posted once, never retried: a
   delivery that fails is lost (chatwoot#15920).
 
-Agents act through methods (`reply`, `note`, `assign`, `resolve`, `bot_says`), as they
-would in Chatwoot's dashboard.
+Agents act through methods (`reply`, `note`, `assign`, `resolve`, `bot_says`,
+`add_contact`, `delete_conversation`), as they would in Chatwoot's dashboard.
 """
 
 from __future__ import annotations
