@@ -32,8 +32,7 @@ from bot.store.sqlite import SqliteStore
 from bot.understanding import reader_for
 from handoff.auth import Sessions
 from handoff.board import Board
-from handoff.bridges import DeskBridge
-from handoff.bridges.chatwoot.bridge import ChatwootBridge
+from handoff.bridges import BridgeServices, DeskBridge
 from handoff.cases import CaseBook
 from handoff.console import Console
 from handoff.customers import CustomerBook
@@ -82,10 +81,11 @@ def _without_password(url: str) -> str:
 def bridge_for(config: Config, store: Store, speaker: Speaker, customers: CustomerBook,
                leases: Leases, desk: Desk, clock: Callable[[], float]) -> DeskBridge | None:
     """The helpdesk whose agents answer after a handoff (`handoff.desk`); None for kefu's."""
-    if config.handoff.desk == "chatwoot":
-        return ChatwootBridge(config.handoff.chatwoot, store, speaker, customers, leases,
-                              desk.platform_news, clock)
-    return None
+    settings = config.handoff.bridge()
+    if settings is None:
+        return None
+    return settings.build(BridgeServices(store, speaker, customers, leases,
+                                         desk.platform_news, clock))
 
 
 def cluster_for(store: Store, config: Config) -> tuple[Leases, Fanout]:
@@ -149,7 +149,8 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
         config.knowledge_base.answer_templates))
     console = Console(config, store, desk, Board(store, config.desk, clock, customers, channels),
                       Sessions(store, config.desk, clock), speaker, fanout, webhooks, customers,
-                      cases, clock, Privacy(config.privacy, store, customers, webhooks, clock))
+                      cases, clock, Privacy(config.privacy, store, customers, webhooks, clock,
+                                            config.handoff.bridge()))
 
     app = web.Application()
 

@@ -475,7 +475,8 @@ def _privacy(config: Config, store: Store) -> Privacy:
     """The desk's privacy work from the command line; webhooks are sent by `kefu serve`."""
     webhooks = Webhooks(config.webhooks, store, LocalLeases(),
                         masked=config.privacy.mask_webhooks)
-    return Privacy(config.privacy, store, CustomerBook(config.crm, store), webhooks)
+    return Privacy(config.privacy, store, CustomerBook(config.crm, store), webhooks,
+                   helpdesk=config.handoff.bridge())
 
 
 async def _erase(config: Config, store: Store, args: argparse.Namespace) -> int:

@@ -23,9 +23,9 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from bot.cluster import LeaseTiming
 from bot.errors import ConfigError
-from bot.settings import Seconds, Settings
+from bot.settings import BridgeSettings, Seconds, Settings
 from channels import ChannelsConfig
-from handoff.bridges.chatwoot.settings import ChatwootSettings
+from handoff.bridges import BridgesConfig
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _RANGE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
@@ -185,7 +185,7 @@ class MatchingConfig(_Model):
         return self
 
 
-class HandoffConfig(_Model):
+class HandoffConfig(_Model, BridgesConfig):
     request_phrases: list[str] = Field(
         default_factory=lambda: [
             "人工", "真人", "转接客服", "找客服", "human agent", "real person",
@@ -200,15 +200,25 @@ class HandoffConfig(_Model):
         default_factory=lambda: ["投诉", "举报", "complaint", "complain"]
     )
     # Who answers after a handoff: kefu's own desk (its console), or a helpdesk kefu bridges
-    # to (handoff/bridges/), whose agents answer in their own app.
-    desk: Literal["kefu", "chatwoot"] = "kefu"
-    chatwoot: ChatwootSettings = ChatwootSettings()
+    # to (handoff/bridges/, each with its settings under handoff.<name>), whose agents
+    # answer in their own app.
+    desk: str = "kefu"
 
     @model_validator(mode="after")
     def _bridge_configured(self) -> HandoffConfig:
-        if self.desk == "chatwoot" and (missing := self.chatwoot.missing()):
-            raise ValueError(f"desk is chatwoot: set chatwoot.{', chatwoot.'.join(missing)}")
+        names = list(self.bridges())
+        if self.desk != "kefu" and self.desk not in names:
+            raise ValueError(f"desk: kefu, or a helpdesk kefu bridges to "
+                             f"({', '.join(names)}); got {self.desk!r}")
+        bridge = self.bridge()
+        if bridge is not None and (missing := bridge.missing()):
+            raise ValueError(f"desk is {self.desk}: set {self.desk}."
+                             + f", {self.desk}.".join(missing))
         return self
+
+    def bridge(self) -> BridgeSettings | None:
+        """The settings of the helpdesk that is the desk; None for kefu's own."""
+        return self.bridges().get(self.desk)
 
 
 class TicketConfig(_Model):
@@ -471,6 +481,20 @@ class Config(_Model):
                 f"greeting.templates has no template for the default language "
                 f"{self.business.default_language!r}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _one_desk_per_channel(self) -> Config:
+        """A channel whose platform's agents answer its handoffs (WeCom's servicers) and a
+        bridged helpdesk as the desk would both claim them: refused, not guessed."""
+        if self.handoff.desk == "kefu":
+            return self
+        for name, settings in self.channels.enabled().items():
+            if (own := settings.own_agents()) is not None:
+                raise ValueError(
+                    f"channels.{name}.{own} and handoff.desk: {self.handoff.desk} both say who "
+                    f"answers {name}'s handoffs; choose one (channels.{name}.agents: kefu "
+                    f"sends them to {self.handoff.desk} with the other channels')")
         return self
 
     def resolve_paths(self, base: Path) -> Config:

@@ -10,7 +10,9 @@
 - Erasure (`Privacy.erase`): one person's record (and the records merged into it), their
   identities and cases are deleted; their conversations and offline messages stay for the
   figures under a pseudonym, without a word of theirs; webhook deliveries and channel state
-  that name them go; a `customer.erased` event is queued. See docs/privacy.md.
+  that name them go; a `customer.erased` event is queued. With a helpdesk bridge as the
+  desk (`handoff.desk`), the deletion of the helpdesk's copy of them (Chatwoot's contact and
+  its conversations) is queued in the store for the bridge. See docs/privacy.md.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 from bot.config import PrivacyConfig
 from bot.masking import mask_json
 from bot.messages import ConversationState
+from bot.settings import BridgeSettings
 from bot.store import AccessRecord, Agent, AgentRole, Conversation, Customer, Store
 from handoff.contacts import contacts_in
 from handoff.customers import CustomerBook, CustomerError
@@ -45,8 +48,10 @@ def pseudonym() -> str:
 
 class Privacy:
     def __init__(self, config: PrivacyConfig, store: Store, customers: CustomerBook,
-                 webhooks: Webhooks, clock: Callable[[], float] = time.time) -> None:
+                 webhooks: Webhooks, clock: Callable[[], float] = time.time,
+                 helpdesk: BridgeSettings | None = None) -> None:
         self._config = config
+        self._helpdesk = helpdesk  # the bridged helpdesk's, when one is the desk
         self._store = store
         self._customers = customers
         self._webhooks = webhooks
@@ -141,6 +146,9 @@ class Privacy:
         for case in await self._store.cases(customer.id):
             await self._store.delete_case(case.id)
             count("cases deleted")
+        if self._helpdesk is not None:  # before the channel state (its links) goes
+            count("helpdesk records to delete",
+                  await self._helpdesk.forget(self._store, [c.id for c in conversations]))
         naming = [d.id for d in await self._store.deliveries(limit=ALL_DELIVERIES)
                   if any(name in d.body for name in names_of_them)]
         await self._store.delete_deliveries(naming)

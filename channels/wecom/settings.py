@@ -46,6 +46,9 @@ class WeComConfig(TencentApiConfig):
             raise ValueError("path must start with /")
         return self
 
+    def own_agents(self) -> str | None:
+        return "agents: wecom" if self.agents == "wecom" else None
+
     def build(self, kefu: ChannelServices) -> Channel:
         from channels.wecom.channel import WeComChannel
 

@@ -1,10 +1,13 @@
 """Helpdesk bridges: another helpdesk's agents answer kefu's customers after a handoff.
 
-A bridge is one package, `handoff/bridges/<name>/`, of the same shape as Chatwoot's:
+This is their registry (`BridgesConfig`): a bridge is one package, `handoff/bridges/<name>/`,
+of the same shape as Chatwoot's, and one line here. That package has:
 
-- `settings.py`: its settings model under `handoff.<name>` (read by bot/config.py before
-  the rest of kefu, so it imports only bot.settings), and `handoff.desk: <name>` selects it;
-- an API client for the helpdesk, and a `DeskBridge` (below) built in bot/app.py's `bridge_for`;
+- `settings.py`: a `BridgeSettings` (bot/settings.py) under `handoff.<name>`, read by
+  bot/config.py before the rest of kefu (so it imports only bot.settings at import time);
+  `handoff.desk: <name>` selects it, and its `build` makes the `DeskBridge` (below) from
+  `BridgeServices`, its `forget` queues the deletion of an erased customer's copy;
+- an API client for the helpdesk, and the bridge;
 - outward, the transcript is the outbox: what kefu's customers, bot and desk say is stored
   first, and the bridge copies each conversation's transcript past a cursor of its own
   (kept in the store's channel state), so a crash or an unreachable helpdesk only delays
@@ -19,12 +22,45 @@ The desk asks a bridge only what `DeskBridge` says.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from bot.settings import BridgeSettings, Settings
+from handoff.bridges.chatwoot.settings import ChatwootSettings
 
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from bot.store import Conversation
+    from bot.channel import PlatformNews
+    from bot.cluster import Leases
+    from bot.speaker import Speaker
+    from bot.store import Conversation, Store
+    from handoff.customers import CustomerBook
+
+
+class BridgesConfig(Settings):
+    """The helpdesks kefu bridges to, each under `handoff.<name>` (HandoffConfig is one)."""
+
+    chatwoot: ChatwootSettings = ChatwootSettings()
+
+    def bridges(self) -> dict[str, BridgeSettings]:
+        """Every registered helpdesk's settings, by name."""
+        found = {name: getattr(self, name) for name in type(self).model_fields}
+        return {name: value for name, value in found.items()
+                if isinstance(value, BridgeSettings)}
+
+
+@dataclass(frozen=True)
+class BridgeServices:
+    """What a bridge may use of kefu."""
+
+    store: Store
+    speaker: Speaker
+    customers: CustomerBook
+    leases: Leases
+    news: Callable[[PlatformNews], Any]  # Desk.platform_news
+    clock: Callable[[], float]
 
 
 class DeskBridge(Protocol):
@@ -40,4 +76,5 @@ class DeskBridge(Protocol):
         """The helpdesk's webhook endpoint."""
 
     async def run(self) -> None:
-        """Copy transcripts out and read the helpdesk back, until cancelled."""
+        """Copy transcripts out, read the helpdesk back and delete what erasure queued,
+        until cancelled."""

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from aiohttp import web
+from pydantic import ValidationError
 
 from bot.app import CHANNELS
 from bot.channel import Channel, ChannelServices
-from bot.config import Config
+from bot.config import Config, HandoffConfig
 from bot.messages import StoredMessage
-from bot.settings import ChannelSettings
+from bot.settings import BridgeSettings, ChannelSettings
 from bot.store import Conversation
 from channels import ChannelsConfig
+from handoff.bridges import BridgeServices, DeskBridge
 from tests.conftest import PROJECT
 from tests.harness import Kefu
 
@@ -78,5 +81,65 @@ async def test_a_new_channel_is_its_settings_and_a_line_in_the_registry(
         assert isinstance(pager, PagerChannel) and pager.kefu.store is kefu.store
         assert kefu.client is not None
         assert await (await kefu.client.get("/pager")).text() == "滴滴"
+    finally:
+        await kefu.stop()
+
+
+class PagerDesk:
+    """A helpdesk bridge as a new package would add one: the smallest kefu can run."""
+
+    name = "pagerdesk"
+
+    def __init__(self, settings: PagerDeskSettings, kefu: BridgeServices) -> None:
+        self.settings, self.kefu = settings, kefu
+
+    async def on_duty(self, now: float) -> bool:
+        return True
+
+    async def end(self, conversation: Conversation) -> None: ...
+
+    def add_routes(self, app: web.Application) -> None:
+        async def hello(request: web.Request) -> web.Response:
+            return web.Response(text=self.settings.pager)
+
+        app.router.add_get("/bridges/pagerdesk", hello)
+
+    async def run(self) -> None: ...
+
+
+class PagerDeskSettings(BridgeSettings):
+    pager: str = ""
+
+    def missing(self) -> list[str]:
+        return [] if self.pager else ["pager"]
+
+    def build(self, kefu: BridgeServices) -> DeskBridge:
+        return PagerDesk(self, kefu)
+
+
+class WithPagerDesk(HandoffConfig):
+    pagerdesk: PagerDeskSettings = PagerDeskSettings()
+
+
+def test_each_bridge_package_owns_its_settings() -> None:
+    for name, settings in HandoffConfig().bridges().items():
+        assert type(settings).__module__ == f"handoff.bridges.{name}.settings", name
+    wiring = (PROJECT / "bot" / "app.py").read_text(encoding="utf-8")
+    config = (PROJECT / "bot" / "config.py").read_text(encoding="utf-8")
+    assert "chatwoot" not in wiring.lower() and "chatwoot" not in config.lower()
+
+
+async def test_a_new_helpdesk_is_its_settings_and_a_line_in_the_registry(
+        make_config: Callable[..., Config]) -> None:
+    with pytest.raises(ValidationError, match=r"desk is pagerdesk: set pagerdesk\.pager"):
+        WithPagerDesk(desk="pagerdesk")
+    with pytest.raises(ValidationError, match="desk: kefu, or a helpdesk"):
+        HandoffConfig(desk="pagerdesk")
+    base = make_config()
+    handoff = WithPagerDesk(desk="pagerdesk", pagerdesk=PagerDeskSettings(pager="滴滴"))
+    kefu = await Kefu(base.model_copy(update={"handoff": handoff})).start()
+    try:
+        assert kefu.client is not None
+        assert await (await kefu.client.get("/bridges/pagerdesk")).text() == "滴滴"
     finally:
         await kefu.stop()

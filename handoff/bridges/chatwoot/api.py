@@ -7,6 +7,7 @@ header only, so it is never part of a URL, an error or a log line.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import aiohttp
@@ -14,13 +15,24 @@ import aiohttp
 from bot.http import LazySession
 from handoff.bridges.chatwoot.settings import ChatwootSettings
 
+SEARCH_PAGES = 20  # Chatwoot's search gives 15 contacts a page; an exact match is near
+MESSAGE_PAGES = 1000  # `after` gives 100 messages a call
+
 
 class ChatwootError(Exception):
-    """A call that failed: `status` is Chatwoot's HTTP status, 0 when it was not reached."""
+    """A call that failed: `status` is Chatwoot's HTTP status, 0 when it was not reached;
+    `attributes` the fields a 422 refused (Chatwoot's `render_record_invalid`)."""
 
     def __init__(self, what: str, status: int, detail: str) -> None:
         super().__init__(f"{what}: " + (f"HTTP {status} {detail}" if status else detail))
         self.status = status
+        self.attributes: list[str] = []
+        try:
+            body = json.loads(detail)
+        except ValueError:
+            return
+        if isinstance(body, dict) and isinstance(body.get("attributes"), list):
+            self.attributes = [str(a) for a in body["attributes"]]
 
 
 class ChatwootApi:
@@ -39,7 +51,7 @@ class ChatwootApi:
             async with self._http.get().request(method, self._base + path, json=body,
                                                 params=query, headers=headers) as response:
                 if response.status >= 300:
-                    detail = (await response.text())[:200]
+                    detail = (await response.text())[:300]
                     raise ChatwootError(what, response.status, detail)
                 return await response.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -51,21 +63,53 @@ class ChatwootApi:
 
     # contacts
 
-    async def contact_by_identifier(self, identifier: str) -> dict[str, Any] | None:
-        found = await self._call("GET", "/contacts/search", "contacts/search",
-                                 query={"q": identifier})
-        return next((c for c in found.get("payload", []) if c.get("identifier") == identifier),
-                    None)
+    async def search_contacts(self, q: str) -> list[dict[str, Any]]:
+        """Every contact Chatwoot's search gives for `q` (a substring of the name, email,
+        phone number or identifier), page after page."""
+        found: list[dict[str, Any]] = []
+        for page in range(1, SEARCH_PAGES + 1):
+            answer = await self._call("GET", "/contacts/search", "contacts/search",
+                                      query={"q": q, "page": str(page)})
+            listed = list(answer.get("payload") or [])
+            found += listed
+            more = (answer.get("meta") or {}).get("has_more")
+            if not listed or more is False or (more is None and len(listed) < 15):
+                break
+        return found
 
-    async def create_contact(self, contact: dict[str, Any]) -> dict[str, Any] | None:
-        """The new contact; None when its identifier is taken (made meanwhile)."""
-        try:
-            made = await self._call("POST", "/contacts", "contacts", body=contact)
-        except ChatwootError as exc:
-            if exc.status == 422:
-                return None
-            raise
+    async def find_contact(self, field: str, value: str) -> dict[str, Any] | None:
+        """The contact whose `field` (identifier, email, phone_number) is `value`."""
+        wanted = value.lower() if field == "email" else value
+        for contact in await self.search_contacts(value):
+            have = str(contact.get(field) or "")
+            if (have.lower() if field == "email" else have) == wanted:
+                return contact
+        return None
+
+    async def contact_by_identifier(self, identifier: str) -> dict[str, Any] | None:
+        return await self.find_contact("identifier", identifier)
+
+    async def create_contact(self, contact: dict[str, Any]) -> dict[str, Any]:
+        """The new contact; ChatwootError 422 when Chatwoot refuses it (a taken identifier,
+        email or phone number, or one it finds malformed: `attributes` says which)."""
+        made = await self._call("POST", "/contacts", "contacts", body=contact)
         return dict(made["payload"]["contact"])
+
+    async def contact(self, contact_id: int) -> dict[str, Any]:
+        return dict((await self._call("GET", f"/contacts/{contact_id}", "contact"))["payload"])
+
+    async def update_contact(self, contact_id: int, fields: dict[str, Any]) -> dict[str, Any]:
+        """Chatwoot merges `custom_attributes` into the contact's: other keys stay."""
+        return dict((await self._call("PUT", f"/contacts/{contact_id}", "update contact",
+                                      body=fields))["payload"])
+
+    async def delete_contact(self, contact_id: int) -> None:
+        """The contact and, in Chatwoot, its conversations; done already when it is gone."""
+        try:
+            await self._call("DELETE", f"/contacts/{contact_id}", "delete contact")
+        except ChatwootError as exc:
+            if exc.status != 404:
+                raise
 
     async def add_contact_inbox(self, contact_id: int, source_id: str) -> None:
         """The contact writes through kefu's inbox as `source_id`; kept if already there."""
@@ -98,9 +142,17 @@ class ChatwootApi:
                                      "conversation"))
 
     async def messages_after(self, conversation_id: int, after: int) -> list[dict[str, Any]]:
-        found = await self._call("GET", f"/conversations/{conversation_id}/messages",
-                                 "messages", query={"after": str(after)})
-        return list(found.get("payload", []))
+        """Every message past `after`, oldest first (Chatwoot answers 100 at a time)."""
+        found: list[dict[str, Any]] = []
+        for _ in range(MESSAGE_PAGES):
+            answer = await self._call("GET", f"/conversations/{conversation_id}/messages",
+                                      "messages", query={"after": str(after)})
+            listed = list(answer.get("payload") or [])
+            found += listed
+            if len(listed) < 100:
+                break
+            after = max(int(m["id"]) for m in listed)
+        return found
 
     async def post_message(self, conversation_id: int, content: str, *, incoming: bool,
                            private: bool, source_id: str) -> dict[str, Any]:

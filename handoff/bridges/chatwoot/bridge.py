@@ -6,8 +6,16 @@ Chatwoot agent) is copied to a Chatwoot conversation past a cursor kept in the s
 posted): customer messages as `incoming`, the bot's and kefu's own lines as private notes,
 then the handoff's reason and match scores as a note. Each post carries `source_id`
 `kefu:<conversation>:<seq>`; after a failure, or the first time a process looks at a
-conversation, kefu reads back what Chatwoot has, so a post that went through before a crash
-is not made twice. One process at a time copies (the `chatwoot` lease).
+conversation, kefu reads back what Chatwoot has (every page), so a post that went through
+before a crash is not made twice. One process at a time copies (the `chatwoot` lease).
+
+The contact is found by kefu's identifier, made, or, when Chatwoot refuses a new one
+because its email or phone number is another contact's (they are unique per account), that
+contact; it follows kefu's customer record without overwriting what staff typed
+(`_brought_up_to_date`). Conversations linked and not yet resolved in Chatwoot are listed in
+the store (PENDING), so a conversation kefu closed is resolved there even across a
+restart. An erased customer's contacts are queued by `forget` (ERASE_PREFIX keys) and
+deleted by `run`.
 
 Inward, the API inbox's webhook (signed, or with a secret in its URL on older installs)
 and, because Chatwoot delivers it once and never retries, a read-back of each open
@@ -27,8 +35,9 @@ import hmac
 import json
 import logging
 import time
+import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -39,7 +48,7 @@ from bot.channel import PlatformNews, held_by_platform
 from bot.cluster import Leases
 from bot.messages import ConversationState, Role, StoredMessage
 from bot.speaker import Speaker
-from bot.store import Conversation, Store
+from bot.store import Conversation, Customer, Store
 from bot.tasks import BackgroundTasks
 from handoff.bridges.chatwoot.api import ChatwootApi, ChatwootError
 from handoff.bridges.chatwoot.settings import ChatwootSettings
@@ -57,6 +66,27 @@ HANDOFF_REASONS = {"request": "the customer asked for a person",
                    "complaint": "a complaint", "misses": "the bot could not answer, twice",
                    "entry": "the FAQ answer says a person should follow up"}
 ROLE_LABEL = {Role.BOT: "kefu bot", Role.SYSTEM: "kefu", Role.AGENT: "kefu agent"}
+PENDING = "chatwoot-pending"  # state key: conversations linked and not resolved yet
+ERASE_PREFIX = "chatwoot-erase:"  # state keys: contacts of erased customers, to delete
+
+
+def _listed(value: Any) -> list[str]:
+    """kefu's custom attributes list phones and emails as "a, b"."""
+    return [v.strip() for v in str(value or "").split(",") if v.strip()]
+
+
+async def forget(store: Store, conversation_ids: Sequence[str]) -> int:
+    """Queue the deletion of the Chatwoot contacts of an erased customer's conversations
+    (found by their links, which erasure deletes next): durable, so Chatwoot unreachable
+    now still gets it; the bridge's `run` deletes them. How many were queued."""
+    contacts = set()
+    for conversation_id in conversation_ids:
+        link = await store.load_state(f"{NAME}:{conversation_id}") or {}
+        if "contact" in link:
+            contacts.add(int(link["contact"]))
+    if contacts:
+        await store.save_state(ERASE_PREFIX + uuid.uuid4().hex, {"contacts": sorted(contacts)})
+    return len(contacts)
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -133,6 +163,8 @@ class ChatwootBridge:
         self._dirty: set[str] = set()
         self._checked: set[str] = set()  # conversations read back since this process began
         self._retry: dict[str, tuple[int, float]] = {}  # conversation -> (failures, next try)
+        self._logged: dict[str, str] = {}  # what -> the failure last logged for it
+        self._pending: set[str] | None = None  # PENDING's copy, once read
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._inbox: tuple[float, dict[str, Any]] | None = None
         self._background = BackgroundTasks("chatwoot webhook")
@@ -178,15 +210,17 @@ class ChatwootBridge:
                 await self._woken_or_after(self._settings.sync_seconds)
                 due, self._dirty = self._dirty, set()  # the leader hears of them too
                 if not await self._leases.try_lead(LEADER):
+                    self._pending = None  # another process may change PENDING meanwhile
                     continue
                 now = self._clock()
                 if now >= next_scan:
-                    due |= {c.id for c in await self._bridged()}
+                    due |= {c.id for c in await self._bridged()} | await self._pending_ids()
                     next_scan = now + self._settings.sync_seconds
                 for conversation_id in sorted(due):
                     await self.sync(conversation_id)
                 if now >= next_read:
                     await self.read_back()
+                    await self.erase_queued()
                     next_read = now + self._settings.catch_up_seconds
         finally:
             with contextlib.suppress(TimeoutError):
@@ -227,11 +261,49 @@ class ChatwootBridge:
             wait = min(self._settings.first_retry_seconds * 2 ** failures,
                        self._settings.max_retry_seconds)
             self._retry[conversation_id] = (failures + 1, self._clock() + wait)
-            (log.error if 400 <= exc.status < 500 else log.warning)(
-                "chatwoot: conversation %s not copied (%s); trying again in %.0f s",
-                conversation_id, exc, wait)
+            self._failed(f"copy {conversation_id}", exc,
+                         "chatwoot: conversation %s not copied (%s); trying again in %.0f s, "
+                         "doubling", conversation_id, exc, wait)
             return
-        self._retry.pop(conversation_id, None)
+        if self._retry.pop(conversation_id, None) is not None:
+            self._recovered(f"copy {conversation_id}", "chatwoot: conversation %s copied "
+                            "again", conversation_id)
+
+    def _failed(self, what: str, exc: ChatwootError, message: str, *args: Any) -> None:
+        """A failure logged once (a refusal as an error, an outage as a warning); the same
+        failure again, while it lasts, only at debug level."""
+        if self._logged.get(what) == str(exc):
+            log.debug(message, *args)
+            return
+        self._logged[what] = str(exc)
+        (log.error if 400 <= exc.status < 500 else log.warning)(message, *args)
+
+    def _recovered(self, what: str, message: str, *args: Any) -> None:
+        if self._logged.pop(what, None) is not None:
+            log.info(message, *args)
+
+    async def _pending_ids(self) -> set[str]:
+        """Conversations linked to Chatwoot and not resolved there yet (PENDING in the
+        store): a conversation kefu closed is resolved even after a restart."""
+        if self._pending is None:
+            self._pending = set((await self._store.load_state(PENDING) or {}).get(
+                "conversations") or [])
+        return set(self._pending)
+
+    async def _pend(self, conversation_id: str, pending: bool) -> None:
+        """Only the leader's `run` writes PENDING (it holds the `chatwoot` lease)."""
+        known = await self._pending_ids()
+        if (conversation_id in known) == pending:
+            return
+        assert self._pending is not None
+        if pending:
+            self._pending.add(conversation_id)
+        else:
+            self._pending.discard(conversation_id)
+        if self._pending:
+            await self._store.save_state(PENDING, {"conversations": sorted(self._pending)})
+        else:
+            await self._store.delete_state(PENDING)
 
     async def _link(self, conversation_id: str) -> dict[str, Any]:
         return await self._store.load_state(f"{NAME}:{conversation_id}") or {}
@@ -241,15 +313,17 @@ class ChatwootBridge:
 
     async def _copy(self, conversation_id: str) -> None:
         conversation = await self._store.get_conversation(conversation_id)
-        if conversation is None:
-            return
         link = await self._link(conversation_id)
+        if conversation is None or ("conversation" not in link
+                                    and conversation.state not in OPEN):
+            await self._pend(conversation_id, False)  # never handed off, or erased
+            return
         if "conversation" not in link:
-            if conversation.state not in OPEN:
-                return  # never handed off
             link = await self._open(conversation)
             await self._save_link(conversation_id, link)
+        await self._pend(conversation_id, not link.get("resolved"))
         remote = int(link["conversation"])
+        await self._contact_current(conversation, link)
         posted = await self._already_posted(conversation_id, link)
         for message in await self._store.messages(conversation_id, link["posted_seq"]):
             source_id = f"kefu:{conversation_id}:{message.seq}"
@@ -270,9 +344,16 @@ class ChatwootBridge:
             link["noted"] = True
             await self._save_link(conversation_id, link)
         if conversation.state is ConversationState.CLOSED and not link.get("resolved"):
-            await self.api.resolve(remote)
+            try:
+                await self.api.resolve(remote)
+            except ChatwootError as exc:
+                if exc.status != 404:
+                    raise
+                log.info("chatwoot: conversation %s is gone from Chatwoot (%s)",
+                         conversation_id, exc)
             link["resolved"] = True
             await self._save_link(conversation_id, link)
+            await self._pend(conversation_id, False)
             self._checked.discard(conversation_id)  # done with
 
     async def _already_posted(self, conversation_id: str, link: dict[str, Any]) -> set[str]:
@@ -287,26 +368,10 @@ class ChatwootBridge:
                 if str(m.get("source_id") or "").startswith("kefu:")}
 
     async def _open(self, conversation: Conversation) -> dict[str, Any]:
-        """The Chatwoot contact (found by kefu's customer id) and conversation (found by
-        kefu's conversation id, so a crash after creating it makes no second one)."""
+        """The Chatwoot contact (`_contact`) and conversation (found by kefu's conversation
+        id, so a crash after creating it makes no second one)."""
         customer = await self._customers.of(conversation.channel, conversation.user_id)
-        identities = await self._store.identities_of(customer.id)
-        identifier = f"kefu:{customer.id}"
-        contact = await self.api.contact_by_identifier(identifier)
-        if contact is None:
-            phones = [p for p in map(phone_for_chatwoot, customer.phones) if p]
-            attributes = {"kefu_customer_id": customer.id,
-                          **{f"kefu_{i.channel}": i.user_id for i in identities},
-                          "kefu_phones": ", ".join(customer.phones),
-                          "kefu_emails": ", ".join(customer.emails)}
-            contact = await self.api.create_contact({
-                "name": customer.name or f"{conversation.channel} {conversation.user_id[:12]}",
-                "identifier": identifier, "custom_attributes": attributes,
-                **({"email": customer.emails[0]} if customer.emails else {}),
-                **({"phone_number": phones[0]} if phones else {})})
-            contact = contact or await self.api.contact_by_identifier(identifier)
-            if contact is None:
-                raise ChatwootError("contacts", 0, f"contact {identifier} neither made nor found")
+        contact = await self._contact(conversation, customer)
         source_id = f"{conversation.channel}:{conversation.user_id}"
         await self.api.add_contact_inbox(int(contact["id"]), source_id)
         mine = [c for c in await self.api.conversations_of(int(contact["id"]))
@@ -318,7 +383,112 @@ class ChatwootBridge:
         log.info("chatwoot: conversation %s is Chatwoot's conversation %s", conversation.id,
                  remote["id"])
         return {"contact": int(contact["id"]), "conversation": int(remote["id"]),
-                "source_id": source_id, "posted_seq": 0, "read_after": 0}
+                "source_id": source_id, "posted_seq": 0, "read_after": 0,
+                "customer_at": customer.updated_at}
+
+    async def _wanted(self, conversation: Conversation, customer: Customer) -> dict[str, Any]:
+        """The contact as kefu's record has it: name, first email and phone (E.164), and
+        kefu's ids on each channel, every phone and email, as custom attributes."""
+        identities = await self._store.identities_of(customer.id)
+        phones = [p for p in map(phone_for_chatwoot, customer.phones) if p]
+        name = customer.name or f"{conversation.channel} {conversation.user_id[:12]}"
+        return {"name": name, "identifier": f"kefu:{customer.id}", "custom_attributes": {
+                    "kefu_customer_id": customer.id, "kefu_name": name,
+                    **{f"kefu_{i.channel}": i.user_id for i in identities},
+                    "kefu_phones": ", ".join(customer.phones),
+                    "kefu_emails": ", ".join(customer.emails)},
+                **({"email": customer.emails[0]} if customer.emails else {}),
+                **({"phone_number": phones[0]} if phones else {})}
+
+    async def _contact(self, conversation: Conversation, customer: Customer
+                       ) -> dict[str, Any]:
+        """The customer's contact: found by kefu's identifier, else made; when Chatwoot
+        refuses to make it (422: its email or phone number is another contact's, as for a
+        person your team already had, or two kefu records of one person), that contact,
+        found by email or phone, brought up to date and used."""
+        wanted = await self._wanted(conversation, customer)
+        identifier = str(wanted["identifier"])
+        contact = await self.api.contact_by_identifier(identifier)
+        if contact is not None:
+            return await self._brought_up_to_date(contact, wanted)
+        try:
+            return await self.api.create_contact(wanted)
+        except ChatwootError as exc:
+            if exc.status != 422:
+                raise
+            refused = exc
+        contact = await self.api.contact_by_identifier(identifier)  # made meanwhile?
+        for field in ("email", "phone_number"):
+            if contact is None and wanted.get(field):
+                contact = await self.api.find_contact(field, str(wanted[field]))
+        if contact is not None:
+            log.info("chatwoot: customer %s is Chatwoot's contact %s (Chatwoot refused a "
+                     "new one: %s)", customer.id, contact.get("id"), refused)
+            return await self._brought_up_to_date(contact, wanted)
+        # nobody has them: Chatwoot refused the values themselves (a malformed email...);
+        # the custom attributes still carry every phone and email
+        kept = {k: v for k, v in wanted.items()
+                if k not in refused.attributes or k not in ("email", "phone_number")}
+        if kept == wanted:
+            raise refused
+        return await self.api.create_contact(kept)
+
+    async def _contact_current(self, conversation: Conversation, link: dict[str, Any]
+                               ) -> None:
+        """When kefu's record of the customer changed (a phone given in the chat...), the
+        contact follows."""
+        customer = await self._customers.of(conversation.channel, conversation.user_id)
+        if customer.updated_at <= float(link.get("customer_at") or 0):
+            return
+        contact = await self.api.contact(int(link["contact"]))
+        await self._brought_up_to_date(contact, await self._wanted(conversation, customer))
+        link["customer_at"] = customer.updated_at
+        await self._save_link(conversation.id, link)
+
+    async def _brought_up_to_date(self, contact: dict[str, Any], wanted: dict[str, Any]
+                                  ) -> dict[str, Any]:
+        """PUT what kefu knows that the contact lacks. kefu's custom attributes always
+        (Chatwoot merges them into the contact's others); its identifier when it has none;
+        a name, email or phone when the contact has none, or still has the one kefu gave
+        it before and kefu's record has dropped. What your staff typed stays."""
+        attributes = dict(contact.get("custom_attributes") or {})
+        change: dict[str, Any] = {}
+        ours = wanted["custom_attributes"]
+        if any(attributes.get(k) != v for k, v in ours.items()):
+            change["custom_attributes"] = ours
+        if not contact.get("identifier"):
+            change["identifier"] = wanted["identifier"]
+        before = {"name": {str(attributes.get("kefu_name") or "")},
+                  "email": set(_listed(attributes.get("kefu_emails"))),
+                  "phone_number": {p for p in map(phone_for_chatwoot,
+                                                  _listed(attributes.get("kefu_phones"))) if p}}
+        now = {"name": {str(ours["kefu_name"])},
+               "email": set(_listed(ours["kefu_emails"])),
+               "phone_number": {p for p in map(phone_for_chatwoot,
+                                               _listed(ours["kefu_phones"])) if p}}
+        for field in ("name", "email", "phone_number"):
+            have = str(contact.get(field) or "")
+            value = str(wanted.get(field) or "")
+            if field == "email":
+                have, value = have.lower(), value.lower()
+            if not value or have == value:
+                continue
+            if not have or (have in before[field] and have not in now[field]):
+                change[field] = wanted[field]
+        if not change:
+            return contact
+        contact_id = int(contact["id"])
+        try:
+            return await self.api.update_contact(contact_id, change)
+        except ChatwootError as exc:
+            if exc.status != 422:
+                raise
+            kept = {k: v for k, v in change.items() if k not in exc.attributes}
+            if kept == change:
+                raise
+            log.info("chatwoot: contact %s keeps its %s (Chatwoot refused kefu's: %s)",
+                     contact_id, ", ".join(sorted(set(change) - set(kept))), exc)
+            return await self.api.update_contact(contact_id, kept) if kept else contact
 
     async def _handoff_note(self, conversation: Conversation) -> str:
         """Why kefu handed over, and what the bot made of the customer's last question."""
@@ -347,10 +517,12 @@ class ChatwootBridge:
                 remote = await self.api.conversation(int(link["conversation"]))
                 found = await self.api.messages_after(int(link["conversation"]),
                                                       int(link.get("read_after", 0)))
-            except ChatwootError as exc:
-                log.warning("chatwoot: cannot read conversation %s back (%s)",
-                            conversation.id, exc)
-                return
+            except ChatwootError as exc:  # this one (deleted in Chatwoot?); the others go on
+                self._failed(f"read {conversation.id}", exc, "chatwoot: cannot read "
+                             "conversation %s back (%s)", conversation.id, exc)
+                continue
+            self._recovered(f"read {conversation.id}", "chatwoot: conversation %s read "
+                            "back again", conversation.id)
             for message in found:
                 await self._message(message, conversation)
             if found:
@@ -362,6 +534,31 @@ class ChatwootBridge:
                 await self._tell(conversation, "assigned", str(assignee.get("name")))
             if remote.get("status") == "resolved":
                 await self._tell(conversation, "ended", "")
+
+    # erasure: a person erased in kefu is deleted from Chatwoot too
+
+    async def erase_queued(self) -> None:
+        """Delete the contacts `forget` queued (with their conversations, in Chatwoot);
+        what fails stays queued for the next round."""
+        for key in await self._store.state_keys():
+            if not key.startswith(ERASE_PREFIX):
+                continue
+            queued = await self._store.load_state(key) or {}
+            left = [int(c) for c in queued.get("contacts") or []]
+            for contact_id in list(left):
+                try:
+                    await self.api.delete_contact(contact_id)
+                except ChatwootError as exc:
+                    self._failed(key, exc, "chatwoot: an erased customer's contact %s is not "
+                                 "deleted yet (%s)", contact_id, exc)
+                    break
+                left.remove(contact_id)
+                log.info("chatwoot: contact %s deleted (its customer was erased)", contact_id)
+            if left:
+                await self._store.save_state(key, {"contacts": left})
+            else:
+                await self._store.delete_state(key)
+                self._logged.pop(key, None)
 
     async def _webhook(self, request: web.Request) -> web.Response:
         raw = await request.read()
@@ -462,8 +659,38 @@ class ChatwootBridge:
             log.info("chatwoot: message %s has no text (attachments are not passed on yet)",
                      message.get("id"))
             return
+        platform_msg_id = f"{NAME}:{message.get('id')}"
         await self._tell(conversation, "wrote", str(sender.get("name") or sender.get("id")),
-                         text=text, platform_msg_id=f"{NAME}:{message.get('id')}")
+                         text=text, platform_msg_id=platform_msg_id)
+        await self._tell_undelivered(conversation, message, platform_msg_id)
+
+    async def _tell_undelivered(self, conversation: Conversation, message: dict[str, Any],
+                                platform_msg_id: str) -> None:
+        """A reply the customer's platform refused for good (WeChat's 48-hour window, its
+        quota...) is kept in kefu's transcript; the agent reads why in a private note."""
+        stored = next((m for m in reversed(await self._store.messages(conversation.id))
+                       if m.platform_msg_id == platform_msg_id), None)
+        if stored is None:
+            return
+        reason = next((str(e.detail.get("reason")) for e in await self._store.events(
+            conversation.id, since=stored.ts - 60)
+            if e.type == "undelivered" and e.detail.get("seq") == stored.seq), None)
+        remote = (await self._link(conversation.id)).get("conversation")
+        if reason is None or remote is None:
+            return
+        key = f"{NAME}:{conversation.id}:undelivered"  # told once, across restarts too
+        told = list((await self._store.load_state(key) or {}).get("seqs") or [])
+        if stored.seq in told:
+            return
+        await self._store.save_state(key, {"seqs": [*told, stored.seq]})
+        try:
+            await self.api.post_message(
+                int(remote), f"[kefu] Not delivered to the customer: {reason}. The reply is "
+                "kept in kefu's transcript.", incoming=False, private=True,
+                source_id=f"kefu:{conversation.id}:undelivered:{stored.seq}")
+        except ChatwootError as exc:
+            log.warning("chatwoot: cannot tell the agent that message %s was not delivered "
+                        "(%s)", message.get("id"), exc)
 
     async def _tell(self, conversation: Conversation, what: str, agent: str, **more: Any
                     ) -> None:

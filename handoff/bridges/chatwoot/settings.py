@@ -5,14 +5,19 @@ bridge itself."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import Field, model_validator
 
-from bot.settings import Seconds, Settings
+from bot.settings import BridgeSettings, Seconds
+
+if TYPE_CHECKING:
+    from bot.store import Store
+    from handoff.bridges import BridgeServices, DeskBridge
 
 
-class ChatwootSettings(Settings):
+class ChatwootSettings(BridgeSettings):
     base_url: str = ""  # https://chatwoot.example.com
     account_id: Annotated[int, Field(ge=0)] = 0  # the number in the dashboard's URLs
     inbox_id: Annotated[int, Field(ge=0)] = 0  # the API channel inbox kefu's customers use
@@ -37,6 +42,17 @@ class ChatwootSettings(Settings):
         if not (self.webhook_secret or self.url_secret):
             needed.append("webhook_secret (or url_secret)")
         return needed
+
+    def build(self, kefu: BridgeServices) -> DeskBridge:
+        from handoff.bridges.chatwoot.bridge import ChatwootBridge
+
+        return ChatwootBridge(self, kefu.store, kefu.speaker, kefu.customers, kefu.leases,
+                              kefu.news, kefu.clock)
+
+    async def forget(self, store: Store, conversation_ids: Sequence[str]) -> int:
+        from handoff.bridges.chatwoot.bridge import forget
+
+        return await forget(store, conversation_ids)
 
     @model_validator(mode="after")
     def _url_secret_long_enough(self) -> ChatwootSettings:

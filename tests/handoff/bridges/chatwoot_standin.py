@@ -4,12 +4,18 @@ Written from Chatwoot's published API reference and source, independently of kef
 
 - every call needs the `api_access_token` header (a user's access token); without the
   right one, 401 `{"error": "You need to sign in or sign up before continuing."}`;
-- contacts (`POST /contacts`, `GET /contacts/search?q=` over name, email, phone number and
-  identifier, `GET /contacts/{id}/conversations`), contact inboxes with a `source_id` unique
-  per inbox (`POST /contacts/{id}/contact_inboxes`);
+- contacts (`POST /contacts`, `GET`, `PUT` and `DELETE /contacts/{id}`, `GET
+  /contacts/search?q=&page=` over name, email, phone number and identifier, 15 a page,
+  `GET /contacts/{id}/conversations`), with Chatwoot's validations (app/models/contact.rb):
+  identifier, email (case-insensitive) and phone number unique in the account, the phone in
+  E.164, the email well formed; a refusal is 422 `{"message": "Email has already been
+  taken", "attributes": ["email"]}` (render_record_invalid). `PUT` merges
+  `custom_attributes` into the contact's; `DELETE` deletes its conversations too;
+  contact inboxes with a `source_id` unique per inbox (`POST /contacts/{id}/contact_inboxes`);
 - conversations (`POST /conversations` with `source_id`, `inbox_id`, `contact_id` and
   `custom_attributes`; `GET /conversations/{id}`, numbered per account as Chatwoot's
-  `display_id`), `toggle_status`, `assignments`;
+  `display_id`), `toggle_status`, `POST /conversations/{id}/assignments` with
+  `assignee_id` (answers the agent, or `null`);
 - messages (`POST`, `GET ?after=<id>`): `incoming`, `outgoing`, `private` notes, with the
   `source_id` the poster gave; API answers carry `message_type` as a number (0 incoming,
   1 outgoing, 2 activity), webhooks as a name;
@@ -22,8 +28,8 @@ Written from Chatwoot's published API reference and source, independently of kef
   `X-Chatwoot-Timestamp` and `X-Chatwoot-Delivery`; posted once, never retried: a
   delivery that fails is lost (chatwoot#15920).
 
-Agents act through methods (`reply`, `note`, `assign`, `resolve`, `bot_says`), as they
-would in Chatwoot's dashboard.
+Agents act through methods (`reply`, `note`, `assign`, `resolve`, `bot_says`,
+`add_contact`, `delete_conversation`), as they would in Chatwoot's dashboard.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -45,6 +52,9 @@ from aiohttp.test_utils import TestServer
 from tests.channels.local import serve
 
 MESSAGE_TYPES = {"incoming": 0, "outgoing": 1, "activity": 2, "template": 3}
+E164 = re.compile(r"\+[1-9]\d{1,14}\Z")  # Contact's phone_number format
+EMAIL = re.compile(r"\A[^@\s]+@[^@\s]+\Z")  # Devise.email_regexp
+SEARCH_PAGE = 15  # ContactsController::RESULTS_PER_PAGE
 UNAUTHORIZED = {"error": "You need to sign in or sign up before continuing."}
 ALWAYS_OPEN = [{"day_of_week": d, "closed_all_day": False, "open_all_day": True,
                 "open_hour": 0, "open_minutes": 0, "close_hour": 23, "close_minutes": 59}
@@ -105,6 +115,10 @@ class ChatwootStandIn:
         self.sign = True  # an older install (before v4.13) signs nothing
         self.duplicate_webhooks = False  # each delivery arrives twice (a network replay)
         self.lost_answers = 0  # this many message posts are made, then answered 502
+        self.refused_resolves = 0  # this many toggle_status calls are answered 500
+        # every new contact refused with this 422 message, as by a rule kefu cannot satisfy
+        # (a validation added by a plugin, a plan's contact limit)
+        self.contact_refusal: str | None = None
         self.delivered: list[dict[str, Any]] = []  # webhooks that reached kefu
         self.calls: list[tuple[str, str]] = []  # (method, path) of every API call
         self._ids = itertools.count(1)
@@ -124,6 +138,9 @@ class ChatwootStandIn:
         base = f"/api/v1/accounts/{self.account_id}"
         app.router.add_post(f"{base}/contacts", self._create_contact)
         app.router.add_get(f"{base}/contacts/search", self._search_contacts)
+        app.router.add_get(f"{base}/contacts/{{id:\\d+}}", self._show_contact)
+        app.router.add_put(f"{base}/contacts/{{id:\\d+}}", self._update_contact)
+        app.router.add_delete(f"{base}/contacts/{{id:\\d+}}", self._delete_contact)
         app.router.add_post(f"{base}/contacts/{{id}}/contact_inboxes", self._contact_inbox)
         app.router.add_get(f"{base}/contacts/{{id}}/conversations", self._contact_conversations)
         app.router.add_post(f"{base}/conversations", self._create_conversation)
@@ -131,6 +148,7 @@ class ChatwootStandIn:
         app.router.add_get(f"{base}/conversations/{{id}}/messages", self._list_messages)
         app.router.add_post(f"{base}/conversations/{{id}}/messages", self._post_message)
         app.router.add_post(f"{base}/conversations/{{id}}/toggle_status", self._toggle_status)
+        app.router.add_post(f"{base}/conversations/{{id}}/assignments", self._assignments)
         app.router.add_get(f"{base}/inboxes/{{id}}", self._get_inbox)
         self._server, self.url = await serve(app)
         self._session = aiohttp.ClientSession()
@@ -168,15 +186,54 @@ class ChatwootStandIn:
                                    content_type="application/json")
         return conversation
 
+    def _invalid(self, fields: dict[str, Any], contact_id: int | None = None
+                 ) -> web.Response | None:
+        """Chatwoot's validations of a contact, in the model's order; None when valid."""
+        others = [c for c in self.contacts.values() if c["id"] != contact_id]
+        errors: list[tuple[str, str]] = []
+        email = fields.get("email")
+        if email:
+            if any(str(c.get("email") or "") == email for c in others):
+                errors.append(("email", "Email has already been taken"))
+            if not EMAIL.match(email):
+                errors.append(("email", "Email Invalid email"))
+        identifier = fields.get("identifier")
+        if identifier and any(c.get("identifier") == identifier for c in others):
+            errors.append(("identifier", "Identifier has already been taken"))
+        phone = fields.get("phone_number")
+        if phone:
+            if any(c.get("phone_number") == phone for c in others):
+                errors.append(("phone_number", "Phone number has already been taken"))
+            if not E164.match(phone):
+                errors.append(("phone_number", "Phone number should be in e164 format"))
+        if not errors:
+            return None
+        return web.json_response({"message": ", ".join(m for _, m in errors),
+                                  "attributes": list(dict.fromkeys(a for a, _ in errors))},
+                                 status=422)
+
+    @staticmethod
+    def _fields(body: dict[str, Any]) -> dict[str, Any]:
+        """The permitted params; an email is kept in lower case, a blank one as null."""
+        fields = {k: body[k] for k in ("name", "identifier", "email", "phone_number")
+                  if k in body}
+        if "email" in fields:
+            fields["email"] = str(fields["email"] or "").lower() or None
+        return fields
+
     async def _create_contact(self, request: web.Request) -> web.Response:
         body = await request.json()
-        identifier = body.get("identifier")
-        if identifier and any(c["identifier"] == identifier for c in self.contacts.values()):
-            return web.json_response({"message": "Identifier has already been taken"},
+        if self.contact_refusal is not None:
+            return web.json_response({"message": self.contact_refusal, "attributes": ["base"]},
                                      status=422)
+        fields = self._fields(body)
+        refused = self._invalid(fields)
+        if refused is not None:
+            return refused
         contact_id = next(self._ids)
-        contact = {"id": contact_id, "name": body.get("name") or "", "email": body.get("email"),
-                   "phone_number": body.get("phone_number"), "identifier": identifier,
+        contact = {"id": contact_id, "name": fields.get("name") or "",
+                   "email": fields.get("email"), "phone_number": fields.get("phone_number"),
+                   "identifier": fields.get("identifier"),
                    "custom_attributes": body.get("custom_attributes") or {},
                    "additional_attributes": body.get("additional_attributes") or {},
                    "type": "contact", "thumbnail": ""}
@@ -184,13 +241,47 @@ class ChatwootStandIn:
         return web.json_response({"payload": {"contact": contact, "contact_inbox": {
             "inbox": None, "source_id": None}}})
 
+    async def _show_contact(self, request: web.Request) -> web.Response:
+        return web.json_response({"payload": self._contact(int(request.match_info["id"]))})
+
+    async def _update_contact(self, request: web.Request) -> web.Response:
+        contact = self._contact(int(request.match_info["id"]))
+        body = await request.json()
+        fields = self._fields(body)
+        refused = self._invalid(fields, contact["id"])
+        if refused is not None:
+            return refused
+        contact.update(fields)
+        for merged in ("custom_attributes", "additional_attributes"):
+            if isinstance(body.get(merged), dict):
+                contact[merged] = {**contact[merged], **body[merged]}
+        return web.json_response({"payload": contact})
+
+    async def _delete_contact(self, request: web.Request) -> web.Response:
+        """`has_many :conversations, dependent: :destroy_async`, and the rest of it."""
+        contact = self._contact(int(request.match_info["id"]))
+        del self.contacts[contact["id"]]
+        gone = {c.id for c in self.conversations.values() if c.contact_id == contact["id"]}
+        for conversation_id in gone:
+            del self.conversations[conversation_id]
+        self.messages = [m for m in self.messages if m.conversation_id not in gone]
+        self.contact_inboxes = {k: v for k, v in self.contact_inboxes.items()
+                                if v != contact["id"]}
+        return web.Response(status=200)
+
     async def _search_contacts(self, request: web.Request) -> web.Response:
-        q = request.query.get("q", "").lower()
-        found = [c for c in self.contacts.values() if q and any(
+        q = request.query.get("q", "").strip().lower()
+        if not q:
+            return web.json_response({"error": "Specify search string with parameter q"},
+                                     status=422)
+        page = max(int(request.query.get("page", "1")), 1)
+        found = [c for c in self.contacts.values() if any(
             q in str(c.get(k) or "").lower()
             for k in ("name", "email", "phone_number", "identifier"))]
-        return web.json_response({"meta": {"count": len(found), "current_page": 1},
-                                  "payload": found})
+        listed = found[(page - 1) * SEARCH_PAGE:page * SEARCH_PAGE]
+        return web.json_response({"meta": {"count": len(listed), "current_page": page,
+                                           "has_more": len(found) > page * SEARCH_PAGE},
+                                  "payload": listed})
 
     async def _contact_inbox(self, request: web.Request) -> web.Response:
         contact = self._contact(int(request.match_info["id"]))
@@ -256,10 +347,23 @@ class ChatwootStandIn:
 
     async def _toggle_status(self, request: web.Request) -> web.Response:
         conversation = self._conversation(request)
+        if self.refused_resolves:
+            self.refused_resolves -= 1
+            return web.json_response({"error": "Internal Server Error"}, status=500)
         status = (await request.json()).get("status", "open")
         await self.set_status(conversation, status)
         return web.json_response({"meta": {}, "payload": {
             "success": True, "current_status": status, "conversation_id": conversation.id}})
+
+    async def _assignments(self, request: web.Request) -> web.Response:
+        conversation = self._conversation(request)
+        body = await request.json()
+        if "assignee_id" not in body:
+            return web.json_response(None)
+        agent = next((a for a in self.agents.values() if a["id"] == body["assignee_id"]),
+                     None)
+        await self._assigned(conversation, agent)
+        return web.json_response(agent)
 
     async def _get_inbox(self, request: web.Request) -> web.Response:
         if int(request.match_info["id"]) != self.inbox_id:
@@ -337,6 +441,20 @@ class ChatwootStandIn:
 
     # agents in Chatwoot's dashboard
 
+    def add_contact(self, **fields: Any) -> dict[str, Any]:
+        """A contact your staff made in Chatwoot before kefu came."""
+        contact_id = next(self._ids)
+        self.contacts[contact_id] = {
+            "id": contact_id, "name": "", "email": None, "phone_number": None,
+            "identifier": None, "custom_attributes": {}, "additional_attributes": {},
+            "type": "contact", "thumbnail": "", **fields}
+        return self.contacts[contact_id]
+
+    def delete_conversation(self, conversation: Conversation) -> None:
+        """An administrator deletes a conversation (DELETE /conversations/{id})."""
+        del self.conversations[conversation.id]
+        self.messages = [m for m in self.messages if m.conversation_id != conversation.id]
+
     def conversation_of(self, kefu_conversation_id: str) -> Conversation:
         (found,) = [c for c in self.conversations.values()
                     if c.custom_attributes.get("kefu_conversation_id") == kefu_conversation_id]
@@ -346,12 +464,16 @@ class ChatwootStandIn:
         return [m for m in self.messages if m.conversation_id == conversation.id]
 
     async def assign(self, conversation: Conversation, agent: str) -> None:
+        await self._assigned(conversation, self.agents[agent])
+
+    async def _assigned(self, conversation: Conversation, agent: dict[str, Any] | None
+                        ) -> None:
         before = (conversation.assignee or {}).get("id")
-        conversation.assignee = self.agents[agent]
+        conversation.assignee = agent
         await self._webhook({**self.conversation_data(conversation),
                              "event": "conversation_updated", "changed_attributes": [
                                  {"assignee_id": {"previous_value": before,
-                                                  "current_value": self.agents[agent]["id"]}}]})
+                                                  "current_value": (agent or {}).get("id")}}]})
 
     async def reply(self, conversation: Conversation, agent: str, text: str) -> Message:
         return await self.add_message(conversation, text, "outgoing", False, self.agents[agent])

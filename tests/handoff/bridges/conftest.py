@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ class World:
     kefu: Kefu
     make: Callable[..., Config]
     sections: dict[str, dict[str, Any]]  # more of kefu's settings, by section
+    clock: Callable[[], float] = time.time  # kefu's, from the next restart
 
     def config(self, **chatwoot: Any) -> Config:
         """kefu's settings with the stand-in as its desk; `chatwoot` overrides some."""
@@ -41,7 +43,7 @@ class World:
     async def restart(self, **chatwoot: Any) -> Kefu:
         """kefu stops and starts again on the same store (and a new port)."""
         await self.kefu.stop()
-        self.kefu = await Kefu(self.config(**chatwoot)).start()
+        self.kefu = await Kefu(self.config(**chatwoot), self.clock).start()
         self.point_webhook()
         return self.kefu
 

@@ -291,3 +291,101 @@ def test_the_chatwoot_desk_needs_its_settings(tmp_path: Any) -> None:
     with pytest.raises(ConfigError) as raised:
         load_config(path)
     assert "account_id" in str(raised.value) and "access_token" in str(raised.value)
+
+
+async def test_a_refused_resolve_is_tried_again_even_after_a_restart(world: World) -> None:
+    world.sections |= {"desk": {"abandon_after_seconds": 0.3}}
+    await world.restart()
+    visitor, conversation = await world.handed_off()
+    chatwoot = world.chatwoot.conversation_of(conversation.id)
+    world.chatwoot.refused_resolves = 10_000  # Chatwoot fails every resolve for now
+    await visitor.disconnect()  # kefu closes the conversation: abandoned
+    await wait_for(lambda: ("POST", f"/api/v1/accounts/7/conversations/{chatwoot.id}"
+                                    "/toggle_status") in world.chatwoot.calls,
+                   within=AFTER_RESTART)
+    closed = await world.kefu.store.get_conversation(conversation.id)
+    assert closed is not None and closed.state is ConversationState.CLOSED
+    assert chatwoot.status == "open"
+    kefu = await world.restart()  # and kefu restarts before Chatwoot is back
+    world.chatwoot.refused_resolves = 0
+    await wait_for(lambda: chatwoot.status == "resolved", within=AFTER_RESTART)
+    await asyncio.sleep(0.3)
+    assert not [k for k in await kefu.store.state_keys() if k == "chatwoot-pending"]
+
+
+async def test_a_conversation_deleted_in_chatwoot_does_not_stop_the_read_back(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    gone_visitor, gone = await world.handed_off()
+    visitor, conversation = await world.handed_off()
+    world.chatwoot.delete_conversation(world.chatwoot.conversation_of(gone.id))
+    world.chatwoot.webhooks_lost = True
+    chatwoot = world.chatwoot.conversation_of(conversation.id)
+    await world.chatwoot.reply(chatwoot, "alice", "read back past the deleted one")
+    await gone_visitor.disconnect()
+    await visitor.disconnect()
+    with caplog.at_level(logging.INFO, logger="handoff.bridges.chatwoot.bridge"):
+        kefu = await world.restart(catch_up_seconds=0.2)
+        await wait_for(lambda: _texts(kefu, conversation.id, "read back past the deleted one"),
+                       within=AFTER_RESTART)
+        await asyncio.sleep(0.7)  # more rounds: the deleted one fails each time
+    cannot = [r for r in caplog.records if "cannot read conversation" in r.getMessage()]
+    assert len(cannot) == 1 and gone.id in cannot[0].getMessage()
+    assert "HTTP 404" in cannot[0].getMessage()
+
+
+async def test_a_post_made_before_a_failure_is_not_doubled_past_100_messages(
+        world: World) -> None:
+    """Chatwoot's `after` gives 100 messages at a time: kefu reads every page before it
+    posts again."""
+    visitor, conversation = await world.handed_off()
+    chatwoot = world.chatwoot.conversation_of(conversation.id)
+    await wait_for(lambda: any("handed this customer over" in m.content
+                               for m in world.chatwoot.thread(chatwoot)))
+    world.chatwoot.webhooks_lost = True  # 120 notes, not 120 webhooks
+    for n in range(120):
+        await world.chatwoot.note(chatwoot, "alice", f"note {n}")
+    world.chatwoot.lost_answers = 1  # the next post is made, its answer lost
+    await visitor.say("订单号 99999")
+    await visitor.say("在吗")
+    await wait_for(lambda: any(m.content == "在吗" for m in world.chatwoot.thread(chatwoot)))
+    contents = [m.content for m in world.chatwoot.thread(chatwoot)]
+    assert contents.count("订单号 99999") == 1
+
+
+def test_wecoms_own_servicers_and_chatwoot_cannot_both_take_wecoms_handoffs(
+        tmp_path: Any) -> None:
+    wecom = ("  wecom: {enabled: true, corp_id: ww1, secret: s, token: t, "
+             f"encoding_aes_key: {'a' * 43}, agents: wecom}}\n")
+    chatwoot = ("handoff:\n  desk: chatwoot\n  chatwoot: {base_url: http://cw, account_id: 1,"
+                " inbox_id: 2, access_token: tok, webhook_secret: sec}\n")
+    path = tmp_path / "config.yaml"
+    path.write_text(chatwoot + "channels:\n" + wecom, encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert "channels.wecom.agents: wecom and handoff.desk: chatwoot" in str(raised.value)
+    path.write_text(chatwoot + "channels:\n" + wecom.replace("agents: wecom", "agents: kefu"),
+                    encoding="utf-8")
+    assert load_config(path).handoff.desk == "chatwoot"
+    path.write_text("channels:\n" + wecom, encoding="utf-8")  # kefu's desk: WeCom's choice
+    assert load_config(path).channels.wecom.agents == "wecom"
+
+
+async def test_an_assignment_through_chatwoots_api_reaches_the_customer(world: World) -> None:
+    """`POST /conversations/{id}/assignments`, as an automation or another tool assigns."""
+    import aiohttp
+
+    visitor, conversation = await world.handed_off()
+    chatwoot = world.chatwoot.conversation_of(conversation.id)
+    url = (f"{world.chatwoot.url}/api/v1/accounts/{world.chatwoot.account_id}"
+           f"/conversations/{chatwoot.id}/assignments")
+    headers = {"api_access_token": world.chatwoot.access_token}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url, json={"assignee_id": 12}, headers=headers) as response:
+            assert response.status == 200 and (await response.json())["name"] == "Bob"
+        async with http.post(url, json={}, headers=headers) as response:
+            assert await response.json() is None  # neither agent nor team: nothing
+    while "Bob" not in (said := await next_said(visitor))["text"]:
+        pass
+    assert said["kind"] == "notice"
+    held = await world.kefu.store.get_conversation(conversation.id)
+    assert held is not None and held.agent_id == "chatwoot:Bob"
