@@ -36,4 +36,5 @@ async def log_in(page: Any, kefu: Kefu, name: str, role: str = "agent") -> None:
     await page.get_by_label("账号 Name").fill(name)
     await page.get_by_label("密码 Password").fill("correct horse")
     await page.get_by_role("button", name="登录 Log in").click()
-    await expect(page.locator("#me")).to_have_text(f"{name} ({role})")
+    role_name = {"agent": "客服", "supervisor": "主管"}[role]
+    await expect(page.locator("#me")).to_have_text(f"{name} · {role_name}")

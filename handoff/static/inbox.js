@@ -9,7 +9,7 @@ const CHANNEL_MARKS = { webchat: "Web", wechat: "微信", wecom: "企微", qq: "
 
 export function channelMark(channel) {
   const mark = el("span", "channel ch-" + channel, CHANNEL_MARKS[channel] || channel);
-  mark.title = channel;
+  mark.title = t("ch_" + channel) === "ch_" + channel ? channel : t("ch_" + channel);
   return mark;
 }
 
