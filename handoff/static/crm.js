@@ -110,7 +110,10 @@ async function eraseCustomer() {
   if (!sure) return;
   try {
     const done = await api("POST", "/customers/" + encodeURIComponent(c.id) + "/erase", { confirm: true });
-    const counts = Object.entries(done.erased).map(([kind, n]) => known("cnt_", kind).replace("{n}", n)).join("，");
+    const counts = Object.entries(done.erased).filter(([, n]) => n > 0).map(([kind, n]) => {
+      const key = "cnt_" + kind, text = t(key, { n });
+      return text === key ? n + " " + kind : text;
+    }).join(t("listComma"));
     await alertBox(t("erased", { who, counts }), { title: t("eraseTitle") });
     customer = null;
     hooks.refresh();
