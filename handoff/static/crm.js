@@ -127,6 +127,8 @@ async function changeCustomer(suffix, body) {
   try {
     const view = await api("POST", "/customers/" + encodeURIComponent(customer.customer.id) + suffix, body);
     customer = view; renderCustomer(view);
+    if (view.customer.name && state.detail) $("chat-title").textContent = view.customer.name;  // as the list will
+    hooks.refresh();
   } catch (error) { complain(error); }
 }
 

@@ -67,7 +67,8 @@ function card(c) {
   li.appendChild(top);
   const last = c.last_message;
   const bottom = el("div", "card-bottom");
-  bottom.appendChild(el("span", "preview", last ? (last.role === "customer" ? "" : "↩ ") + last.text : ""));
+  // what the customer last said; a reply mark only while they have said nothing
+  bottom.appendChild(el("span", "preview", c.preview || (last ? "↩ " + last.text : "")));
   if (c.unread) bottom.appendChild(el("span", "badge", String(c.unread)));
   li.appendChild(bottom);
   const meta = el("div", "card-meta");
