@@ -3,6 +3,7 @@ notes, labels, the picker, IME composition, the 1-minute banner and the shop's t
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import replace
 from datetime import datetime
@@ -25,6 +26,11 @@ window.shownNotifications = [];
 const Real = window.Notification;
 window.Notification = class extends Real {
   constructor(title, options) { super(title, options); window.shownNotifications.push(title); }
+};
+window.audioContexts = [];
+const RealAudio = window.AudioContext;
+window.AudioContext = class extends RealAudio {
+  constructor(...args) { super(...args); window.audioContexts.push(this); }
 };
 """
 
@@ -350,3 +356,50 @@ async def test_on_a_tablet_the_customer_record_opens_as_a_drawer(kefu: Kefu, bro
     await record.get_by_role("button", name="收起").click()
     await expect(record).to_be_hidden()
     await expect(page.locator("#reply")).to_be_visible()
+
+
+async def test_event_lines_name_platform_servicers_and_removed_agents(kefu: Kefu,
+                                                                      browser: Browser) -> None:
+    from bot.store import ConversationEvent
+
+    _, cid = await kefu.queued_customer("转人工")
+    now = time.time()
+    for event in (ConversationEvent(cid, now, "assigned", "wecom:zhangsan"),
+                  ConversationEvent(cid, now + 1, "transferred", "wecom:zhangsan",
+                                    {"from_agent": "wecom:zhangsan", "to": "wecom:pool"}),
+                  ConversationEvent(cid, now + 2, "assigned", "0123456789abcdef"),
+                  ConversationEvent(cid, now + 3, "delivered_late", None,
+                                    {"seq": 3, "age_seconds": 125})):
+        await kefu.store.record_event(event, ())
+    page = await console(browser, kefu)
+    await page.get_by_role("tab", name="待接入").click()
+    await page.locator("#inbox li").first.click()
+    events = page.locator("#transcript .event")
+    await expect(events.filter(has_text="企业微信接待人员 zhangsan 接入了会话")).to_have_count(1)
+    await expect(events.filter(
+        has_text="企业微信接待人员 zhangsan 转接给 企业微信接待池")).to_have_count(1)
+    await expect(events.filter(has_text="已删除的客服 接入了会话")).to_have_count(1)
+    await expect(events.filter(
+        has_text="保留的回复已在客户再次来信时送达（晚了 2分5秒）")).to_have_count(1)
+    await expect(page.locator("#transcript")).not_to_contain_text("delivered_late")
+    await expect(events.filter(has_text=re.compile(r"^ 接入了会话"))).to_have_count(0)
+
+
+async def test_the_first_click_wakes_the_sound_and_a_late_read_chat_counts_in_the_title(
+        kefu: Kefu, browser: Browser) -> None:
+    visitor, cid = await kefu.queued_customer("转人工")
+    page = await console(browser, kefu)
+    await expect(page.locator("#live")).to_contain_text("已连接")
+    await take_in_console(page, "访客")  # the first clicks: the sound is ready before any alert
+    states = await page.evaluate("() => window.audioContexts.map((a) => a.state)")
+    assert states == ["running"]
+    await visitor.say("在吗")
+    await expect(page.locator("#transcript .msg.customer").last).to_have_text(
+        re.compile("在吗"))
+    await expect(page).to_have_title("kefu · 客服工作台")  # read: nothing waits
+    conversation = await kefu.store.get_conversation(cid)
+    assert conversation is not None
+    await kefu.store.save_conversation(replace(conversation,
+                                               awaiting_agent_since=time.time() - 75))
+    await page.reload()
+    await expect(page).to_have_title("(1) kefu · 客服工作台")  # read, but past 1 minute
