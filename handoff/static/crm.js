@@ -53,6 +53,9 @@ export async function loadCustomer(id) {
 
 export function customerName() { return customer?.customer.name || ""; }
 
+/** The agent chose another language: the record's words follow. */
+export function rerenderCustomer() { if (customer) renderCustomer(customer); }
+
 function customerTitle(c) {
   return c.name || c.phones[0] || c.emails[0] || (state.detail ? titleOf(state.detail.conversation) : c.id);
 }

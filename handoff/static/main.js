@@ -4,7 +4,7 @@ import { api, button, el, setCsrf } from "./api.js";
 import { append, messageNode, noteNode, renderBanner, renderHead, renderTranscript, saveLabels } from "./chat.js";
 import { Composer } from "./composer.js";
 import { alertBox, confirmBox, promptBox } from "./dialog.js";
-import { crmHooks, customerName, loadCustomer, renderCases, wireCrm } from "./crm.js";
+import { crmHooks, customerName, loadCustomer, renderCases, rerenderCustomer, wireCrm } from "./crm.js";
 import { loadInbox, titleOf, waitedOf } from "./inbox.js";
 import { setLanguage, t, translatePage } from "./i18n.js";
 import { askPermission, notify, setMuted, setTitleCount, unlockSound } from "./notify.js";
@@ -292,7 +292,7 @@ function applySettings(settings) {
   setMuted(settings.muted);
   translatePage();
   $("me").textContent = state.me.agent.name + " · " + t(state.me.agent.role === "supervisor" ? "supervisor" : "agentRole");
-  if (state.detail) { renderHead(state.detail, changeLabels); setMode(state.mode); renderTranscript(state.detail); }
+  if (state.detail) { renderHead(state.detail, changeLabels); setMode(state.mode); renderTranscript(state.detail); rerenderCustomer(); }
   refreshSoon();
 }
 

@@ -264,6 +264,13 @@ async def test_the_console_speaks_english_when_the_agent_chooses_it(kefu: Kefu,
     await page.locator("#inbox li").click()
     await expect(page.locator("#transcript .event").first).to_contain_text(
         "Queued · asked for a person")
+    record = page.locator("#customer-side")
+    await expect(record.get_by_label("Name", exact=True)).to_be_visible()
+    await expect(record.get_by_role("button", name="Save")).to_be_visible()
+    await expect(record.locator("#customer-facts")).to_contain_text("Web chat")
+    await expect(record.locator("#customer-contacts")).to_have_text("No phone or email yet")
+    await expect(record).not_to_contain_text("姓名")
+    await expect(page.locator("#me")).to_have_text("duty · agent")
 
 
 async def test_the_four_filters_narrow_the_list(kefu: Kefu, browser: Browser) -> None:
