@@ -27,7 +27,7 @@ from bot.config import Config, load_config, secrets_in
 from bot.errors import ConfigError, KnowledgeBaseError, SheetError
 from bot.logs import configure_logging
 from bot.masking import MaskingFilter
-from bot.messages import split_text, utf8_size
+from bot.messages import ConversationState, split_text, utf8_size
 from bot.progress import progress
 from bot.store import Agent, AgentRole, Store
 from bot.understanding import Intent, Reading, reader_for
@@ -121,8 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     passwd.add_argument("name", help="the agent's login name")
     passwd.add_argument("--password-stdin", action="store_true",
                         help="read the password from standard input (for scripts)")
-    remove = agent.add_parser("remove", help="delete an agent account; their conversations "
-                              "keep their name", parents=[common])
+    remove = agent.add_parser("remove", help="delete an agent account; their open chats go "
+                              "back to the queue", parents=[common])
     remove.add_argument("name", help="the agent's login name")
     transcript = commands.add_parser("transcript", help="export a conversation's transcript",
                                      parents=[common])
@@ -617,7 +617,11 @@ async def _agent_passwd(store: Store, args: argparse.Namespace) -> int:
 async def _agent_remove(store: Store, name: str) -> int:
     agent = await _existing_agent(store, name)
     await store.delete_agent(agent.id)
-    print(f"agent {agent.name} removed")
+    open_chats = sum(c.agent_id == agent.id
+                     for c in await store.conversations_in_state(ConversationState.AGENT))
+    print(f"agent {agent.name} removed" + (
+        f"; kefu's desk puts their {open_chats} open chat(s) back in the queue within a tick"
+        if open_chats else ""))
     return 0
 
 

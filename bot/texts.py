@@ -19,6 +19,7 @@ DEFAULT_TEXTS: dict[str, dict[str, str]] = {
         "agent_joined": "客服{agent}已接入，正在查看您之前的消息，请稍候。",
         "agent_holding": "正在为您查询，请稍候。",
         "transferred": "正在为您转接客服{agent}，请稍候。",
+        "requeued": "原客服暂时不能继续接待，正在为您转接其他客服，请稍候。",
         "handed_back": "已为您转回智能客服，有问题随时问我；需要人工请回复“人工”。",
         "rating_request": "本次服务已结束，感谢您的耐心。请为本次服务打分：",
         "rating_options": "5 非常满意|4 满意|3 一般|2 不满意|1 非常不满意",
@@ -60,6 +61,8 @@ DEFAULT_TEXTS: dict[str, dict[str, str]] = {
         "agent_joined": "{agent} has joined and is reading your messages; one moment please.",
         "agent_holding": "I'm checking this for you; one moment please.",
         "transferred": "I'm passing you to my colleague {agent}; one moment please.",
+        "requeued": "Your colleague can no longer continue; I'm finding you another one, "
+        "one moment please.",
         "handed_back": "You're back with the virtual assistant; ask me anything, or type "
         "\"agent\" for a person.",
         "rating_request": "This chat has ended; thank you for your patience. How did we do?",

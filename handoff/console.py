@@ -541,6 +541,8 @@ class Console:
         await self._store.update_agent(agent.id, disabled=disabled,
                                        presence=Presence.OFFLINE if disabled else None)
         log.info("console: %s %sd agent %s", request[AGENT].name, action, agent.name)
+        if disabled:  # nobody would answer their open chats: the next free agent does
+            await self._desk.requeue_chats_of(agent.id, "disabled")
         self._fanout_changed("agents")
         return web.json_response({"agent": agent_json(replace(agent, disabled=disabled))})
 

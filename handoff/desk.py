@@ -670,6 +670,52 @@ class Desk:
 
         return await self._in_lane(conversation, move)
 
+    async def requeue_chats_of(self, agent_id: str, why: str) -> int:
+        """The open chats of an agent who was disabled or removed go back to the queue,
+        ahead of later arrivals (they keep their place), for the next free agent; how many.
+        `why` is "disabled" or "removed", for the transcript's event line."""
+        moved = 0
+        for conversation in await self._store.conversations_in_state(AGENT):
+            if conversation.agent_id == agent_id:
+                moved += await self._in_lane(conversation, self._requeue, conversation.id,
+                                             agent_id, why)
+        if moved:
+            await self._tell_positions()
+            self._background.spawn(self.dispatch())
+        return moved
+
+    async def _requeue(self, conversation_id: str, agent_id: str, why: str) -> bool:
+        """In the lane: the chat, still held by `agent_id`, is queued again."""
+        current = await self._current(conversation_id)
+        if current.state is not AGENT or current.agent_id != agent_id:
+            return False
+        now = self._clock()
+        queued = replace(current, state=QUEUED, agent_id=None, assigned_at=None,
+                         queued_at=current.queued_at or now, agent_read_seq=0,
+                         awaiting_agent_since=None, last_holding_at=None)
+        await self._store.save_conversation(queued)
+        await self._event(queued, "requeued", agent_id, from_agent=agent_id, why=why)
+        await self._speaker.send_state(queued)
+        await self._speaker.say(queued, OutboundReply(
+            self._text(queued, "requeued"), Kind.NOTICE, role=Role.SYSTEM))
+        log.warning("conversation %s: back in the queue, its agent %s was %s",
+                    conversation_id, agent_id, why)
+        return True
+
+    async def _release_departed(self) -> None:
+        """Chats held by an account that is gone (`kefu agent remove`, another process) or
+        disabled go back to the queue: nobody would ever answer them."""
+        held = {c.agent_id for c in await self._store.conversations_in_state(AGENT)
+                if c.agent_id and not held_by_platform(c.agent_id)}
+        if not held:
+            return
+        accounts = {a.id: a for a in await self._store.agents()}
+        for agent_id in held:
+            account = accounts.get(agent_id)
+            if account is None or account.disabled:
+                await self.requeue_chats_of(agent_id, "removed" if account is None
+                                            else "disabled")
+
     async def hand_back(self, agent: Agent, conversation_id: str) -> Conversation:
         conversation = await self._held(agent, conversation_id, ending=True)
 
@@ -760,6 +806,7 @@ class Desk:
                 await self._in_lane(conversation, self._timed_queue_update, cid)
         if left:
             await self._tell_positions()
+        await self._release_departed()
         closed_any = False
         for conversation in await self._store.conversations_in_state(AGENT):
             if holding_due(conversation, now, self._desk):

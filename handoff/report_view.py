@@ -24,6 +24,10 @@ FORMATS = ("html", "md", "csv")
 COLOURS = ("#2563eb", "#16a34a", "#f59e0b", "#dc2626", "#7c3aed", "#0891b2", "#db2777")
 OUTCOMES = {"bot_answered": "answered by the bot", "handed_off": "handed off to a person",
             "unanswered": "no answer (left or declined)"}
+# Channels as people call them, on the page (CSV and Markdown keep the config's names).
+CHANNEL_NAMES = {"webchat": ("Web chat", "网页"), "wechat": ("WeChat", "微信公众号"),
+                 "wecom": ("WeCom", "企业微信"), "qq": ("QQ", "QQ"),
+                 "telegram": ("Telegram", "Telegram"), "onebot": ("QQ (OneBot)", "QQ (OneBot)")}
 # The Chinese page: each English text (a str.format template) and its translation.
 ZH = {
     "median": "中位数", "90th percentile": "90 分位", "99th percentile": "99 分位",
@@ -134,10 +138,17 @@ def _spread_rows(spread: Spread, tr: _Tr) -> list[tuple[str, ...]]:
             (tr("longest"), seconds(spread.worst))]
 
 
-def sections(report: Report, lang: str = "en") -> list[Section]:
-    """The report's tables, in English or (lang="zh") Chinese."""
+def channel_name(channel: str, lang: str) -> str:
+    names = CHANNEL_NAMES.get(channel)
+    return names[lang == "zh"] if names else channel
+
+
+def sections(report: Report, lang: str = "en", readable: bool = False) -> list[Section]:
+    """The report's tables, in English or (lang="zh") Chinese; `readable` names channels
+    as people do (the page), else as the config does (files for other programs)."""
     tr = _translator(lang)
     r = report
+    shown = {c: channel_name(c, lang) if readable else c for c in r.channels}
     outcome_total = r.conversations
     rated = sum(r.ratings.values())
     average = "–" if r.average_rating is None else f"{r.average_rating:.2f} / 5"
@@ -166,11 +177,12 @@ def sections(report: Report, lang: str = "en") -> list[Section]:
     ]
     days = sorted(r.by_day)
     found.append(Section(
-        tr("Conversations by day and channel"), (tr("day"), *r.channels, tr("total")),
+        tr("Conversations by day and channel"),
+        (tr("day"), *(shown[c] for c in r.channels), tr("total")),
         [(d.isoformat(), *(str(r.by_day[d][c]) for c in r.channels),
           str(sum(r.by_day[d].values()))) for d in days],
         Chart([d.strftime("%m-%d") for d in days],
-              {c: [r.by_day[d][c] for d in days] for c in r.channels},
+              {shown[c]: [r.by_day[d][c] for d in days] for c in r.channels},
               tr("conversations begun each day, by channel"))))
     if r.sources:
         found.append(Section(
@@ -300,6 +312,10 @@ def _md_row(cells: tuple[str, ...]) -> str:
     return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
 
+FORM_TEXTS = {"zh": {"from": "开始日期", "to": "结束日期", "show": "查看", "other": "English"},
+              "en": {"from": "From", "to": "To", "show": "Show", "other": "中文"}}
+
+
 def as_html(report: Report, period_form: bool = False, lang: str = "en") -> str:
     """The page, in English or Chinese (`lang`); with `period_form`, a form to choose
     another period (the console's)."""
@@ -308,7 +324,8 @@ def as_html(report: Report, period_form: bool = False, lang: str = "en") -> str:
         lang=lang, first=report.period.first.isoformat(), last=report.period.last.isoformat(),
         other="en" if lang == "zh" else "zh",
         sections=[(s, Markup(bar_chart(s.chart)) if s.chart else None)
-                  for s in sections(report, lang)])
+                  for s in sections(report, lang, readable=True)],
+        form=FORM_TEXTS.get(lang, FORM_TEXTS["en"]))
 
 
 def bar_chart(chart: Chart, width: int = 640, height: int = 220) -> str:

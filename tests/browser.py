@@ -28,12 +28,14 @@ def url(kefu: Kefu, path: str = "/") -> str:
     return str(kefu.client.make_url(path))
 
 
-async def log_in(page: Any, kefu: Kefu, name: str, role: str = "agent") -> None:
-    """The console's login form, filled in as an agent does (password "correct horse")."""
+async def log_in(page: Any, kefu: Kefu, name: str, role: str = "agent",
+                 password: str = "correct horse") -> None:
+    """The console's login form, filled in as an agent does."""
     from playwright.async_api import expect
 
     await page.goto(url(kefu, "/agent/login"))
     await page.get_by_label("账号 Name").fill(name)
-    await page.get_by_label("密码 Password").fill("correct horse")
+    await page.get_by_label("密码 Password").fill(password)
     await page.get_by_role("button", name="登录 Log in").click()
-    await expect(page.locator("#me")).to_have_text(f"{name} ({role})")
+    role_name = {"agent": "客服", "supervisor": "主管"}[role]
+    await expect(page.locator("#me")).to_have_text(f"{name} · {role_name}")

@@ -1,6 +1,7 @@
 // The agent's own settings (language, notifications, password) and, for supervisors,
 // colleagues' accounts: dialogs over the console.
 import { api, button, el } from "./api.js";
+import { promptBox } from "./dialog.js";
 import { t, translatePage } from "./i18n.js";
 import { permissionText } from "./notify.js";
 import { state, $ } from "./state.js";
@@ -94,8 +95,10 @@ export async function openAccounts(onChanged) {
         actions.appendChild(button(t(a.disabled ? "enable" : "disable"), () =>
           change(a, a.disabled ? "enable" : "disable"), "small"));
       }
-      actions.appendChild(button(t("reset"), () => {
-        const password = prompt(t("newPassword") + " · " + a.name, "");
+      actions.appendChild(button(t("reset"), async () => {
+        const password = await promptBox(t("newPassword"), {
+          title: t("resetFor", { name: a.name }), ok: t("reset"),
+          input: { type: "password", required: true } });
         if (password) change(a, "password", { password });
       }, "small"));
     });

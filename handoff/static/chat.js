@@ -1,7 +1,7 @@
 // The open conversation: its head, the 1-minute banner, the delivery window, labels, and
 // the transcript with events as quiet lines and private notes as yellow ones.
 import { api, button, el } from "./api.js";
-import { t } from "./i18n.js";
+import { language, t } from "./i18n.js";
 import { channelMark, titleOf } from "./inbox.js";
 import { state, $ } from "./state.js";
 import { age, clock, fullTime } from "./time.js";
@@ -10,16 +10,33 @@ function reasonText(reason) {
   return reason ? t("reason_" + reason) : "";
 }
 
+// A platform's own agents, by the channel that holds them (bot/channel.py platform_holder).
+const PLATFORMS = { wecom: { zh: "企业微信", en: "WeCom" }, wechat: { zh: "微信", en: "WeChat" } };
+
+/** Who an agent id is: a colleague's name, a platform's servicer or pool, or a removed account. */
+export function agentName(id) {
+  if (!id) return "";
+  const known = state.agents.find((a) => a.id === id);
+  if (known) return known.name;
+  if (id.includes(":")) {
+    const [channel, person] = id.split(/:(.*)/s);
+    const platform = PLATFORMS[channel]?.[language()] || channel;
+    return person === "pool" ? t("platformPool", { channel: platform }) : t("platformPerson", { channel: platform, name: person });
+  }
+  return t("removedAgent");
+}
+
 export function eventText(e) {
-  const d = e.detail || {}, names = Object.fromEntries(state.agents.map((a) => [a.id, a.name]));
+  const d = e.detail || {};
   const values = {
-    ...d, agent: names[e.agent_id] || "", from_agent: names[d.from_agent] || d.from_agent || "",
-    to: names[d.to] || d.to || "", reason: reasonText(d.reason) || d.reason || "",
-    seconds: age(d.seconds ?? d.waited_seconds), due: d.due_at ? clock(d.due_at) : "",
+    ...d, agent: agentName(e.agent_id) || t("someone"), from_agent: agentName(d.from_agent) || t("someone"),
+    to: agentName(d.to), reason: reasonText(d.reason) || d.reason || "",
+    seconds: age(d.seconds ?? d.waited_seconds ?? d.age_seconds), due: d.due_at ? clock(d.due_at) : "",
   };
   if (e.type === "closed" && d.reason === "left") return t("ev_closed_left");
+  if (e.type === "requeued" && d.why === "removed") return t("ev_requeued_removed");
   const key = "ev_" + e.type;
-  return t(key, values) === key ? e.type : t(key, values);
+  return t(key, values) === key ? e.type.replace(/_/g, " ") : t(key, values);
 }
 
 function whyText(m) {

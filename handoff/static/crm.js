@@ -1,5 +1,8 @@
-// The customer's record beside the chat, and complaint cases (docs/crm.md).
+// The customer's record beside the chat, complaint cases (docs/crm.md) and, for
+// supervisors, erasing a person on their request (docs/privacy.md).
 import { api, button, el } from "./api.js";
+import { alertBox, confirmBox, promptBox } from "./dialog.js";
+import { t } from "./i18n.js";
 import { titleOf } from "./inbox.js";
 import { state, $ } from "./state.js";
 import { clock } from "./time.js";
@@ -9,10 +12,23 @@ export function crmHooks(given) { hooks = given; }
 
 let customer = null, caseId = null, caseConversation = null;
 
-function complain(error) { if (error.status !== 401) alert(error.message); }
+function complain(error) { if (error.status !== 401) alertBox(error.message); }
+
+/** A word the console knows (t(prefix + value)), else the value as it is. */
+function known(prefix, value) {
+  if (!value) return "";
+  const key = prefix + value, text = t(key);
+  return text === key ? value : text;
+}
+
+export function channelName(channel) { return known("ch_", channel); }
+
+function caseDue(k) {
+  return k.status === "resolved" ? t("followUpDue", { time: clock(k.follow_up_due_at) }) : t("due", { time: clock(k.due_at) });
+}
 
 export function caseLabel(k) {
-  return k.id + " · " + k.status + (k.repeat_of ? " · 重复 repeat" : "") + " · " + (k.severity || "");
+  return [k.id, known("case_", k.status), k.repeat_of ? t("repeatCase") : "", known("sev_", k.severity)].filter(Boolean).join(" · ");
 }
 
 export function renderCases(cases) {
@@ -22,8 +38,7 @@ export function renderCases(cases) {
     const li = el("li", "card" + (k.overdue || k.follow_up_overdue ? " overdue" : ""));
     li.appendChild(el("div", "card-title", caseLabel(k)));
     li.appendChild(el("div", "preview", k.summary));
-    const due = k.status === "resolved" ? "回访 follow-up " + clock(k.follow_up_due_at) : "截止 due " + clock(k.due_at);
-    li.appendChild(el("div", "card-meta", (k.customer_name || k.customer_id) + " · " + due));
+    li.appendChild(el("div", "card-meta", (k.customer_name || k.customer_id) + " · " + caseDue(k)));
     li.addEventListener("click", () => showCase(k.id));
     list.appendChild(li);
   });
@@ -38,10 +53,16 @@ export async function loadCustomer(id) {
 
 export function customerName() { return customer?.customer.name || ""; }
 
+/** The agent chose another language: the record's words follow. */
+export function rerenderCustomer() { if (customer) renderCustomer(customer); }
+
+function customerTitle(c) {
+  return c.name || c.phones[0] || c.emails[0] || (state.detail ? titleOf(state.detail.conversation) : c.id);
+}
+
 function renderCustomer(view) {
   const c = view.customer;
-  $("customer-name").textContent = c.name || c.phones[0] || c.emails[0] ||
-    (state.detail ? titleOf(state.detail.conversation) : c.id);
+  $("customer-name").textContent = customerTitle(c);
   $("customer-tags").textContent = c.tags.length ? "· " + c.tags.join(", ") : "";
   $("customer-name-input").value = c.name;
   $("customer-tags-input").value = c.tags.join(", ");
@@ -50,42 +71,67 @@ function renderCustomer(view) {
   c.phones.concat(c.emails).forEach((value) => {
     const span = el("span", "contact", value);
     if (c.verified.includes(value)) span.appendChild(el("span", "verified", " ✓"));
-    else span.appendChild(button("核实 Verify", () => changeCustomer("/verify", { contact: value }), "small"));
+    else span.appendChild(button(t("verify"), () => changeCustomer("/verify", { contact: value }), "small"));
     contacts.appendChild(span);
   });
-  if (!c.phones.length && !c.emails.length) contacts.appendChild(el("span", "muted", "没有联系方式 no phone or email yet"));
-  $("customer-facts").textContent = "负责人 owner: " + (view.owner_name || "-") + " · " +
-    view.identities.map((i) => i.channel).join(", ") + " · 会话 conversations: " +
-    view.conversation_count + " · 留言 offline messages: " + view.tickets.length;
+  if (!c.phones.length && !c.emails.length) contacts.appendChild(el("span", "muted", t("noContactYet")));
+  const channels = [...new Set(view.identities.map((i) => channelName(i.channel)))].join("、");
+  $("customer-facts").textContent = [t("ownerIs", { name: view.owner_name || t("nobody") }), channels,
+    t("conversationCount", { n: view.conversation_count }), t("ticketCount", { n: view.tickets.length })].filter(Boolean).join(" · ");
   const list = $("customer-conversations"); list.textContent = "";
   view.conversations.forEach((conv) => {
-    const li = el("li", null, clock(conv.created_at) + " · " + conv.channel + " · " + conv.state +
-      (conv.handoff_reason ? " · " + conv.handoff_reason : "") + (conv.rating ? " · ★" + conv.rating : "") + " ");
-    li.appendChild(button("查看 Open", () => hooks.open(conv.id), "small"));
+    const reason = conv.handoff_reason ? known("reason_", conv.handoff_reason) : "";
+    const li = el("li", null, [clock(conv.created_at), channelName(conv.channel), t(conv.state), reason,
+      conv.rating ? "★" + conv.rating : ""].filter(Boolean).join(" · ") + " ");
+    li.appendChild(button(t("open"), () => hooks.open(conv.id), "small"));
     list.appendChild(li);
   });
   const notes = $("customer-notes"); notes.textContent = "";
   c.notes.forEach((n) => notes.appendChild(el("li", null, clock(n.at) + " " + n.by + ": " + n.text)));
   const matches = $("customer-matches"); matches.textContent = "";
   view.possible_matches.forEach((m) => {
-    const line = el("div", "match", "可能是同一人 Same person? " + (m.name || m.id) + " · " + m.phones.concat(m.emails).join(", ") + " ");
-    line.appendChild(button("合并 Merge", () => {
-      if (confirm("把 " + m.id + " 合并到当前客户？ Merge into this customer?")) changeCustomer("/merge", { other_id: m.id });
+    const who = (m.name || m.id) + " · " + m.phones.concat(m.emails).join(", ");
+    const line = el("div", "match", t("samePerson", { who }) + " ");
+    line.appendChild(button(t("merge"), async () => {
+      if (await confirmBox(t("confirmMerge", { who: m.name || m.id }), { ok: t("merge") })) changeCustomer("/merge", { other_id: m.id });
     }, "small"));
     matches.appendChild(line);
   });
   const cases = $("customer-cases"); cases.textContent = "";
   view.cases.forEach((k) => {
-    const line = el("div", "case-line", "投诉 " + caseLabel(k) + " · " + k.summary + " ");
-    line.appendChild(button("查看 Open", () => showCase(k.id), "small"));
+    const line = el("div", "case-line", t("caseLine", { label: caseLabel(k) }) + " · " + k.summary + " ");
+    line.appendChild(button(t("open"), () => showCase(k.id), "small"));
     cases.appendChild(line);
   });
+  $("erase-customer").hidden = state.me.agent.role !== "supervisor";
+}
+
+/** Supervisors: erase the person on their request, after saying whom it erases. */
+async function eraseCustomer() {
+  const c = customer.customer, who = customerTitle(c) + (c.name ? "" : " (" + c.id + ")");
+  const sure = await confirmBox(t("confirmErase", { who }), { title: t("eraseTitle"), ok: t("eraseGo"), danger: true });
+  if (!sure) return;
+  try {
+    const done = await api("POST", "/customers/" + encodeURIComponent(c.id) + "/erase", { confirm: true });
+    const counts = Object.entries(done.erased).filter(([, n]) => n > 0).map(([kind, n]) => {
+      const key = "cnt_" + kind, text = t(key, { n });
+      return text === key ? n + " " + kind : text;
+    }).join(t("listComma"));
+    await alertBox(t("erased", { who, counts }), { title: t("eraseTitle") });
+    customer = null;
+    hooks.refresh();
+    if (state.selected) hooks.open(state.selected);
+  } catch (error) {
+    if (error.status !== 401) alertBox(t("eraseRefused", { reason: error.data?.error === "bad_state" ? t("eraseBusy") : error.message }), { title: t("eraseTitle") });
+  }
 }
 
 async function changeCustomer(suffix, body) {
   try {
     const view = await api("POST", "/customers/" + encodeURIComponent(customer.customer.id) + suffix, body);
     customer = view; renderCustomer(view);
+    if (view.customer.name && state.detail) $("chat-title").textContent = view.customer.name;  // as the list will
+    hooks.refresh();
   } catch (error) { complain(error); }
 }
 
@@ -93,15 +139,15 @@ export async function showCase(id) {
   const view = await api("GET", "/cases/" + encodeURIComponent(id));
   const k = view.case;
   caseId = k.id; caseConversation = k.conversation_id;
-  $("case-title").textContent = k.id + " · " + k.status + (k.repeat_of ? " · 重复投诉 repeat of " + k.repeat_of : "");
+  $("case-title").textContent = [k.id, known("case_", k.status), k.repeat_of ? t("repeatOf", { id: k.repeat_of }) : ""].filter(Boolean).join(" · ");
   const info = $("case-info"); info.textContent = "";
-  info.appendChild(el("span", null, "客户 customer: " + (view.customer ? (view.customer.name || view.customer.id) : k.customer_id) +
-    " · 类别 " + (k.category || "-") + " · 严重度 " + k.severity + " · "));
-  const due = k.status === "resolved" ? "回访 follow-up due " + clock(k.follow_up_due_at) : "截止 due " + clock(k.due_at);
-  info.appendChild(el("span", k.overdue || k.follow_up_overdue ? "overdue-text" : null, due));
+  info.appendChild(el("span", null, t("caseInfo", {
+    customer: view.customer ? (view.customer.name || view.customer.id) : k.customer_id,
+    category: k.category || "-", severity: known("sev_", k.severity) }) + " · "));
+  info.appendChild(el("span", k.overdue || k.follow_up_overdue ? "overdue-text" : null, caseDue(k)));
   $("case-summary").textContent = k.summary;
   const timeline = $("case-timeline"); timeline.textContent = "";
-  k.timeline.forEach((e) => timeline.appendChild(el("li", null, clock(e.at) + " · " + e.by + " · " + e.what + (e.note ? ": " + e.note : ""))));
+  k.timeline.forEach((e) => timeline.appendChild(el("li", null, clock(e.at) + " · " + e.by + " · " + known("what_", e.what) + (e.note ? ": " + e.note : ""))));
   hooks.show("case-view");
 }
 
@@ -109,14 +155,15 @@ async function caseAction(action) {
   const body = {};
   let path = action;
   if (action === "resolve") {
-    const how = prompt("如何解决的？ How was it resolved?", "");
+    const how = await promptBox(t("howResolved"), { input: { multiline: true, required: true }, ok: t("resolve") });
     if (!how) return;
     body.note = how;
   } else if (action === "satisfied" || action === "unsatisfied") {
-    path = "follow_up"; body.satisfied = action === "satisfied";
-    body.note = prompt("回访记录 Follow-up note", "") || "";
+    const note = await promptBox(t("followUpNote"), { input: { multiline: true }, ok: t(action) });
+    if (note === null) return;
+    path = "follow_up"; body.satisfied = action === "satisfied"; body.note = note;
   } else if (action === "note") {
-    const note = prompt("备注 Note", "");
+    const note = await promptBox(t("caseNote"), { input: { multiline: true, required: true } });
     if (!note) return;
     body.note = note;
   }
@@ -137,7 +184,7 @@ export function wireCrm() {
     });
   });
   $("open-case").addEventListener("click", async () => {
-    const summary = prompt("投诉内容 What is the complaint?", "");
+    const summary = await promptBox(t("complaintPrompt"), { input: { multiline: true, required: true }, ok: t("openCase") });
     if (!summary) return;
     try {
       const view = await api("POST", "/cases", { conversation_id: state.detail.conversation.id, summary });
@@ -148,4 +195,5 @@ export function wireCrm() {
     b.addEventListener("click", () => caseAction(b.dataset.action));
   });
   $("case-conversation").addEventListener("click", () => hooks.open(caseConversation));
+  $("erase-customer").addEventListener("click", () => { if (customer) eraseCustomer(); });
 }

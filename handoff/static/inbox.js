@@ -9,7 +9,7 @@ const CHANNEL_MARKS = { webchat: "Web", wechat: "微信", wecom: "企微", qq: "
 
 export function channelMark(channel) {
   const mark = el("span", "channel ch-" + channel, CHANNEL_MARKS[channel] || channel);
-  mark.title = channel;
+  mark.title = t("ch_" + channel) === "ch_" + channel ? channel : t("ch_" + channel);
   return mark;
 }
 
@@ -67,7 +67,8 @@ function card(c) {
   li.appendChild(top);
   const last = c.last_message;
   const bottom = el("div", "card-bottom");
-  bottom.appendChild(el("span", "preview", last ? (last.role === "customer" ? "" : "↩ ") + last.text : ""));
+  // what the customer last said; a reply mark only while they have said nothing
+  bottom.appendChild(el("span", "preview", c.preview || (last ? "↩ " + last.text : "")));
   if (c.unread) bottom.appendChild(el("span", "badge", String(c.unread)));
   li.appendChild(bottom);
   const meta = el("div", "card-meta");

@@ -3,15 +3,17 @@
 import { api, button, el, setCsrf } from "./api.js";
 import { append, messageNode, noteNode, renderBanner, renderHead, renderTranscript, saveLabels } from "./chat.js";
 import { Composer } from "./composer.js";
-import { crmHooks, customerName, loadCustomer, renderCases, wireCrm } from "./crm.js";
+import { alertBox, confirmBox, promptBox } from "./dialog.js";
+import { crmHooks, customerName, loadCustomer, renderCases, rerenderCustomer, wireCrm } from "./crm.js";
 import { loadInbox, titleOf, waitedOf } from "./inbox.js";
 import { setLanguage, t, translatePage } from "./i18n.js";
-import { askPermission, notify, setMuted, setTitleCount } from "./notify.js";
+import { askPermission, notify, setMuted, setTitleCount, unlockSound } from "./notify.js";
 import { openAccounts, openSettings } from "./admin.js";
+import { wireTrail } from "./trail.js";
 import { state, $ } from "./state.js";
 import { age, clock, setZone } from "./time.js";
 
-const PANES = ["chat", "case-view", "handover", "empty"];
+const PANES = ["chat", "case-view", "handover", "trail", "empty"];
 const breachTimers = new Map();  // conversation id -> timer for its 1-minute mark
 const told = new Set();          // conversations whose breach was already notified
 let known = null;                // ids seen in the queue, to tell new chats from old
@@ -19,9 +21,16 @@ let known = null;                // ids seen in the queue, to tell new chats fro
 function show(pane) {
   PANES.forEach((id) => { $(id).hidden = id !== pane; });
   $("customer-side").hidden = pane !== "chat";
+  if (pane !== "chat") showDrawer(false);
 }
 
-function complain(error) { if (error.status !== 401) alert(error.message); }
+/** On a tablet the customer's record is a drawer over the chat, opened from its head. */
+function showDrawer(open) {
+  $("customer-side").classList.toggle("open", open);
+  $("toggle-customer").setAttribute("aria-expanded", String(open));
+}
+
+function complain(error) { if (error.status !== 401) alertBox(error.message); }
 
 // the inbox and the side lists
 
@@ -40,7 +49,10 @@ async function refresh() {
   watchQueue(queue.conversations);
   watchBreaches(mine.conversations);
   const unread = mine.conversations.reduce((sum, c) => sum + (c.unread || 0), 0);
-  setTitleCount(unread + queue.conversations.length);
+  // a chat past the 1-minute rule counts once even when its messages were read
+  const late = mine.conversations.filter((c) => !c.unread && c.awaiting_seconds != null &&
+    c.awaiting_seconds >= state.me.agent_reply_seconds).length;
+  setTitleCount(unread + late + queue.conversations.length);
   return inbox;
 }
 
@@ -84,7 +96,7 @@ function renderTickets(tickets) {
     row.appendChild(button(t("open"), (event) => { event.stopPropagation(); select(k.conversation_id); }, "small"));
     row.appendChild(button(t("ticketDone"), async (event) => {
       event.stopPropagation();
-      const note = prompt(t("whatWasDone"), "");
+      const note = await promptBox(t("whatWasDone"), { input: { multiline: true }, ok: t("ticketDone") });
       if (note === null) return;
       await api("POST", "/tickets/" + encodeURIComponent(k.id) + "/done", { note }).catch(complain);
       refreshSoon();
@@ -279,8 +291,8 @@ function applySettings(settings) {
   setLanguage(settings.lang);
   setMuted(settings.muted);
   translatePage();
-  $("me").textContent = state.me.agent.name + " (" + state.me.agent.role + ")";
-  if (state.detail) { renderHead(state.detail, changeLabels); setMode(state.mode); renderTranscript(state.detail); }
+  $("me").textContent = state.me.agent.name + " · " + t(state.me.agent.role === "supervisor" ? "supervisor" : "agentRole");
+  if (state.detail) { renderHead(state.detail, changeLabels); setMode(state.mode); renderTranscript(state.detail); rerenderCustomer(); }
   refreshSoon();
 }
 
@@ -289,7 +301,8 @@ async function start() {
   state.me = me; setCsrf(me.csrf_token); setZone(me.time_zone);
   applySettings(me.settings);
   const supervisor = me.agent.role === "supervisor";
-  $("reports").hidden = !supervisor; $("show-accounts").hidden = !supervisor;
+  $("reports").hidden = !supervisor; $("show-accounts").hidden = !supervisor; $("show-trail").hidden = !supervisor;
+  if (supervisor) wireTrail(show);
   if (supervisor) { checkWebhooks(); setInterval(checkWebhooks, 60000); }
   $("presence").value = me.agent.presence;
   state.quick = (await api("GET", "/quick-replies")).replies;
@@ -303,11 +316,14 @@ async function start() {
   });
   $("hold").addEventListener("click", () => act("hold"));
   $("handback").addEventListener("click", () => act("handback"));
-  $("close").addEventListener("click", () => { if (confirm(t("confirmClose"))) act("close"); });
+  $("close").addEventListener("click", async () => { if (await confirmBox(t("confirmClose"), { ok: t("close") })) act("close"); });
   $("transfer-go").addEventListener("click", () => { if ($("transfer-to").value) act("transfer", { to: $("transfer-to").value }); });
   $("show-handover").addEventListener("click", showHandover);
   $("hide-handover").addEventListener("click", () => show(state.selected ? "chat" : "empty"));
   $("hide-case").addEventListener("click", () => show(state.selected ? "chat" : "empty"));
+  $("hide-trail").addEventListener("click", () => show(state.selected ? "chat" : "empty"));
+  $("toggle-customer").addEventListener("click", () => showDrawer(!$("customer-side").classList.contains("open")));
+  $("hide-customer").addEventListener("click", () => showDrawer(false));
   $("show-settings").addEventListener("click", () => openSettings(applySettings));
   $("show-accounts").addEventListener("click", () => openAccounts(refreshAgents));
   $("mode-reply").addEventListener("click", () => { state.modeChosen = true; setMode("reply"); $("reply").focus(); });
@@ -335,6 +351,7 @@ async function start() {
   });
   $("reply-form").addEventListener("submit", (event) => { event.preventDefault(); send(false); });
   document.addEventListener("click", askPermission, { once: true });
+  ["pointerdown", "keydown"].forEach((type) => document.addEventListener(type, unlockSound, { once: true, capture: true }));
   setInterval(renderBanner, 1000);
   setInterval(refreshSoon, 30000);  // wait times and the customers' presence move on
   await refresh();

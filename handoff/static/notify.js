@@ -9,9 +9,21 @@ const BASE_TITLE = document.title;
 export function setMuted(kinds) { muted = new Set(kinds); }
 export function isMuted(kind) { return muted.has(kind); }
 
+/** Browsers keep an AudioContext made without a user's gesture suspended: make it (or wake
+ * it) on the agent's first click or key, so the first alert of the shift is heard. */
+export function unlockSound() {
+  try {
+    audio = audio || new AudioContext();
+    if (audio.state === "suspended") audio.resume().catch(() => {});
+  } catch (error) { /* no audio device */ }
+}
+
+export function soundState() { return audio ? audio.state : "none"; }
+
 function beep() {
   try {
     audio = audio || new AudioContext();
+    if (audio.state === "suspended") audio.resume().catch(() => {});
     const tone = audio.createOscillator(), gain = audio.createGain();
     tone.frequency.value = 880;
     gain.gain.setValueAtTime(0.15, audio.currentTime);

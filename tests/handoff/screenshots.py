@@ -19,6 +19,7 @@ from pathlib import Path
 from playwright.async_api import Page, ViewportSize, async_playwright
 
 from bot.config import Config
+from bot.messages import ConversationState
 from bot.store import AgentRole
 from tests.browser import CHROMIUM, LAUNCH_ARGS, url
 from tests.conftest import ALWAYS_OPEN, TEST_KB
@@ -39,12 +40,25 @@ def config(folder: Path) -> Config:
         "desk": {"auto_assign": False}})
 
 
+async def close_seeded_queue(kefu: Kefu) -> None:
+    """The report's week leaves a few customers queued; weeks later nobody is still waiting,
+    so the inbox shows only today's customers."""
+    for conversation in await kefu.store.conversations_in_state(ConversationState.QUEUED):
+        await kefu.store.save_conversation(replace(
+            conversation, state=ConversationState.CLOSED, closed_at=conversation.queued_at,
+            close_reason="abandoned"))
+
+
 async def scene(kefu: Kefu) -> str:
     """Customers waiting and one chat held by the supervisor; its id."""
     boss = await kefu.add_agent("王经理", role=AgentRole.SUPERVISOR, online=True)
-    await kefu.queued_customer("转人工，发票抬头开错了，电话 13812345678")
-    await kefu.queued_customer("我要投诉，快递三天没动")
-    visitor, held = await kefu.queued_customer("转人工，订单 A1024 想改地址")
+    _, invoice = await kefu.queued_customer("转人工，发票抬头开错了，电话 13812345678")
+    _, parcel = await kefu.queued_customer("我要投诉，快递三天没动")
+    for cid, waited in ((invoice, 42), (parcel, 150)):  # they came a while ago
+        queued = await kefu.store.get_conversation(cid)
+        assert queued is not None
+        await kefu.store.save_conversation(replace(queued, queued_at=time.time() - waited))
+    visitor, held = await kefu.queued_customer("转人工，订单 A1024 想改地址，电话 13700002222")
     await kefu.desk.take(boss, held)
     await kefu.desk.reply(boss, held, "您好，我是王经理，马上为您查询订单 A1024。")
     await visitor.say("好的，改到 上海市徐汇区漕溪北路 88 号")
@@ -61,11 +75,12 @@ async def shoot(folder: Path) -> None:
         kefu = await Kefu(config(Path(work))).start()
         try:
             await seed(kefu.store, generate())
+            await close_seeded_queue(kefu)
             held = await scene(kefu)
             async with async_playwright() as playwright:
                 browser = await playwright.chromium.launch(executable_path=CHROMIUM,
                                                            headless=True, args=LAUNCH_ARGS)
-                page = await browser.new_page(viewport=SIZE)
+                page = await browser.new_page(viewport=SIZE, locale="zh-CN")
                 await log_in(page, kefu)
                 await page.get_by_role("tab", name="待接入").click()
                 await page.wait_for_timeout(500)
@@ -75,9 +90,14 @@ async def shoot(folder: Path) -> None:
                 await page.get_by_role("button", name="内部备注").click()
                 await page.locator("#reply").fill("客户要改地址，已联系仓库拦截")
                 await page.locator("#reply").press("Enter")
+                await page.locator("#customer-name-input").fill("陈女士")
+                await page.locator("#customer-tags-input").fill("老客户")
+                await page.locator("#customer-form button").click()
+                await page.locator("#customer-name", has_text="陈女士").wait_for()
                 await page.get_by_role("button", name="回复").click()
-                await page.locator("#reply").press("/")
-                await page.locator("#picker li").first.wait_for()
+                await page.locator("#reply").fill("已为您联系仓库，稍后回复您")
+                await page.locator("#picker").wait_for(state="hidden")
+                await page.wait_for_timeout(300)
                 await page.screenshot(path=str(folder / "console-chat.png"))
                 await page.goto(url(kefu, f"/agent/report?from={WEEK.first}&to={WEEK.last}"))
                 await page.screenshot(path=str(folder / "console-report.png"))

@@ -39,7 +39,7 @@ async def agent_logs_in(browser: Browser, kefu: Kefu, dialogs: list[str]) -> Pag
     await page.get_by_label("密码 Password").fill("correct horse")
     await page.get_by_role("button", name="登录 Log in").click()
     await expect(page).to_have_url(url(kefu, "/agent"))
-    await expect(page.locator("#me")).to_have_text("duty (agent)")
+    await expect(page.locator("#me")).to_have_text("duty · 客服")
     return page
 
 
@@ -104,8 +104,10 @@ async def test_closing_asks_the_customer_for_a_rating_they_can_tap(
     await agent.get_by_role("button", name="接入").click()
     await agent.get_by_role("tab", name="我的").click()
     await expect(agent.locator("#inbox li")).to_have_count(1)
-    agent.on("dialog", lambda dialog: dialog.accept())
     await agent.get_by_role("button", name="结束", exact=True).click()
+    ask = agent.locator("dialog#ask")
+    await expect(ask).to_contain_text("结束会话并邀请客户评分？")
+    await ask.get_by_role("button", name="结束", exact=True).click()
     await expect(customer.locator(".kefu-kind-rating_request")).to_have_count(1)
     await customer.locator(".kefu-quick button", has_text="5 非常满意").click()
     await expect(customer.locator(".kefu-kind-rating_thanks")).to_have_count(1)

@@ -3,6 +3,7 @@ notes, labels, the picker, IME composition, the 1-minute banner and the shop's t
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import replace
 from datetime import datetime
@@ -26,6 +27,11 @@ const Real = window.Notification;
 window.Notification = class extends Real {
   constructor(title, options) { super(title, options); window.shownNotifications.push(title); }
 };
+window.audioContexts = [];
+const RealAudio = window.AudioContext;
+window.AudioContext = class extends RealAudio {
+  constructor(...args) { super(...args); window.audioContexts.push(this); }
+};
 """
 
 
@@ -33,8 +39,8 @@ async def console(browser: Browser, kefu: Kefu, name: str = "duty", role: str = 
                   **context: Any) -> Page:
     """An agent's console in a UTC browser (the shop is in Asia/Shanghai), with desktop
     notifications allowed."""
-    opened = await browser.new_context(viewport={"width": 1280, "height": 800},
-                                       timezone_id="UTC", permissions=["notifications"],
+    context.setdefault("viewport", {"width": 1280, "height": 800})
+    opened = await browser.new_context(timezone_id="UTC", permissions=["notifications"],
                                        **context)
     await opened.add_init_script(RECORD_NOTIFICATIONS)
     page = await opened.new_page()
@@ -258,3 +264,149 @@ async def test_the_console_speaks_english_when_the_agent_chooses_it(kefu: Kefu,
     await page.locator("#inbox li").click()
     await expect(page.locator("#transcript .event").first).to_contain_text(
         "Queued · asked for a person")
+    record = page.locator("#customer-side")
+    await expect(record.get_by_label("Name", exact=True)).to_be_visible()
+    await expect(record.get_by_role("button", name="Save")).to_be_visible()
+    await expect(record.locator("#customer-facts")).to_contain_text("Web chat")
+    await expect(record.locator("#customer-contacts")).to_have_text("No phone or email yet")
+    await expect(record).not_to_contain_text("姓名")
+    await expect(page.locator("#me")).to_have_text("duty · agent")
+
+
+async def test_the_four_filters_narrow_the_list(kefu: Kefu, browser: Browser) -> None:
+    from bot.store import AgentRole
+
+    await kefu.add_agent("boss", role=AgentRole.SUPERVISOR, online=True)
+    _, web = await kefu.queued_customer("转人工，发票抬头开错了，电话 13812345678")
+    _, wechat = await kefu.queued_customer("转人工，快递三天没动，电话 13900001111")
+    _, held = await kefu.queued_customer("转人工，想改地址，电话 13700002222")
+    for cid, change in ((wechat, {"channel": "wechat", "queued_at": time.time() - 400}),
+                        (web, {"queued_at": time.time() - 90})):
+        conversation = await kefu.store.get_conversation(cid)
+        assert conversation is not None
+        await kefu.store.save_conversation(replace(conversation, **change))
+    duty = await kefu.store.agent_by_name("duty")
+    assert duty is not None
+    await kefu.desk.take(duty, held)
+    await kefu.store.set_labels(held, ["改地址"])
+    page = await console(browser, kefu, "boss", "supervisor")
+    await page.get_by_role("tab", name="全部").click()
+    cards = page.locator("#inbox li")
+    await expect(cards).to_have_count(3)
+
+    async def only(select: str, option: str, shown: list[str]) -> None:
+        await page.get_by_label(select, exact=True).select_option(label=option)
+        await expect(cards).to_have_count(len(shown))
+        for cid in shown:
+            await expect(page.locator(f'#inbox li[data-id="{cid}"]')).to_be_visible()
+        await page.get_by_label(select, exact=True).select_option(index=0)
+        await expect(cards).to_have_count(3)
+
+    await only("channel", "微信公众号", [wechat])
+    await only("channel", "网页", [web, held])
+    await only("state", "接待中", [held])
+    await only("state", "排队中", [web, wechat])
+    await only("label", "改地址", [held])
+    await only("waiting", "等待超过 1 分钟", [web, wechat])
+    await only("waiting", "等待超过 5 分钟", [wechat])
+    # filters add up
+    await page.get_by_label("channel", exact=True).select_option(label="网页")
+    await page.get_by_label("state", exact=True).select_option(label="排队中")
+    await expect(cards).to_have_count(1)
+    await expect(cards.first).to_contain_text("13812345678")
+
+
+async def test_typing_shows_on_both_sides(kefu: Kefu, browser: Browser) -> None:
+    from tests.browser import url
+
+    widget = await browser.new_page()
+    await widget.goto(url(kefu))
+    await widget.get_by_role("button", name="客服").click()
+    box = widget.get_by_role("textbox")
+    await box.fill("转人工")
+    await box.press("Enter")
+    await expect(widget.locator(".kefu-kind-handoff")).to_have_count(1)
+    page = await console(browser, kefu)
+    await take_in_console(page, "访客")
+    typing = page.locator("#typing")
+    await expect(typing).to_be_hidden()
+
+    # the customer types, and has not sent (the widget tells at most every 3 s)
+    await box.press_sequentially("请问我的订单到哪了", delay=500)
+    await expect(typing).to_be_visible()
+    await expect(typing).to_have_text("客户正在输入…")
+    await expect(typing).to_be_hidden(timeout=8000)  # they stopped
+
+    status = widget.locator(".kefu-status")
+    await expect(status).not_to_have_text("客服正在输入…")
+    await page.locator("#reply").press_sequentially("您好", delay=50)
+    await expect(status).to_have_text("客服正在输入…")
+    await expect(status).to_be_visible()
+
+
+async def test_on_a_tablet_the_customer_record_opens_as_a_drawer(kefu: Kefu, browser: Browser
+                                                                 ) -> None:
+    await kefu.queued_customer("转人工，电话 13812345678")
+    page = await console(browser, kefu, viewport={"width": 1024, "height": 768})
+    await take_in_console(page, "13812345678")
+    record = page.locator("#customer-side")
+    await expect(record).to_be_hidden()  # the chat gets the width
+    await page.get_by_role("button", name="客户资料").click()
+    await expect(record).to_be_visible()
+    await expect(record.locator("#customer-contacts")).to_contain_text("13812345678")
+    drawer, chat = await record.bounding_box(), await page.locator("#transcript").bounding_box()
+    assert drawer is not None and chat is not None
+    assert drawer["x"] + drawer["width"] <= 1024 and drawer["width"] >= 280
+    await record.get_by_label("姓名", exact=True).fill("李女士")
+    await record.get_by_role("button", name="保存").click()
+    await expect(page.locator("#customer-name")).to_have_text("李女士")
+    await record.get_by_role("button", name="收起").click()
+    await expect(record).to_be_hidden()
+    await expect(page.locator("#reply")).to_be_visible()
+
+
+async def test_event_lines_name_platform_servicers_and_removed_agents(kefu: Kefu,
+                                                                      browser: Browser) -> None:
+    from bot.store import ConversationEvent
+
+    _, cid = await kefu.queued_customer("转人工")
+    now = time.time()
+    for event in (ConversationEvent(cid, now, "assigned", "wecom:zhangsan"),
+                  ConversationEvent(cid, now + 1, "transferred", "wecom:zhangsan",
+                                    {"from_agent": "wecom:zhangsan", "to": "wecom:pool"}),
+                  ConversationEvent(cid, now + 2, "assigned", "0123456789abcdef"),
+                  ConversationEvent(cid, now + 3, "delivered_late", None,
+                                    {"seq": 3, "age_seconds": 125})):
+        await kefu.store.record_event(event, ())
+    page = await console(browser, kefu)
+    await page.get_by_role("tab", name="待接入").click()
+    await page.locator("#inbox li").first.click()
+    events = page.locator("#transcript .event")
+    await expect(events.filter(has_text="企业微信接待人员 zhangsan 接入了会话")).to_have_count(1)
+    await expect(events.filter(
+        has_text="企业微信接待人员 zhangsan 转接给 企业微信接待池")).to_have_count(1)
+    await expect(events.filter(has_text="已删除的客服 接入了会话")).to_have_count(1)
+    await expect(events.filter(
+        has_text="保留的回复已在客户再次来信时送达（晚了 2分5秒）")).to_have_count(1)
+    await expect(page.locator("#transcript")).not_to_contain_text("delivered_late")
+    await expect(events.filter(has_text=re.compile(r"^ 接入了会话"))).to_have_count(0)
+
+
+async def test_the_first_click_wakes_the_sound_and_a_late_read_chat_counts_in_the_title(
+        kefu: Kefu, browser: Browser) -> None:
+    visitor, cid = await kefu.queued_customer("转人工")
+    page = await console(browser, kefu)
+    await expect(page.locator("#live")).to_contain_text("已连接")
+    await take_in_console(page, "访客")  # the first clicks: the sound is ready before any alert
+    states = await page.evaluate("() => window.audioContexts.map((a) => a.state)")
+    assert states == ["running"]
+    await visitor.say("在吗")
+    await expect(page.locator("#transcript .msg.customer").last).to_have_text(
+        re.compile("在吗"))
+    await expect(page).to_have_title("kefu · 客服工作台")  # read: nothing waits
+    conversation = await kefu.store.get_conversation(cid)
+    assert conversation is not None
+    await kefu.store.save_conversation(replace(conversation,
+                                               awaiting_agent_since=time.time() - 75))
+    await page.reload()
+    await expect(page).to_have_title("(1) kefu · 客服工作台")  # read, but past 1 minute

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
+
+import pytest
 
 from bot.config import Config
 from bot.messages import ConversationState
+from bot.store import AgentRole
 from tests.harness import Kefu, wait_for
+from tests.redis_support import REDIS_URL, forget, require_redis, unique_prefix
 
 
 async def test_first_come_first_served_but_complaints_go_first(kefu: Kefu) -> None:
@@ -174,3 +179,53 @@ async def test_the_next_in_line_hears_so_and_the_wait_comes_from_the_desks_pace(
     assert "前面还有 1 位" in behind["text"]
     assert "预计还需等待约" in behind["text"] and "分钟" in behind["text"]
     assert await second.say("在吗") == []  # not again sooner than the interval
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "redis"])
+async def test_a_disabled_or_removed_agents_open_chats_go_back_to_the_queue(
+        make_config: Callable[..., Config], engine: str) -> None:
+    store: dict[str, Any] = {}
+    if engine == "redis":
+        await require_redis()
+        store = {"type": "redis", "url": REDIS_URL, "prefix": unique_prefix()}
+    kefu = await Kefu(make_config(store=store, desk={"auto_assign": False,
+                                                     "tick_seconds": 0.05})).start()
+    try:
+        await kefu.add_agent("boss", role=AgentRole.SUPERVISOR)
+        await kefu.add_agent("duty", online=True)  # someone is on duty: they stay queued
+        leaving = await kefu.add_agent("leaving", online=True)
+        gone = await kefu.add_agent("gone", online=True)
+        first, first_id = await kefu.queued_customer()
+        _, second_id = await kefu.queued_customer()
+        _, third_id = await kefu.queued_customer()
+        await kefu.desk.take(leaving, first_id)
+        await kefu.desk.take(leaving, second_id)
+        await kefu.desk.take(gone, third_id)
+
+        boss = await kefu.agent("boss")
+        await boss.post(f"/agents/{leaving.id}/disable")
+        for cid in (first_id, second_id):
+            conversation = await kefu.store.get_conversation(cid)
+            assert conversation is not None
+            assert (conversation.state, conversation.agent_id) == (ConversationState.QUEUED,
+                                                                   None)
+        assert [c["id"] for c in await boss.get("/queue")] == [first_id, second_id]
+        await first.state_becomes(state="queued", position=1)
+        while not any("转接其他客服" in f.get("text", "") for f in first.frames
+                      if f["type"] == "message"):
+            await first.receive()  # told, not left wondering
+        events = [e for e in await kefu.store.events(first_id) if e.type == "requeued"]
+        assert [(e.agent_id, e.detail["why"]) for e in events] == [(leaving.id, "disabled")]
+
+        await kefu.store.delete_agent(gone.id)  # `kefu agent remove gone`, another process
+        await wait_for(lambda: _queued(kefu, third_id))
+        assert [c["id"] for c in await boss.get("/queue")] == [first_id, second_id, third_id]
+    finally:
+        await kefu.stop()
+        if store:
+            await forget(store["prefix"])
+
+
+async def _queued(kefu: Kefu, conversation_id: str) -> bool:
+    conversation = await kefu.store.get_conversation(conversation_id)
+    return conversation is not None and conversation.state is ConversationState.QUEUED

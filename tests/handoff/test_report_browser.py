@@ -33,14 +33,17 @@ async def test_supervisor_sees_the_weeks_charts(kefu: Kefu, browser: Browser,
                                                tmp_path: Path) -> None:
     await seed(kefu.store, generate())
     report = await supervisor_opens_reports(browser, kefu)
-    await report.get_by_label("从 From").fill(WEEK.first.isoformat())
-    await report.get_by_label("到 To").fill(WEEK.last.isoformat())
-    await report.get_by_role("button", name="查看 Show").click()
+    await report.get_by_label("开始日期").fill(WEEK.first.isoformat())
+    await report.get_by_label("结束日期").fill(WEEK.last.isoformat())
+    await report.get_by_role("button", name="查看").click()
     await expect(report.locator("h1")).to_have_text("kefu 报表 2026-11-02 – 2026-11-08")
     await expect(report.locator("h2").first).to_have_text("概览")
 
     charts = report.locator("figure svg")
     await expect(charts).to_have_count(5)
+    # channels as agents call them, in the page's language
+    await expect(charts.first).to_contain_text("网页")
+    await expect(charts.first).not_to_contain_text("webchat")
     by_day = charts.first
     box = await by_day.bounding_box()
     assert box is not None and box["width"] > 500 and box["height"] > 150
@@ -59,6 +62,9 @@ async def test_supervisor_sees_the_weeks_charts(kefu: Kefu, browser: Browser,
     await expect(report.locator("h1")).to_have_text("kefu report 2026-11-02 – 2026-11-08")
     await expect(report.locator("h2").first).to_have_text("Summary")
     await expect(report.locator(".made")).to_contain_text("(Asia/Shanghai)")
+    await expect(report.get_by_label("From")).to_have_value(WEEK.first.isoformat())
+    await expect(report.get_by_role("button", name="Show")).to_be_visible()
+    await expect(report.locator("figure svg").first).to_contain_text("Web chat")
 
 
 async def test_agents_are_not_shown_reports(kefu: Kefu, browser: Browser) -> None:
