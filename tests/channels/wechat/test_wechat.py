@@ -61,6 +61,7 @@ def wechat_world(tmp_path: Any) -> Callable[..., Any]:
             "knowledge_base": {"path": str(kb), "regressions": str(tmp_path / "none.yaml")},
             "store": {"path": str(tmp_path / f"kefu-{len(started)}.sqlite3")},
             "desk": {"auto_assign": False},
+            "matching": {"processes": 0},  # slow_matching patches this process's matcher
             "channels": {"wechat": {
                 "enabled": True, "app_id": standin.app_id, "app_secret": standin.secret,
                 "token": standin.token, "encoding_aes_key": standin.aes_key, "mode": mode,
