@@ -221,7 +221,8 @@ def workers_lines(row: webchat_load.WorkersRow | None) -> list[str]:
             f"({len(row.one)} rounds; answers/s, one vs {row.workers}): {rounds}. "
             f"{row.workers} workers give {row.ratio:.2f}x one process's answers/s. "
             f"Target >= 1.7x: {verdict(row.ratio >= 1.7)}. The load generator runs on the "
-            "same two cores."]
+            "same two cores, and one process already keeps both busy: its matching runs in "
+            "a process of its own (`matching.processes`)."]
 
 
 def load_section(rows: list[webchat_load.LoadRow], memory: webchat_load.MemoryRow,
