@@ -130,8 +130,7 @@ class Privacy:
         names_of_them = {*(i.user_id for i in identities), *(c.id for c in conversations),
                          customer.id, *customer.phones, *customer.emails}
         new_names: dict[str, str] = {}
-        for channel, user_id in names:
-            await keep_complaint_history(self._store, channel, user_id)
+        await keep_complaint_history(self._store, conversations)
         for conversation in conversations:
             new_names[conversation.id] = pseudonym()
             await self._store.anonymise_conversation(conversation.id,

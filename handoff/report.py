@@ -337,21 +337,28 @@ def is_complaint(events: Iterable[ConversationEvent]) -> bool:
                for e in events)
 
 
-async def keep_complaint_history(store: Store, channel: str, user_id: str) -> None:
-    """Before one customer's conversations lose who had them (retention, erasure): note on
-    each of their complaints when they last complained before it, a time and nothing
-    personal, so that reports over those days still count the repeats."""
-    previous: float | None = None
-    for conversation in sorted(await store.conversations_of(channel, user_id),
-                               key=lambda c: c.created_at):
-        events = await store.events(conversation.id)
-        if not is_complaint(events):
-            continue
-        if previous is not None and not any(e.type == PREVIOUS_COMPLAINT for e in events):
-            await store.record_event(ConversationEvent(
-                conversation.id, conversation.created_at, PREVIOUS_COMPLAINT,
-                detail={"at": previous}))
-        previous = conversation.created_at
+async def keep_complaint_history(store: Store, conversations: Iterable[Conversation]
+                                 ) -> None:
+    """Before conversations lose who had them (retention, erasure): note on each complaint
+    when the same customer last complained before it, a time and nothing personal, so that
+    reports over those days still count the repeats. `conversations`: those about to lose
+    their customer, and their customers' others begun up to a repeat window later."""
+    by_customer: dict[tuple[str, str], list[Conversation]] = defaultdict(list)
+    for conversation in conversations:
+        by_customer[(conversation.channel, conversation.user_id)].append(conversation)
+    for theirs in by_customer.values():
+        if len(theirs) < 2:
+            continue  # nothing to repeat
+        previous: float | None = None
+        for conversation in sorted(theirs, key=lambda c: c.created_at):
+            events = await store.events(conversation.id)
+            if not is_complaint(events):
+                continue
+            if previous is not None and not any(e.type == PREVIOUS_COMPLAINT for e in events):
+                await store.record_event(ConversationEvent(
+                    conversation.id, conversation.created_at, PREVIOUS_COMPLAINT,
+                    detail={"at": previous}))
+            previous = conversation.created_at
 
 
 def _complaints(conversations: list[Conversation], events: dict[str, list[ConversationEvent]],

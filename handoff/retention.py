@@ -43,6 +43,7 @@ class Retention:
     def __init__(self, config: Config, store: Store, leases: Leases,
                  clock: Callable[[], float] = time.time) -> None:
         self._config = config.privacy
+        self._repeat_days = config.reports.repeat_complaint_days
         self._zone = ZoneInfo(config.business.timezone)
         self._store = store
         self._leases = leases
@@ -65,8 +66,11 @@ class Retention:
             old = [c for c in await store.conversations_created(0.0, cutoff)
                    if c.state is ConversationState.CLOSED and (c.closed_at or 0.0) < cutoff
                    and not c.user_id.startswith(PSEUDONYM_PREFIX)]
-            for channel, user_id in {(c.channel, c.user_id) for c in old}:
-                await keep_complaint_history(store, channel, user_id)
+            repeats_within = self._repeat_days * DAY  # what a later complaint links to
+            old_customers = {(c.channel, c.user_id) for c in old}
+            await keep_complaint_history(store, [
+                c for c in await store.conversations_created(0.0, cutoff + repeats_within)
+                if (c.channel, c.user_id) in old_customers])
             for c in old:
                 await store.anonymise_conversation(c.id, pseudonym())
                 count("transcripts anonymised")
