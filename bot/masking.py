@@ -27,6 +27,24 @@ _BANK_CARD = re.compile(r"(?<![\d+-])\d(?:[ -]?\d){14,18}(?![\d-])")  # 15-19 di
 _KEFU_ID = re.compile(r"C?[0-9a-f]{12,32}")  # uuid4().hex, or C and 12 of it
 _MOBILE_WITH_COUNTRY = re.compile(r"(?:00)?861[3-9]\d{9}")  # may pass Luhn too
 _MAYBE = re.compile(r"@|\d(?:[ -]?\d){6}")  # anything to mask holds an @ or 7 digits
+_WORD = re.compile(r"[0-9A-Za-z]+")
+# A visitor's or a conversation's id (v + uuid4().hex...): hex with letters in it.
+_HEX_ID = re.compile(r"[A-Za-z]?(?=[0-9]*[a-fA-F])[0-9a-fA-F]{15,}")
+
+
+def _inside_identifier(text: str, start: int, end: int) -> bool:
+    """Whether digits at start:end are part of an id rather than a number on their own: a
+    hex id (`v3f8a13812345678ab` holds a phone-like run), or letters on both sides."""
+    if not (start and text[start - 1].isascii() and text[start - 1].isalnum()) and not (
+            end < len(text) and text[end].isascii() and text[end].isalnum()):
+        return False
+    word = next((w for w in _WORD.finditer(text) if w.start() <= start < w.end()), None)
+    if word is None:  # it begins with + or (
+        return False
+    if _HEX_ID.fullmatch(word.group()):
+        return True
+    return word.start() < start and end < word.end() and text[start - 1].isalpha() \
+        and text[end].isalpha()
 
 
 def mask_id_card(number: str) -> str:
@@ -63,10 +81,12 @@ def _spans(text: str) -> list[tuple[int, int, str]]:
     for match in _BANK_CARD.finditer(text):
         digits = re.sub(r"\D", "", match.group())
         if free(match.start(), match.end()) and luhn.is_valid(digits) \
-                and not _MOBILE_WITH_COUNTRY.fullmatch(digits):
+                and not _MOBILE_WITH_COUNTRY.fullmatch(digits) \
+                and not _inside_identifier(text, match.start(), match.end()):
             found.append((match.start(), match.end(), mask_bank_card(match.group())))
     for start, end, contact in contact_spans(text):
-        if free(start, end):
+        if free(start, end) and not (contact.kind == "phone"
+                                     and _inside_identifier(text, start, end)):
             masked = mask_email(contact.typed) if contact.kind == "email" else \
                 mask_phone(contact.typed)
             found.append((start, end, masked))

@@ -22,6 +22,7 @@ from bot.masking import mask_json, mask_text
     ("身份证 11010519491231002X", "身份证 110***********002X"),
     ("卡号 6222 0212 3456 7890 128", "卡号 ***************0128"),
     ("card 4111-1111-1111-1111", "card ************1111"),
+    ("tel13812345678 or a+86 138 1234 5678", "tel138****5678 or a138****5678"),
 ])
 def test_contacts_and_numbers_are_masked_keeping_enough_to_tell_them_apart(
         typed: str, shown: str) -> None:
@@ -33,6 +34,10 @@ def test_contacts_and_numbers_are_masked_keeping_enough_to_tell_them_apart(
     "身份证 110105194912310021",  # 18 digits with a wrong check digit
     "日期 20261125，数量 3",
     "退货怎么办",
+    # ids with phone- or card-like digits in them: a log line must keep them whole
+    "greeted webchat/v3f8a13812345678ab9c0d1e2f3a4b5c6d7e",
+    "conversation vd0f1fc4532015112830366aa07",
+    "订单 A13812345678B",
 ])
 def test_numbers_that_are_not_personal_data_stay_as_typed(kept: str) -> None:
     assert mask_text(kept) == kept
