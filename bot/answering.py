@@ -24,6 +24,7 @@ import signal
 import socket
 import struct
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any, Protocol
 
@@ -36,7 +37,7 @@ from knowledge_base.templates import AnswerTemplates
 log = logging.getLogger(__name__)
 
 Answer = tuple[Reading, str | None]
-_LENGTH = struct.Struct("!I")
+_LENGTH = struct.Struct("!i")  # frames under 2 GiB, as Connection sends them
 
 
 def read_answer(reader: Reader, templates: AnswerTemplates, kb: KnowledgeBase,
@@ -223,6 +224,8 @@ class _NotAnswered(Exception):
 
 
 def _frame(message: tuple[Any, ...]) -> bytes:
+    """A message as multiprocessing's Connection frames it (which the processes read):
+    a signed 4-byte length, then the pickle."""
     body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     return _LENGTH.pack(len(body)) + body
 
@@ -233,33 +236,20 @@ async def _receive(stream: asyncio.StreamReader) -> tuple[Any, ...]:
     return message
 
 
-def _receive_blocking(sock: socket.socket) -> tuple[Any, ...] | None:
-    def exactly(count: int) -> bytes | None:
-        chunks, left = [], count
-        while left:
-            chunk = sock.recv(min(left, 1 << 20))
-            if not chunk:
-                return None
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
-
-    head = exactly(_LENGTH.size)
-    if head is None:
-        return None
-    body = exactly(_LENGTH.unpack(head)[0])
-    return None if body is None else pickle.loads(body)
-
-
 def serve(sock: socket.socket, config: Config) -> None:
     """A matching process: questions in, answers out, until kefu closes the socket."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # kefu's stop ends it, not the terminal's
+    connection = Connection(sock.detach())
     reader = reader_for(config)
     reader.warm()
     templates = AnswerTemplates(config.knowledge_base.answer_templates)
-    sock.sendall(_frame(("ready", config.matching.engine)))
+    connection.send(("ready", config.matching.engine))
     kb: KnowledgeBase | None = None
-    while (message := _receive_blocking(sock)) is not None:
+    while True:
+        try:
+            message = connection.recv()
+        except EOFError:
+            return
         if message[0] == "kb":
             kb = message[1]
             continue
@@ -270,4 +260,4 @@ def serve(sock: socket.socket, config: Config) -> None:
                                                                 reading, context))
         except Exception as exc:  # the question is answered in kefu's process instead
             reply = ("failed", number, f"{type(exc).__name__}: {exc}")
-        sock.sendall(_frame(reply))
+        connection.send(reply)

@@ -166,7 +166,7 @@ class MatchingConfig(_Model):
     misses_before_handoff: Annotated[int, Field(ge=1)] = 2
     # Processes that match questions beside kefu's own (bot/answering.py); 0: in its threads.
     processes: Annotated[int, Field(ge=0, le=16)] = 1
-    process_start_seconds: Annotated[float, Field(gt=0)] = 60.0  # each loads the model
+    process_start_seconds: Seconds = 60.0  # each loads the model
 
     @model_validator(mode="before")
     @classmethod
@@ -444,7 +444,7 @@ class ServerConfig(_Model):
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     # The longest one part of stopping may take (a channel, a background loop, the store):
     # past it, kefu logs what that part is still waiting for and cancels it.
-    stop_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+    stop_timeout_seconds: Seconds = 30.0
     # Proxies whose X-Forwarded-Proto is believed (the console's cookie is Secure when it
     # says https); networks like 127.0.0.1/32. Anyone else could send the header.
     trusted_proxies: list[str] = Field(default_factory=list)

@@ -674,11 +674,19 @@ class Desk:
         """The open chats of an agent who was disabled or removed go back to the queue,
         ahead of later arrivals (they keep their place), for the next free agent; how many.
         `why` is "disabled" or "removed", for the transcript's event line."""
+        return await self._requeue_all(
+            [c for c in await self._store.conversations_in_state(AGENT)
+             if c.agent_id == agent_id], {agent_id: why})
+
+    async def _requeue_all(self, held: list[Conversation], why: dict[str, str]) -> int:
+        """`held` (chats in AGENT) whose agent is in `why` back to the queue; then the
+        queue hears its positions and is dispatched, once."""
         moved = 0
-        for conversation in await self._store.conversations_in_state(AGENT):
-            if conversation.agent_id == agent_id:
+        for conversation in held:
+            agent_id = conversation.agent_id
+            if agent_id in why:
                 moved += await self._in_lane(conversation, self._requeue, conversation.id,
-                                             agent_id, why)
+                                             agent_id, why[agent_id])
         if moved:
             await self._tell_positions()
             self._background.spawn(self.dispatch())
@@ -702,19 +710,21 @@ class Desk:
                     conversation_id, agent_id, why)
         return True
 
-    async def _release_departed(self) -> None:
-        """Chats held by an account that is gone (`kefu agent remove`, another process) or
-        disabled go back to the queue: nobody would ever answer them."""
-        held = {c.agent_id for c in await self._store.conversations_in_state(AGENT)
-                if c.agent_id and not held_by_platform(c.agent_id)}
-        if not held:
-            return
+    async def _release_departed(self, held: list[Conversation]) -> set[str]:
+        """Of `held` (chats in AGENT), those of an account that is gone (`kefu agent
+        remove`, another process) or disabled go back to the queue: nobody would ever
+        answer them. Their ids."""
+        holders = {c.agent_id for c in held if c.agent_id and not held_by_platform(c.agent_id)}
+        if not holders:
+            return set()
         accounts = {a.id: a for a in await self._store.agents()}
-        for agent_id in held:
-            account = accounts.get(agent_id)
-            if account is None or account.disabled:
-                await self.requeue_chats_of(agent_id, "removed" if account is None
-                                            else "disabled")
+        why = {agent_id: "removed" if accounts.get(agent_id) is None else "disabled"
+               for agent_id in holders
+               if accounts.get(agent_id) is None or accounts[agent_id].disabled}
+        if not why:
+            return set()
+        await self._requeue_all(held, why)
+        return {c.id for c in held if c.agent_id in why}
 
     async def hand_back(self, agent: Agent, conversation_id: str) -> Conversation:
         conversation = await self._held(agent, conversation_id, ending=True)
@@ -806,9 +816,12 @@ class Desk:
                 await self._in_lane(conversation, self._timed_queue_update, cid)
         if left:
             await self._tell_positions()
-        await self._release_departed()
+        held = await self._store.conversations_in_state(AGENT)
+        released = await self._release_departed(held)
         closed_any = False
-        for conversation in await self._store.conversations_in_state(AGENT):
+        for conversation in held:
+            if conversation.id in released:
+                continue
             if holding_due(conversation, now, self._desk):
                 await self._in_lane(conversation, self._hold_for_agent, conversation.id)
             elif await self._left_long_ago(conversation, now):

@@ -75,13 +75,26 @@ def _listed(value: Any) -> list[str]:
     return [v.strip() for v in str(value or "").split(",") if v.strip()]
 
 
+def link_key(conversation_id: str) -> str:
+    """Where a kefu conversation's link to its Chatwoot contact and conversation is kept."""
+    return f"{NAME}:{conversation_id}"
+
+
+def _given(attributes: dict[str, Any]) -> dict[str, set[str]]:
+    """The name, emails and phones kefu's custom attributes (`kefu_*`) say it gave."""
+    return {"name": {str(attributes.get("kefu_name") or "")},
+            "email": set(_listed(attributes.get("kefu_emails"))),
+            "phone_number": {p for p in map(phone_for_chatwoot,
+                                            _listed(attributes.get("kefu_phones"))) if p}}
+
+
 async def forget(store: Store, conversation_ids: Sequence[str]) -> int:
     """Queue the deletion of the Chatwoot contacts of an erased customer's conversations
     (found by their links, which erasure deletes next): durable, so Chatwoot unreachable
     now still gets it; the bridge's `run` deletes them. How many were queued."""
     contacts = set()
     for conversation_id in conversation_ids:
-        link = await store.load_state(f"{NAME}:{conversation_id}") or {}
+        link = await store.load_state(link_key(conversation_id)) or {}
         if "contact" in link:
             contacts.add(int(link["contact"]))
     if contacts:
@@ -288,28 +301,27 @@ class ChatwootBridge:
         if self._pending is None:
             self._pending = set((await self._store.load_state(PENDING) or {}).get(
                 "conversations") or [])
-        return set(self._pending)
+        return self._pending
 
     async def _pend(self, conversation_id: str, pending: bool) -> None:
         """Only the leader's `run` writes PENDING (it holds the `chatwoot` lease)."""
         known = await self._pending_ids()
         if (conversation_id in known) == pending:
             return
-        assert self._pending is not None
         if pending:
-            self._pending.add(conversation_id)
+            known.add(conversation_id)
         else:
-            self._pending.discard(conversation_id)
-        if self._pending:
-            await self._store.save_state(PENDING, {"conversations": sorted(self._pending)})
+            known.discard(conversation_id)
+        if known:
+            await self._store.save_state(PENDING, {"conversations": sorted(known)})
         else:
             await self._store.delete_state(PENDING)
 
     async def _link(self, conversation_id: str) -> dict[str, Any]:
-        return await self._store.load_state(f"{NAME}:{conversation_id}") or {}
+        return await self._store.load_state(link_key(conversation_id)) or {}
 
     async def _save_link(self, conversation_id: str, link: dict[str, Any]) -> None:
-        await self._store.save_state(f"{NAME}:{conversation_id}", link)
+        await self._store.save_state(link_key(conversation_id), link)
 
     async def _copy(self, conversation_id: str) -> None:
         conversation = await self._store.get_conversation(conversation_id)
@@ -458,14 +470,7 @@ class ChatwootBridge:
             change["custom_attributes"] = ours
         if not contact.get("identifier"):
             change["identifier"] = wanted["identifier"]
-        before = {"name": {str(attributes.get("kefu_name") or "")},
-                  "email": set(_listed(attributes.get("kefu_emails"))),
-                  "phone_number": {p for p in map(phone_for_chatwoot,
-                                                  _listed(attributes.get("kefu_phones"))) if p}}
-        now = {"name": {str(ours["kefu_name"])},
-               "email": set(_listed(ours["kefu_emails"])),
-               "phone_number": {p for p in map(phone_for_chatwoot,
-                                               _listed(ours["kefu_phones"])) if p}}
+        before, now = _given(attributes), _given(ours)
         for field in ("name", "email", "phone_number"):
             have = str(contact.get(field) or "")
             value = str(wanted.get(field) or "")
