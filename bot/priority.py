@@ -1,5 +1,5 @@
 """What goes first when work queues up: greeting a new customer, then storing (and so
-acknowledging) what customers wrote, then everything else.
+acknowledging) what customers wrote and what they are told, then everything else.
 
 The router and the channels mark work by the step it belongs to; the embedded store's SQL
 thread takes the highest level waiting first, and ends a group of lower work early when
@@ -17,7 +17,7 @@ from enum import IntEnum
 
 class Priority(IntEnum):
     NORMAL = 0  # answers' figures, events, timers
-    STORE = 1  # storing a customer's message: they wait for its acknowledgement
+    STORE = 1  # storing a customer's message (they wait for its ack) and each reply to them
     GREETING = 2  # the 5-second greeting rule: a new customer's conversation and greeting
 
 

@@ -21,6 +21,7 @@ from bot.cluster import Fanout
 from bot.errors import ChannelSendError
 from bot.messages import ConversationState, OutboundReply, StoredMessage
 from bot.metrics import Metrics
+from bot.priority import Priority, current_priority, priority
 from bot.store import Conversation, ConversationEvent, NewMessage, Received, Store
 from bot.store.records import from_json, to_json
 
@@ -96,9 +97,12 @@ class Speaker:
         """Store a reply in the transcript, then hand it to the conversation's channel."""
         answering = replying_to.get()
         meta = reply.meta if answering is None else {**reply.meta, "reply_to": answering}
-        stored = await self._store.append_message(conversation, NewMessage(
-            role=reply.role, kind=reply.kind, text=reply.text, ts=self._clock(),
-            quick_replies=reply.quick_replies, meta=meta))
+        # The customer waits for it: stored with their messages, ahead of background work
+        # (the bookkeeping of everyone's earlier answers, under a crowd).
+        with priority(max(current_priority(), Priority.STORE)):
+            stored = await self._store.append_message(conversation, NewMessage(
+                role=reply.role, kind=reply.kind, text=reply.text, ts=self._clock(),
+                quick_replies=reply.quick_replies, meta=meta))
         if stored is None:  # only inbound messages carry a dedupe key
             raise RuntimeError("the store dropped an outbound message")
         undelivered = await self.deliver(conversation, stored)

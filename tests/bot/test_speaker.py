@@ -1,0 +1,63 @@
+"""What the speaker says is stored ahead of background work: the customer waits for it."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from bot.cluster import LocalFanout
+from bot.messages import ConversationState, Kind, OutboundReply, Role, StoredMessage
+from bot.metrics import Metrics
+from bot.speaker import Speaker
+from bot.store import Conversation, ConversationEvent
+from bot.store.sqlite import SqliteStore
+from bot.store.worker import MAX_GROUP
+
+BACKGROUND = 3 * MAX_GROUP  # three transactions' worth of events, queued before the reply
+
+
+class CountingChannel:
+    """Counts, as each message is handed to it, the events already on disk."""
+
+    name = "test"
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self.events_on_disk: list[int] = []
+
+    async def send(self, conversation: Conversation, message: StoredMessage) -> None:
+        with sqlite3.connect(self._path) as db:
+            self.events_on_disk.append(db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+
+async def test_a_reply_is_not_stored_behind_background_work_queued_before_it(
+        tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite3"
+    store = await SqliteStore.open(path)
+    channel = CountingChannel(path)
+    speaker = Speaker(store, {"test": channel}, time.time, LocalFanout(), Metrics())
+    now = time.time()
+    conversation = Conversation("c1", "test", "u1", ConversationState.AGENT, "zh", now, now)
+    await store.save_conversation(conversation)
+    running, release = threading.Event(), threading.Event()
+
+    def hold() -> None:  # the SQL thread is busy while the background work queues up
+        running.set()
+        release.wait(10)
+
+    held = store._worker.submit(hold, ())
+    await asyncio.to_thread(running.wait, 10)
+    background = [asyncio.ensure_future(store.record_event(
+        ConversationEvent("c1", now + i, "reply_breach"))) for i in range(BACKGROUND)]
+    await asyncio.sleep(0)
+    reply = asyncio.ensure_future(speaker.say(conversation, OutboundReply(
+        "您好，我是客服小王，马上为您查询。", Kind.TEXT, role=Role.AGENT)))  # from a desk job
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.gather(held, reply, *background)
+    (on_disk,) = channel.events_on_disk
+    assert on_disk <= MAX_GROUP, f"the reply waited for {on_disk} background writes"
+    await store.close()
