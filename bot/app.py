@@ -146,7 +146,7 @@ async def create_app(config: Config, clock: Callable[[], float] = time.time) -> 
         await store.close()
         raise ConfigError("channels: every channel is disabled; enable at least one")
     router.answering = await answering_for(config, router.reader, AnswerTemplates(
-        config.knowledge_base.answer_templates))
+        config.knowledge_base.answer_templates), router.greeter)
     console = Console(config, store, desk, Board(store, config.desk, clock, customers, channels),
                       Sessions(store, config.desk, clock), speaker, fanout, webhooks, customers,
                       cases, clock, Privacy(config.privacy, store, customers, webhooks, clock,

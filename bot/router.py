@@ -128,7 +128,7 @@ class Router:
         self.reader = reader_for(config)
         # Where questions are matched (bot/answering.py): create_app sets it.
         self.answering: Answering = InThreads(self.reader, AnswerTemplates(
-            config.knowledge_base.answer_templates))
+            config.knowledge_base.answer_templates), self.greeter)
         # Answers worked on at once: beyond this they wait their turn, which keeps the event
         # loop's queue short, so a new customer's greeting is not stuck behind them.
         self._answering = asyncio.Semaphore(config.conversation.answers_at_once)
@@ -422,7 +422,9 @@ class Router:
 
     async def _respond(self, conversation: Conversation, inbound: InboundMessage) -> Conversation:
         kb = self._kb.current
-        reading = self.reader.rules(kb, inbound.text, conversation.lang)
+        async with self._answering:  # greetings never wait behind a crowd of answers
+            reading, answer = await self.answering.read(kb, inbound.text, conversation.lang,
+                                                        inbound.received_at)
         if reading.lang != conversation.lang:  # the customer writes in another language
             conversation = replace(conversation, lang=reading.lang)
         lang = reading.lang
@@ -441,9 +443,6 @@ class Router:
                     self.texts.get(lang, f"smalltalk_{reading.small_talk}"), Kind.SMALL_TALK,
                     meta={"small_talk": reading.small_talk}))
             return conversation
-        context = self.greeter.context(reading.lang, inbound.received_at)
-        async with self._answering:  # greetings never wait behind a crowd of answers
-            reading, answer = await self.answering.read(kb, reading, context)
         return await self._answer(conversation, inbound, reading, answer)
 
     async def _answer(

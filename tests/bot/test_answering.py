@@ -14,8 +14,9 @@ from bot.answering import InProcesses, InThreads
 from bot.config import Config
 from tests.harness import Kefu, wait_for
 
+# Questions and small talk: the process reads the whole message, not only the matching.
 QUESTIONS = ["退货怎么办", "请问 可以退货吗？", "退款多久才到账啊", "what are your opening hours",
-             "客服电话多少", "我的包裹好像丢了", "今天天气怎么样"]
+             "客服电话多少", "我的包裹好像丢了", "今天天气怎么样", "谢谢", "thanks a lot"]
 
 
 def alive(pid: int | None) -> bool:
@@ -54,6 +55,7 @@ async def test_a_matching_process_answers_as_the_threads_do(
         assert pid != os.getpid() and alive(pid)
         assert await replies(kefu, QUESTIONS) == expected
         assert ("answer", "签收后 7 天内可以无理由退货。") in expected[0]
+        assert [kind for kind, _ in expected[7]] == ["small_talk"], expected[7]
     finally:
         await kefu.stop()
     assert not alive(pid), "the matching process outlived kefu"
