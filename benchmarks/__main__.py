@@ -262,7 +262,7 @@ def load_section(rows: list[webchat_load.LoadRow], memory: webchat_load.MemoryRo
     fastest_echo = max(r.echo_per_second for r in rows)
     lines += [f"- throughput >= 30% of the echo server: {', '.join(pct(x) for x in ratios)}, "
               f"{verdict(min(ratios) >= .3)}. The embedded store alone (benchmarks/"
-              f"store_ceiling.py: the five store operations of a question, "
+              f"store_ceiling.py: the four store operations of a question, "
               f"{store_ceiling.CUSTOMERS} customers at once, nothing else) takes "
               f"{ceiling:.0f} questions/s, {pct(ceiling / fastest_echo)} of the echo server's "
               f"best {fastest_echo:.0f}/s: alone it is not the limit; inside kefu its thread "

@@ -265,15 +265,18 @@ class Router:
         """Answer a stored customer message (or pass it to the desk), then mark it handled."""
         answering = replying_to.set(stored.seq)  # what is said now answers it
         try:
-            if conversation.state is ConversationState.BOT and not conversation.offline_step:
-                conversation = await self._respond(conversation, inbound)
-                self._metrics.answer_latency.labels(conversation.channel).observe(
-                    max(0.0, self._clock() - inbound.received_at))
-            else:
-                conversation = await self._desk.customer_wrote(conversation, stored)
+            async with self._speaker.settling_with_the_save() as delivered:
+                if conversation.state is ConversationState.BOT \
+                        and not conversation.offline_step:
+                    conversation = await self._respond(conversation, inbound)
+                    self._metrics.answer_latency.labels(conversation.channel).observe(
+                        max(0.0, self._clock() - inbound.received_at))
+                else:
+                    conversation = await self._desk.customer_wrote(conversation, stored)
         finally:
             replying_to.reset(answering)
-        await self._store.save_conversation(conversation, settled=stored.seq)
+        replies = await self._speaker.settled_here(conversation.id, delivered)
+        await self._store.save_conversation(conversation, settled=(stored.seq, *replies))
         return conversation
 
     async def resume(self, left: list[StoredMessage]) -> None:

@@ -10,8 +10,9 @@ post once).
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,10 @@ log = logging.getLogger(__name__)
 # The customer message being handled in this task, if any: replies say which they answer,
 # so recovery can tell an answered message from one a crash interrupted.
 replying_to: ContextVar[int | None] = ContextVar("replying_to", default=None)
+
+# Inside `Speaker.settling_with_the_save`: what was delivered, (conversation id, seq), for
+# the save of the conversation that ends the step to settle, instead of a write each.
+_delivered: ContextVar[list[tuple[str, int]] | None] = ContextVar("delivered", default=None)
 
 # Called with the conversation and the message just stored, or None for a state change.
 Listener = Callable[[Conversation, StoredMessage | None], None]
@@ -109,17 +114,47 @@ class Speaker:
         await self._notify(conversation, stored)
         return Said(stored, undelivered)
 
-    async def deliver(self, conversation: Conversation, message: StoredMessage,
-                      settle: bool = True) -> str | None:
+    @contextlib.asynccontextmanager
+    async def settling_with_the_save(self) -> AsyncIterator[list[tuple[str, int]]]:
+        """Messages delivered inside are settled by the caller's save of the conversation
+        that ends its step (`settled_here`), not one write each; if the step fails before
+        that, they are settled on the way out, so recovery does not send them twice."""
+        delivered: list[tuple[str, int]] = []
+        token = _delivered.set(delivered)
+        try:
+            yield delivered
+        except BaseException:
+            _delivered.reset(token)
+            for conversation_id, seq in delivered:
+                with contextlib.suppress(Exception):  # at worst recovery sends it again
+                    await self._store.settle(conversation_id, seq)
+            raise
+        _delivered.reset(token)
+
+    async def settled_here(self, conversation_id: str, delivered: list[tuple[str, int]]
+                           ) -> tuple[int, ...]:
+        """The seqs of `conversation_id` among `delivered`, for its save to settle; any
+        other conversation's are settled now."""
+        for other, seq in delivered:
+            if other != conversation_id:
+                await self._store.settle(other, seq)
+        return tuple(seq for other, seq in delivered if other == conversation_id)
+
+    async def _settle(self, conversation_id: str, seq: int) -> None:
+        later = _delivered.get()
+        if later is not None:
+            later.append((conversation_id, seq))
+        else:
+            await self._store.settle(conversation_id, seq)
+
+    async def deliver(self, conversation: Conversation, message: StoredMessage) -> str | None:
         """Hand a stored message to the channel and settle it; what the channel refused
         for good is recorded as an `undelivered` event with the reason (the message stays
-        in the transcript). A passing failure leaves it unsettled: recovery tries again.
-        With `settle=False` (a message sent before it is stored) the caller settles."""
+        in the transcript). A passing failure leaves it unsettled: recovery tries again."""
         channel = self._channels.get(conversation.channel)
         if channel is None:
             log.error("no channel %r for conversation %s", conversation.channel, conversation.id)
-            if settle:
-                await self._store.settle(conversation.id, message.seq)
+            await self._settle(conversation.id, message.seq)
             return f"no channel {conversation.channel!r}"
         try:
             await channel.send(conversation, message)
@@ -128,16 +163,14 @@ class Speaker:
                         message.seq, exc)
             if exc.retryable:
                 return f"{exc} (kefu will try again)"
-            if settle:
-                await self._store.settle(conversation.id, message.seq)
+            await self._settle(conversation.id, message.seq)
             await self._store.record_event(ConversationEvent(
                 conversation.id, self._clock(), "undelivered", None,
                 {"seq": message.seq, "reason": str(exc)}))
             self._metrics.undelivered.labels(conversation.channel).inc()
             return str(exc)
         self._metrics.messages.labels(conversation.channel, "out").inc()
-        if settle:
-            await self._store.settle(conversation.id, message.seq)
+        await self._settle(conversation.id, message.seq)
         return None
 
     async def send_state(self, conversation: Conversation) -> None:

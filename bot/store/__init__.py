@@ -296,11 +296,13 @@ class Store(Protocol):
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None: ...
 
-    async def save_conversation(self, conversation: Conversation, settled: int | None = None,
+    async def save_conversation(self, conversation: Conversation,
+                                settled: Sequence[int] = (),
                                 deliveries: Sequence[WebhookDelivery] = ()) -> None:
-        """Insert or replace the conversation; with `settled`, its message of that seq is
-        settled in the same write (a customer message handled: one round trip, not two),
-        and `deliveries` are queued in it too (see `save_ticket`)."""
+        """Insert or replace the conversation; its messages of the `settled` seqs are
+        settled in the same write (a customer message handled and the replies delivered:
+        one round trip, not one each), and `deliveries` are queued in it too (see
+        `save_ticket`)."""
 
     async def conversations_in_state(self, state: ConversationState) -> list[Conversation]:
         """Queued ones in queue order (priority, then time queued); others oldest first.

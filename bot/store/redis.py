@@ -63,8 +63,7 @@ RETRIED_APPEND_SECONDS = 3600
 _SAVE_CONVERSATION = """
 -- KEYS: conversation, by customer, by creation time, state:bot, state:queued, state:agent,
 --       new state set or '', unsettled set, the conversation's unsettled set
--- ARGV: conversation JSON, id, created at, state score, unsettled member to settle or '',
---       its seq or ''
+-- ARGV: conversation JSON, id, created at, state score, then the seqs to settle
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
@@ -72,9 +71,9 @@ redis.call('ZREM', KEYS[4], ARGV[2])
 redis.call('ZREM', KEYS[5], ARGV[2])
 redis.call('ZREM', KEYS[6], ARGV[2])
 if KEYS[7] ~= '' then redis.call('ZADD', KEYS[7], ARGV[4], ARGV[2]) end
-if ARGV[5] ~= '' then
-  redis.call('ZREM', KEYS[8], ARGV[5])
-  redis.call('ZREM', KEYS[9], ARGV[6])
+for i = 5, #ARGV do
+  redis.call('ZREM', KEYS[8], ARGV[2] .. '|' .. ARGV[i])
+  redis.call('ZREM', KEYS[9], ARGV[i])
 end
 return 1
 """
@@ -245,7 +244,8 @@ class RedisStore:
         raw = await self.client.get(self.key("conv", conversation_id))
         return from_json(Conversation, raw) if raw is not None else None
 
-    async def save_conversation(self, conversation: Conversation, settled: int | None = None,
+    async def save_conversation(self, conversation: Conversation,
+                                settled: Sequence[int] = (),
                                 deliveries: Sequence[WebhookDelivery] = ()) -> None:
         if deliveries:
             async with self.client.pipeline(transaction=True) as pipe:
@@ -255,8 +255,8 @@ class RedisStore:
         else:
             await self._save_conversation_with(conversation, settled, self.client)
 
-    async def _save_conversation_with(self, conversation: Conversation, settled: int | None,
-                                      client: Any) -> None:
+    async def _save_conversation_with(self, conversation: Conversation,
+                                      settled: Sequence[int], client: Any) -> None:
         c = conversation
         open_state = c.state is not ConversationState.CLOSED
         score = (-c.priority * PRIORITY_WEIGHT + (c.queued_at or c.created_at)
@@ -266,9 +266,7 @@ class RedisStore:
                 self.key("state", c.state.value) if open_state else "", self.key("unsettled"),
                 self.key("unsettled", c.id)]
         await self._save_conversation(
-            client=client, keys=keys, args=[to_json(c), c.id, c.created_at, score,
-                                            f"{c.id}|{settled}" if settled is not None else "",
-                                            settled if settled is not None else ""])
+            client=client, keys=keys, args=[to_json(c), c.id, c.created_at, score, *settled])
 
     async def conversations_in_state(self, state: ConversationState) -> list[Conversation]:
         if state is ConversationState.CLOSED:
@@ -672,7 +670,7 @@ class RedisStore:
                       if json.loads(_text(m).split("|", 1)[1])["conversation_id"] == c.id]
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.zrem(self.key("customer", c.channel, c.user_id), c.id)
-            await self._save_conversation_with(replace(c, user_id=pseudonym), None, pipe)
+            await self._save_conversation_with(replace(c, user_id=pseudonym), (), pipe)
             if messages:
                 pipe.delete(self.key("msgs", c.id))
                 pipe.rpush(self.key("msgs", c.id), *(to_json(anonymous(m)) for m in messages))

@@ -300,13 +300,13 @@ class SqliteStore:
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
         return await self._first(CONVERSATIONS, "id = ?", conversation_id)
 
-    async def save_conversation(self, conversation: Conversation, settled: int | None = None,
+    async def save_conversation(self, conversation: Conversation,
+                                settled: Sequence[int] = (),
                                 deliveries: Sequence[WebhookDelivery] = ()) -> None:
         def save() -> None:  # in a transaction: see bot/store/worker.py
             self.db.execute(CONVERSATIONS.upsert(), CONVERSATIONS.values(conversation))
-            if settled is not None:
-                self.db.execute("DELETE FROM unsettled WHERE conversation_id = ? AND seq = ?",
-                                (conversation.id, settled))
+            self.db.executemany("DELETE FROM unsettled WHERE conversation_id = ? AND seq = ?",
+                                [(conversation.id, seq) for seq in settled])
             self.db.executemany(DELIVERIES.upsert(), [DELIVERIES.values(d) for d in deliveries])
 
         await self._run(save)

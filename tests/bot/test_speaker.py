@@ -1,4 +1,5 @@
-"""What the speaker says is stored ahead of background work: the customer waits for it."""
+"""What the speaker says is stored ahead of background work (the customer waits for it), and
+settled once delivered, by the step's save or on its way out."""
 
 from __future__ import annotations
 
@@ -60,4 +61,35 @@ async def test_a_reply_is_not_stored_behind_background_work_queued_before_it(
     await asyncio.gather(held, reply, *background)
     (on_disk,) = channel.events_on_disk
     assert on_disk <= MAX_GROUP, f"the reply waited for {on_disk} background writes"
+    await store.close()
+
+
+async def test_replies_of_a_step_are_settled_by_its_save_or_on_the_way_out_if_it_fails(
+        tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite3"
+    store = await SqliteStore.open(path)
+    speaker = Speaker(store, {"test": CountingChannel(path)}, time.time, LocalFanout(),
+                      Metrics())
+    now = time.time()
+    conversation = Conversation("c1", "test", "u1", ConversationState.BOT, "zh", now, now)
+    await store.save_conversation(conversation)
+
+    async def unsettled() -> list[int]:
+        return [m.seq for m in await store.unsettled(before=time.time() + 1)]
+
+    async with speaker.settling_with_the_save() as delivered:
+        said = await speaker.say(conversation, OutboundReply("签收后 7 天内可以无理由退货。",
+                                                             Kind.ANSWER))
+    assert await unsettled() == [said.message.seq]  # delivered, left for the save
+    await store.save_conversation(conversation, settled=await speaker.settled_here(
+        conversation.id, delivered))
+    assert await unsettled() == []
+
+    try:
+        async with speaker.settling_with_the_save():
+            await speaker.say(conversation, OutboundReply("您好", Kind.SMALL_TALK))
+            raise RuntimeError("the step fails after the reply went out")
+    except RuntimeError:
+        pass
+    assert await unsettled() == [], "recovery would send the delivered reply again"
     await store.close()

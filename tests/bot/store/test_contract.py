@@ -145,9 +145,14 @@ async def test_saving_a_conversation_can_settle_its_handled_message(store: Store
     first = await store.append_message(c, said("一", msg_id="m1"))
     second = await store.append_message(c, said("二", msg_id="m2"))
     assert first is not None and second is not None
-    await store.save_conversation(replace(c, consecutive_misses=1), settled=first.seq)
+    await store.save_conversation(replace(c, consecutive_misses=1), settled=(first.seq,))
     assert (await store.get_conversation(c.id)).consecutive_misses == 1
     assert [m.seq for m in await store.unsettled(before=time.time() + 1)] == [second.seq]
+    third = await store.append_message(c, said("三", msg_id="m3"))
+    fourth = await store.append_message(c, said("四", msg_id="m4"))
+    assert third is not None and fourth is not None
+    await store.save_conversation(c, settled=(second.seq, fourth.seq))  # several at once
+    assert [m.seq for m in await store.unsettled(before=time.time() + 1)] == [third.seq]
 
 
 async def test_a_change_and_the_webhooks_announcing_it_are_written_together(store: Store
@@ -165,7 +170,7 @@ async def test_a_change_and_the_webhooks_announcing_it_are_written_together(stor
                                    user_id="u1", lang="zh", question="发票", contact="",
                                    created_at=5.0, due_at=9.0), announcing("ticket.overdue"))
     await store.save_conversation(conversation("c1"), deliveries=announcing("rating.received"))
-    await store.save_conversation(conversation("c2", "u2"), settled=1,
+    await store.save_conversation(conversation("c2", "u2"), settled=(1,),
                                   deliveries=announcing("conversation.started"))
     assert [e.type for e in await store.events("c1")] == ["closed"]
     assert [c.id for c in await store.cases()] == ["K9"]
