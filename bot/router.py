@@ -47,6 +47,7 @@ from bot.store import (
     Store,
     UnansweredQuestion,
     WebhookDelivery,
+    goes_on,
 )
 from bot.text import message_language
 from bot.texts import Texts
@@ -224,7 +225,11 @@ class Router:
                                accepted: asyncio.Future[Accepted], handled: asyncio.Future[None]
                                ) -> tuple[Conversation | None, Received | None]:
         started = self._clock()
-        conversation, is_new = await self._conversation_for(inbound)
+        greeting: StoredMessage | None = None
+        if inbound.event is InboundEvent.OPEN:
+            conversation, is_new, greeting = await self._open(inbound)
+        else:
+            conversation, is_new = await self._conversation_for(inbound)
         current_conversation.set(conversation.id)  # for the log lines from here on
         loaded = self._clock()
         # a newcomer's first words and greeting: ahead of the crowd's messages
@@ -255,9 +260,11 @@ class Router:
             if is_new:
                 phases = {
                     "waiting behind earlier events of this customer": started - inbound.received_at,
-                    "loading the conversation from the store": loaded - started,
+                    "loading the conversation from the store" + (
+                        " and storing the greeting" if greeting else ""): loaded - started,
                 }
-                conversation = await self._greet(conversation, inbound.received_at, phases)
+                conversation = await self._greet(conversation, inbound.received_at, phases,
+                                                 greeting)
             return conversation, received
 
     async def _handle(self, conversation: Conversation, inbound: InboundMessage,
@@ -328,49 +335,79 @@ class Router:
         # One read: a customer's conversations follow one another (a new one begins only
         # once the one before is closed), so the latest is the current one unless closed.
         latest = await self._store.latest_conversation(inbound.channel, inbound.user_id)
-        current = latest if latest is not None \
-            and latest.state is not ConversationState.CLOSED else None
-        idle_limit = self._config.conversation.idle_timeout_seconds
-        if current is not None:
-            idle = inbound.received_at - current.last_activity_at
-            if current.state is not ConversationState.BOT or idle < idle_limit:
-                return current, False
-            current = replace(current, state=ConversationState.CLOSED,
-                              closed_at=inbound.received_at, close_reason="idle")
-            await self._store.save_conversation(current)
-            await self._speaker.send_state(current)
-            latest = current
+        if latest is not None and goes_on(latest, self._idle_before(inbound)):
+            return latest, False
+        latest = await self._close_if_idle(latest, inbound)
         if latest is not None and self._rating_in(latest, inbound) is not None:
             return latest, False  # rating a closed conversation starts nothing new
+        return self._new_conversation(inbound), True  # saved by the caller, with its message
+
+    async def _open(self, inbound: InboundMessage
+                    ) -> tuple[Conversation, bool, StoredMessage | None]:
+        """Opening the chat: the current conversation, or a new one with its greeting
+        stored in the same operation of the store (an open event rates nothing)."""
+        new = self._new_conversation(inbound)
+        latest, greeting = await self._store.begin_unless_open(new, NewMessage(
+            role=Role.BOT, kind=Kind.GREETING, text=self.greeter.render(new.lang,
+                                                                        inbound.received_at),
+            ts=self._clock()), self._idle_before(inbound))
+        if greeting is None:
+            assert latest is not None  # it goes on
+            return latest, False, None
+        await self._close_if_idle(latest, inbound)
+        return new, True, greeting
+
+    def _idle_before(self, inbound: InboundMessage) -> float:
+        return inbound.received_at - self._config.conversation.idle_timeout_seconds
+
+    async def _close_if_idle(self, latest: Conversation | None, inbound: InboundMessage
+                             ) -> Conversation | None:
+        """The latest conversation, closed for being idle if it was still open."""
+        if latest is None or latest.state is ConversationState.CLOSED:
+            return latest
+        closed = replace(latest, state=ConversationState.CLOSED,
+                         closed_at=inbound.received_at, close_reason="idle")
+        await self._store.save_conversation(closed)
+        await self._speaker.send_state(closed)
+        return closed
+
+    def _new_conversation(self, inbound: InboundMessage) -> Conversation:
         # The page's language, unless the customer's first words are in another.
         page = inbound.lang if inbound.lang in self.greeter_languages else None
         lang = message_language(inbound.text, page or self._config.business.default_language)
         if lang not in self.greeter_languages:
             lang = page or self._config.business.default_language
-        conversation = Conversation(
+        return Conversation(
             id=uuid.uuid4().hex, channel=inbound.channel, user_id=inbound.user_id,
             state=ConversationState.BOT, lang=lang, created_at=inbound.received_at,
             last_activity_at=inbound.received_at, source=inbound.source,
         )
-        return conversation, True  # saved by the caller, together with its first message
 
     @property
     def greeter_languages(self) -> frozenset[str]:
         return frozenset(self._config.greeting.templates)
 
     async def _greet(self, conversation: Conversation, received_at: float,
-                     phases: dict[str, float]) -> Conversation:
-        """Store the greeting, then send it: a crash cannot lose a greeting the customer
-        never saw (recovery delivers it), nor give its `seq` to another message."""
+                     phases: dict[str, float], greeting: StoredMessage | None = None
+                     ) -> Conversation:
+        """Store the greeting (unless stored already, with the conversation's start), then
+        send it: a crash cannot lose a greeting the customer never saw (recovery delivers
+        it), nor give its `seq` to another message."""
         before_render = self._clock()
-        text = self.greeter.render(conversation.lang, received_at)
-        greeting = await self._store.append_message(conversation, NewMessage(
-            role=Role.BOT, kind=Kind.GREETING, text=text, ts=self._clock()))
+        stored_now = greeting is None
+        if greeting is None:
+            text = self.greeter.render(conversation.lang, received_at)
+            greeting = await self._store.append_message(conversation, NewMessage(
+                role=Role.BOT, kind=Kind.GREETING, text=text, ts=self._clock()))
         if greeting is None:  # only inbound messages carry a dedupe key
             raise RuntimeError("the store dropped the greeting")
-        await self._speaker.deliver(conversation, greeting)
-        handed_over = self._clock()
-        phases["storing and handing over the greeting"] = handed_over - before_render
+        async with self._speaker.settling_with_the_save() as delivered:
+            await self._speaker.deliver(conversation, greeting)
+        handed_over = self._clock()  # the channel has it: settling it is not the customer's wait
+        for seq in await self._speaker.settled_here(conversation.id, delivered):
+            await self._store.settle(conversation.id, seq)
+        phases["storing and handing over the greeting" if stored_now
+               else "handing over the greeting"] = handed_over - before_render
         latency = handed_over - received_at
         self._metrics.greeting_latency.labels(conversation.channel).observe(max(0.0, latency))
         breach = None

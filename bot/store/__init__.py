@@ -282,6 +282,13 @@ def anonymous(message: StoredMessage) -> StoredMessage:
                    meta={k: v for k, v in message.meta.items() if k in ANONYMOUS_META})
 
 
+def goes_on(latest: Conversation | None, idle_before: float) -> bool:
+    """Whether a customer's newest conversation is the one their next event belongs to:
+    open, and unless people have it, active after `idle_before` (else a new one begins)."""
+    return latest is not None and latest.state is not ConversationState.CLOSED and (
+        latest.state is not ConversationState.BOT or latest.last_activity_at > idle_before)
+
+
 class Store(Protocol):
     # conversations
 
@@ -290,6 +297,14 @@ class Store(Protocol):
 
     async def latest_conversation(self, channel: str, user_id: str) -> Conversation | None:
         """The customer's newest conversation, closed or not."""
+
+    async def begin_unless_open(self, new: Conversation, greeting: NewMessage,
+                                idle_before: float
+                                ) -> tuple[Conversation | None, StoredMessage | None]:
+        """The customer's newest conversation (`new`'s channel and user), and, unless it
+        goes on (`goes_on`), `greeting` appended to `new`: a newcomer opening the chat is
+        greeted after one operation of the store, not two (the embedded store's one SQL
+        operation; on Redis a read, then the append)."""
 
     async def conversations_of(self, channel: str, user_id: str) -> list[Conversation]:
         """All of the customer's conversations, newest first."""

@@ -48,6 +48,7 @@ from bot.store import (
     UnansweredQuestion,
     WebhookDelivery,
     anonymous,
+    goes_on,
 )
 from bot.store.records import field_types, from_json, plain, to_json, typed
 
@@ -239,6 +240,14 @@ class RedisStore:
         ids = await self.client.zrevrange(self.key("customer", channel, user_id), 0, 0)
         found = await self._conversations(ids)
         return found[0] if found else None
+
+    async def begin_unless_open(self, new: Conversation, greeting: NewMessage,
+                                idle_before: float
+                                ) -> tuple[Conversation | None, StoredMessage | None]:
+        latest = await self.latest_conversation(new.channel, new.user_id)
+        if goes_on(latest, idle_before):
+            return latest, None
+        return latest, await self.append_message(new, greeting)
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
         raw = await self.client.get(self.key("conv", conversation_id))

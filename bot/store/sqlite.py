@@ -44,6 +44,7 @@ from bot.store import (
     UnansweredQuestion,
     WebhookDelivery,
     anonymous,
+    goes_on,
 )
 from bot.store.records import field_types, plain, typed
 from bot.store.worker import SqlWorker
@@ -360,45 +361,8 @@ class SqliteStore:
         """One operation of the SQL thread, so the look at earlier unsettled messages takes
         no group commit of its own."""
 
-        def append() -> StoredMessage | None:  # in a transaction: see bot/store/worker.py
-            db = self.db
-            message_id = message.id or uuid.uuid4().hex
-            if message.id is not None:
-                row = db.execute(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?",
-                                 (message.id,)).fetchone()
-                if row is not None:  # the same call again
-                    return _message(row)
-            if message.platform_msg_id is not None:
-                inserted = db.execute(
-                    "INSERT OR IGNORE INTO seen_inbound VALUES (?, ?, ?, ?)",
-                    (conversation.channel, conversation.user_id,
-                     message.platform_msg_id, message_id),
-                ).rowcount
-                if not inserted:
-                    return None
-            (seq,) = db.execute(
-                "SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE conversation_id = ?",
-                (conversation.id,),
-            ).fetchone()
-            stored = StoredMessage(
-                id=message_id, conversation_id=conversation.id, seq=seq, role=message.role,
-                kind=message.kind, text=message.text, ts=message.ts,
-                quick_replies=message.quick_replies,
-                platform_msg_id=message.platform_msg_id, meta=message.meta,
-            )
-            db.execute(
-                "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (stored.id, stored.conversation_id, stored.seq, stored.role.value,
-                 stored.kind.value, stored.text, stored.ts,
-                 json.dumps(list(stored.quick_replies), ensure_ascii=False),
-                 stored.platform_msg_id, json.dumps(stored.meta, ensure_ascii=False)),
-            )
-            db.execute("INSERT INTO unsettled VALUES (?, ?, ?)",
-                       (stored.conversation_id, stored.seq, time.time()))
-            return stored
-
         def append_and_look() -> Received | None:
-            stored = append()
+            stored = self._append_now(conversation, message)
             if stored is None:
                 return None
             earlier = _unsettled(self.db, "u.conversation_id = ? AND u.seq < ? AND m.role = ?",
@@ -407,6 +371,59 @@ class SqliteStore:
             return Received(stored, tuple(earlier))
 
         return await self._run(append_and_look)
+
+    def _append_now(self, conversation: Conversation, message: NewMessage
+                    ) -> StoredMessage | None:
+        """On the SQL thread, in a transaction (see bot/store/worker.py)."""
+        db = self.db
+        message_id = message.id or uuid.uuid4().hex
+        if message.id is not None:
+            row = db.execute(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?",
+                             (message.id,)).fetchone()
+            if row is not None:  # the same call again
+                return _message(row)
+        if message.platform_msg_id is not None:
+            inserted = db.execute(
+                "INSERT OR IGNORE INTO seen_inbound VALUES (?, ?, ?, ?)",
+                (conversation.channel, conversation.user_id,
+                 message.platform_msg_id, message_id),
+            ).rowcount
+            if not inserted:
+                return None
+        (seq,) = db.execute(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE conversation_id = ?",
+            (conversation.id,),
+        ).fetchone()
+        stored = StoredMessage(
+            id=message_id, conversation_id=conversation.id, seq=seq, role=message.role,
+            kind=message.kind, text=message.text, ts=message.ts,
+            quick_replies=message.quick_replies,
+            platform_msg_id=message.platform_msg_id, meta=message.meta,
+        )
+        db.execute(
+            "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (stored.id, stored.conversation_id, stored.seq, stored.role.value,
+             stored.kind.value, stored.text, stored.ts,
+             json.dumps(list(stored.quick_replies), ensure_ascii=False),
+             stored.platform_msg_id, json.dumps(stored.meta, ensure_ascii=False)),
+        )
+        db.execute("INSERT INTO unsettled VALUES (?, ?, ?)",
+                   (stored.conversation_id, stored.seq, time.time()))
+        return stored
+
+    async def begin_unless_open(self, new: Conversation, greeting: NewMessage,
+                                idle_before: float
+                                ) -> tuple[Conversation | None, StoredMessage | None]:
+        def begin() -> tuple[Conversation | None, StoredMessage | None]:
+            row = self.db.execute(
+                f"{CONVERSATIONS.select} WHERE channel = ? AND user_id = ? "
+                "ORDER BY created_at DESC LIMIT 1", (new.channel, new.user_id)).fetchone()
+            latest = CONVERSATIONS.decode(row) if row is not None else None
+            if goes_on(latest, idle_before):
+                return latest, None
+            return latest, self._append_now(new, greeting)
+
+        return await self._run(begin)
 
     async def messages(self, conversation_id: str, after_seq: int = 0) -> list[StoredMessage]:
         def select() -> list[StoredMessage]:

@@ -510,3 +510,34 @@ async def test_failures_are_counted_atomically_and_forgotten(store: Store) -> No
     assert await store.count_failure("login:alice:10.0.0.9", 200.0, 60.0) == 1
     await store.clear_failures("login:alice:10.0.0.9")
     assert await store.failures("login:alice:10.0.0.9", 200.0) == (0, 0.0)
+
+
+async def test_opening_the_chat_begins_a_greeted_conversation_unless_one_goes_on(
+        store: Store) -> None:
+    def greeting(ts: float) -> NewMessage:
+        return NewMessage(role=Role.BOT, kind=Kind.GREETING, text="您好！", ts=ts)
+
+    first = conversation("c1", created=100.0)
+    latest, greeted = await store.begin_unless_open(first, greeting(100.0), idle_before=50.0)
+    assert latest is None and greeted is not None  # a newcomer: greeted in the same operation
+    assert (greeted.conversation_id, greeted.seq, greeted.kind) == ("c1", 1, Kind.GREETING)
+    assert [m.seq for m in await store.unsettled(before=time.time() + 1)] == [1]
+    await store.save_conversation(first, settled=(1,))
+
+    again = conversation("c2", created=200.0)
+    latest, greeted = await store.begin_unless_open(again, greeting(200.0), idle_before=90.0)
+    assert latest == first and greeted is None  # active since 100: it goes on
+    assert await store.messages("c2") == []
+
+    latest, greeted = await store.begin_unless_open(again, greeting(200.0), idle_before=150.0)
+    assert latest == first and greeted is not None  # the bot's, idle since 100: a new one
+    assert greeted.conversation_id == "c2"
+    with_agent = replace(first, state=ConversationState.AGENT)
+    await store.save_conversation(with_agent)
+    third = conversation("c3", created=300.0)
+    latest, greeted = await store.begin_unless_open(third, greeting(300.0), idle_before=250.0)
+    assert latest == with_agent and greeted is None  # people have it: idle or not, it goes on
+    closed = replace(first, state=ConversationState.CLOSED, closed_at=150.0)
+    await store.save_conversation(closed)
+    latest, greeted = await store.begin_unless_open(third, greeting(300.0), idle_before=0.0)
+    assert latest == closed and greeted is not None
