@@ -79,6 +79,14 @@ end
 return 1
 """
 
+_LATEST_CONVERSATION = """
+-- KEYS: the customer's conversations by creation time; ARGV: the conversation keys' prefix
+-- One round trip for the read every inbound event starts with (the keys share a slot).
+local newest = redis.call('ZREVRANGE', KEYS[1], 0, 0)[1]
+if not newest then return false end
+return redis.call('GET', ARGV[1] .. newest)
+"""
+
 _APPEND_MESSAGE = """
 -- KEYS: transcript, dedupe key or '', unsettled set, the conversation's unsettled set,
 --       the message id's key, the writer's lease or ''
@@ -200,6 +208,7 @@ class RedisStore:
         self._dedupe_seconds = dedupe_seconds
         self._save_conversation = client.register_script(_SAVE_CONVERSATION)
         self._append = client.register_script(_APPEND_MESSAGE)
+        self._latest = client.register_script(_LATEST_CONVERSATION)
         self._save_agent = client.register_script(_SAVE_AGENT)
         self._update_agent = client.register_script(_UPDATE_AGENT)
         self._ordered_add = client.register_script(_ORDERED_ADD)
@@ -237,9 +246,9 @@ class RedisStore:
                      if c.state is not ConversationState.CLOSED), None)
 
     async def latest_conversation(self, channel: str, user_id: str) -> Conversation | None:
-        ids = await self.client.zrevrange(self.key("customer", channel, user_id), 0, 0)
-        found = await self._conversations(ids)
-        return found[0] if found else None
+        raw = await self._latest(keys=[self.key("customer", channel, user_id)],
+                                 args=[self.key("conv", "")])
+        return from_json(Conversation, raw) if raw is not None else None
 
     async def begin_unless_open(self, new: Conversation, greeting: NewMessage,
                                 idle_before: float
