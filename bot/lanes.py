@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -28,7 +29,9 @@ Refusal = Callable[[LeaseUnavailable], None]
 
 @dataclass
 class _Lane:
-    queue: asyncio.Queue[tuple[Job, Refusal | None]] = field(default_factory=asyncio.Queue)
+    # Taken only by the lane's own task, never awaited: a deque, not an asyncio.Queue
+    # (whose Event and waiters every new lane, one per customer message, would pay for).
+    queue: deque[tuple[Job, Refusal | None]] = field(default_factory=deque)
     task: asyncio.Task[None] | None = None
 
 
@@ -49,7 +52,7 @@ class Lanes:
         if lane is None:
             lane = self._lanes[key] = _Lane()
             lane.task = asyncio.create_task(self._drain(key, lane), name=f"lane {key}")
-        lane.queue.put_nowait((job, refused))
+        lane.queue.append((job, refused))
 
     async def run(self, key: LaneKey, action: Callable[[], Awaitable[T]]) -> T:
         """Run `action` in the lane and return its result (or raise its error).
@@ -92,14 +95,14 @@ class Lanes:
                 del self._lanes[key]
             # Cancelled (nothing in kefu does, but a lane must not strand anyone): the jobs
             # behind the one that was running never run, and their callers hear so.
-            while not lane.queue.empty():
-                _job, refused = lane.queue.get_nowait()
+            while lane.queue:
+                _job, refused = lane.queue.popleft()
                 if refused is not None:
                     refused(LeaseUnavailable("the lane was stopped before this job ran"))
 
     async def _run_jobs(self, key: LaneKey, lane: _Lane) -> None:
-        while not lane.queue.empty():
-            job, refused = lane.queue.get_nowait()
+        while lane.queue:
+            job, refused = lane.queue.popleft()
             async with contextlib.AsyncExitStack() as lease:
                 try:
                     await lease.enter_async_context(
