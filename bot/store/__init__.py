@@ -282,6 +282,13 @@ def anonymous(message: StoredMessage) -> StoredMessage:
                    meta={k: v for k, v in message.meta.items() if k in ANONYMOUS_META})
 
 
+def open_one(latest: Conversation | None) -> Conversation | None:
+    """The customer's current conversation, from their newest: a new one begins only once
+    the one before is closed (the router's rule), so no older one is open."""
+    return latest if latest is not None and latest.state is not ConversationState.CLOSED \
+        else None
+
+
 def goes_on(latest: Conversation | None, idle_before: float) -> bool:
     """Whether a customer's newest conversation is the one their next event belongs to:
     open, and unless people have it, active after `idle_before` (else a new one begins)."""
@@ -293,7 +300,7 @@ class Store(Protocol):
     # conversations
 
     async def current_conversation(self, channel: str, user_id: str) -> Conversation | None:
-        """The customer's newest conversation that is not closed."""
+        """The customer's newest conversation, unless it is closed (`open_one`)."""
 
     async def latest_conversation(self, channel: str, user_id: str) -> Conversation | None:
         """The customer's newest conversation, closed or not."""

@@ -49,6 +49,7 @@ from bot.store import (
     WebhookDelivery,
     anonymous,
     goes_on,
+    open_one,
 )
 from bot.store.records import field_types, from_json, plain, to_json, typed
 
@@ -242,8 +243,7 @@ class RedisStore:
         return await self._conversations(ids)
 
     async def current_conversation(self, channel: str, user_id: str) -> Conversation | None:
-        return next((c for c in await self.conversations_of(channel, user_id)
-                     if c.state is not ConversationState.CLOSED), None)
+        return open_one(await self.latest_conversation(channel, user_id))
 
     async def latest_conversation(self, channel: str, user_id: str) -> Conversation | None:
         raw = await self._latest(keys=[self.key("customer", channel, user_id)],

@@ -45,6 +45,7 @@ from bot.store import (
     WebhookDelivery,
     anonymous,
     goes_on,
+    open_one,
 )
 from bot.store.records import field_types, plain, typed
 from bot.store.worker import SqlWorker
@@ -280,11 +281,7 @@ class SqliteStore:
     # conversations
 
     async def current_conversation(self, channel: str, user_id: str) -> Conversation | None:
-        return await self._first(
-            CONVERSATIONS,
-            "channel = ? AND user_id = ? AND state != 'closed' ORDER BY created_at DESC",
-            channel, user_id,
-        )
+        return open_one(await self.latest_conversation(channel, user_id))
 
     async def latest_conversation(self, channel: str, user_id: str) -> Conversation | None:
         return await self._first(
