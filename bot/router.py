@@ -280,10 +280,11 @@ class Router:
                         max(0.0, self._clock() - inbound.received_at))
                 else:
                     conversation = await self._desk.customer_wrote(conversation, stored)
+                replies = await self._speaker.settled_here(conversation.id, delivered)
+                await self._store.save_conversation(conversation,
+                                                    settled=(stored.seq, *replies))
         finally:
             replying_to.reset(answering)
-        replies = await self._speaker.settled_here(conversation.id, delivered)
-        await self._store.save_conversation(conversation, settled=(stored.seq, *replies))
         return conversation
 
     async def resume(self, left: list[StoredMessage]) -> None:
@@ -462,9 +463,12 @@ class Router:
 
     async def _respond(self, conversation: Conversation, inbound: InboundMessage) -> Conversation:
         kb = self._kb.current
-        async with self._answering:  # greetings never wait behind a crowd of answers
-            reading, answer = await self.answering.read(kb, inbound.text, conversation.lang,
-                                                        inbound.received_at)
+        answer = None
+        reading = self.reader.urgent(inbound.text, conversation.lang)  # skips the queue
+        if reading is None:
+            async with self._answering:  # greetings never wait behind a crowd of answers
+                reading, answer = await self.answering.read(
+                    kb, inbound.text, conversation.lang, inbound.received_at)
         if reading.lang != conversation.lang:  # the customer writes in another language
             conversation = replace(conversation, lang=reading.lang)
         lang = reading.lang

@@ -10,6 +10,7 @@ post once).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -32,9 +33,12 @@ log = logging.getLogger(__name__)
 # so recovery can tell an answered message from one a crash interrupted.
 replying_to: ContextVar[int | None] = ContextVar("replying_to", default=None)
 
-# Inside `Speaker.settling_with_the_save`: what was delivered, (conversation id, seq), for
-# the save of the conversation that ends the step to settle, instead of a write each.
-_delivered: ContextVar[list[tuple[str, int]] | None] = ContextVar("delivered", default=None)
+# Inside `Speaker.settling_with_the_save`: the task whose step it is, and what it delivered,
+# (conversation id, seq), for the save of the conversation that ends the step to settle,
+# instead of a write each. Tasks started inside (a dispatch, another lane) inherit the
+# variable but are not that task: they settle their own deliveries.
+_delivered: ContextVar[tuple[asyncio.Task[Any] | None, list[tuple[str, int]]] | None] = \
+    ContextVar("delivered", default=None)
 
 # Called with the conversation and the message just stored, or None for a state change.
 Listener = Callable[[Conversation, StoredMessage | None], None]
@@ -116,11 +120,12 @@ class Speaker:
 
     @contextlib.asynccontextmanager
     async def settling_with_the_save(self) -> AsyncIterator[list[tuple[str, int]]]:
-        """Messages delivered inside are settled by the caller's save of the conversation
-        that ends its step (`settled_here`), not one write each; if the step fails before
-        that, they are settled on the way out, so recovery does not send them twice."""
+        """Messages this task delivers inside are settled by the caller's save of the
+        conversation that ends its step (`settled_here`, called inside the block), not one
+        write each; if the step (or that save) fails, they are settled on the way out, so
+        recovery does not send them twice."""
         delivered: list[tuple[str, int]] = []
-        token = _delivered.set(delivered)
+        token = _delivered.set((asyncio.current_task(), delivered))
         try:
             yield delivered
         except BaseException:
@@ -142,8 +147,8 @@ class Speaker:
 
     async def _settle(self, conversation_id: str, seq: int) -> None:
         later = _delivered.get()
-        if later is not None:
-            later.append((conversation_id, seq))
+        if later is not None and later[0] is asyncio.current_task():
+            later[1].append((conversation_id, seq))
         else:
             await self._store.settle(conversation_id, seq)
 

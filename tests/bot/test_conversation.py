@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -235,3 +236,20 @@ async def test_a_failure_inside_kefu_still_answers_the_customer(
     assert "index corrupted" in caplog.text and visitor.id in caplog.text
     monkeypatch.undo()
     assert (await visitor.say("退货怎么办"))[0]["kind"] == "answer"  # the lane lives on
+
+
+async def test_opening_the_chat_after_the_idle_timeout_greets_a_new_conversation(
+        kefu: Kefu) -> None:
+    visitor = await kefu.visitor()
+    assert [m["kind"] for m in await visitor.open()] == ["greeting"]
+    await visitor.say("退货怎么办")
+    old = await kefu.store.latest_conversation("webchat", visitor.id)
+    assert old is not None
+    await kefu.age_out(old.id)
+    assert [m["kind"] for m in await visitor.open()] == ["greeting"]
+    new = await kefu.store.latest_conversation("webchat", visitor.id)
+    assert new is not None and new.id != old.id and new.greeting_latency_ms is not None
+    closed = await kefu.store.get_conversation(old.id)
+    assert closed is not None and closed.state is ConversationState.CLOSED
+    assert await kefu.store.unsettled(before=math.inf) == []  # nothing for recovery to resend
+    assert await visitor.open() == []  # the new one goes on: no second greeting

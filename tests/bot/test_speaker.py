@@ -4,18 +4,24 @@ settled once delivered, by the step's save or on its way out."""
 from __future__ import annotations
 
 import asyncio
+import math
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import pytest
+
 from bot.cluster import LocalFanout
+from bot.config import Config
 from bot.messages import ConversationState, Kind, OutboundReply, Role, StoredMessage
 from bot.metrics import Metrics
 from bot.speaker import Speaker
-from bot.store import Conversation, ConversationEvent
+from bot.store import Conversation, ConversationEvent, WebhookDelivery
 from bot.store.sqlite import SqliteStore
 from bot.store.worker import MAX_GROUP
+from tests.harness import Kefu, wait_for
 
 BACKGROUND = 3 * MAX_GROUP  # three transactions' worth of events, queued before the reply
 
@@ -93,3 +99,43 @@ async def test_replies_of_a_step_are_settled_by_its_save_or_on_the_way_out_if_it
         pass
     assert await unsettled() == [], "recovery would send the delivered reply again"
     await store.close()
+
+
+async def test_a_chat_an_agent_takes_at_once_leaves_nothing_for_recovery_to_send_again(
+        make_config: Callable[..., Config]) -> None:
+    kefu = await Kefu(make_config()).start()  # the desk assigns the chat by itself
+    try:
+        await kefu.add_agent("duty", online=True)
+        _, conversation_id = await kefu.queued_customer()  # "转人工"
+
+        async def joined() -> bool:
+            return any(m.kind is Kind.NOTICE
+                       for m in await kefu.store.messages(conversation_id))
+
+        await wait_for(joined)
+        await kefu.router.idle()
+        left = await kefu.store.unsettled(before=math.inf)
+        assert left == [], [(m.seq, m.kind.value, m.text) for m in left]
+    finally:
+        await kefu.stop()
+
+
+async def test_a_save_failing_after_the_answer_went_out_leaves_only_the_question(
+        kefu: Kefu, monkeypatch: pytest.MonkeyPatch) -> None:
+    visitor = await kefu.visitor()
+    await visitor.open()
+    save = kefu.store.save_conversation
+    failed: list[int] = []
+
+    async def save_failing_once(conversation: Conversation, settled: Sequence[int] = (),
+                                deliveries: Sequence[WebhookDelivery] = ()) -> None:
+        if settled and not failed:
+            failed.append(1)
+            raise sqlite3.OperationalError("database is locked")
+        await save(conversation, settled, deliveries)
+
+    monkeypatch.setattr(kefu.store, "save_conversation", save_failing_once)
+    assert [m["kind"] for m in await visitor.say("退货怎么办")] == ["answer"]
+    left = await kefu.store.unsettled(before=math.inf)
+    # the question is recovery's to finish; the answer it got must not be sent again
+    assert [m.role for m in left] == [Role.CUSTOMER]
