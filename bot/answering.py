@@ -202,7 +202,10 @@ class InProcesses:
                 answered, kb = worker.pending.get(number, (None, None))
                 if answered is None or kb is None or answered.done():
                     continue  # its question stopped waiting (cancelled)
-                body = _EntriesFrom(reply[_REPLY.size:], kb).load()
+                try:
+                    body = _EntriesFrom(reply[_REPLY.size:], kb).load()
+                except Exception as exc:  # that question is answered in a thread instead
+                    ok, body = False, f"unreadable reply: {type(exc).__name__}: {exc}"
                 if ok:
                     answered.set_result(body)
                 else:  # answered in a thread, where the same failure is handled as there
@@ -211,10 +214,11 @@ class InProcesses:
                     answered.set_exception(_NotAnswered())
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
             pass
-        for answered, _ in worker.pending.values():  # answered in a thread instead
-            if not answered.done():
-                answered.set_exception(_NotAnswered())
-        self._replace(worker)
+        finally:
+            for answered, _ in worker.pending.values():  # answered in a thread instead
+                if not answered.done():
+                    answered.set_exception(_NotAnswered())
+            self._replace(worker)
 
     def _replace(self, worker: _Worker) -> None:
         if worker not in self._workers:

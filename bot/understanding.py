@@ -106,19 +106,29 @@ class Reader:
     def rules(self, kb: KnowledgeBase, text: str, lang: str) -> Reading:
         """Everything but matching: a handoff, small talk, or a question still to match.
         `lang` is the conversation's language so far; a message in another one changes it."""
-        reply_lang = message_language(text, lang)
-        if reply_lang not in self._languages:
-            reply_lang = lang
+        urgent = self.urgent(text, lang)
+        if urgent is not None:
+            return urgent
+        kind = kb.vocabulary.small_talk_kind(normalize(text))
+        if kind is not None:
+            return Reading(text, self._reply_lang(text, lang), Intent.SMALL_TALK,
+                           small_talk=kind)
+        return Reading(text, self._reply_lang(text, lang), Intent.QUESTION)
+
+    def urgent(self, text: str, lang: str) -> Reading | None:
+        """A request for a person, a complaint, or no text at all: what must not wait its
+        turn behind other customers' questions (about 10 us; small talk takes longer)."""
         if not text.strip():
-            return Reading(text, reply_lang, Intent.NOT_TEXT)
+            return Reading(text, self._reply_lang(text, lang), Intent.NOT_TEXT)
         trigger = HandoffTrigger.REQUEST if normalize(text) in self._human_options \
             else detect_handoff(text, self._handoff)
         if trigger is not None:
-            return Reading(text, reply_lang, Intent.HANDOFF, trigger=trigger)
-        kind = kb.vocabulary.small_talk_kind(normalize(text))
-        if kind is not None:
-            return Reading(text, reply_lang, Intent.SMALL_TALK, small_talk=kind)
-        return Reading(text, reply_lang, Intent.QUESTION)
+            return Reading(text, self._reply_lang(text, lang), Intent.HANDOFF, trigger=trigger)
+        return None
+
+    def _reply_lang(self, text: str, lang: str) -> str:
+        reply_lang = message_language(text, lang)
+        return reply_lang if reply_lang in self._languages else lang
 
     def answer(self, kb: KnowledgeBase, reading: Reading, vectors: VectorCache | None = None
                ) -> Reading:
