@@ -392,6 +392,15 @@ class StoreConfig(_Model):
     catch_up_seconds: Seconds = 30.0  # redis: news missed in a break is looked for this long
 
     @model_validator(mode="after")
+    def _one_slot_on_cluster(self) -> StoreConfig:
+        if self.type == "redis" and self.cluster and not re.match(r"^[^{]*\{[^}]+\}",
+                                                                  self.prefix):
+            raise ValueError(f"prefix {self.prefix!r} has no hash tag: with cluster: true "
+                             "give it one, such as \"{kefu}:\", so every key kefu's scripts "
+                             "touch together lives in one slot")
+        return self
+
+    @model_validator(mode="after")
     def _leases_outlive_their_owner(self) -> StoreConfig:
         if self.lease_wait_seconds <= self.lease_seconds:
             raise ValueError("lease_wait_seconds must be longer than lease_seconds, or a "

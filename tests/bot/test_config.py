@@ -66,6 +66,8 @@ def test_the_shipped_config_shows_every_setting() -> None:
          "answer_threshold is no longer used: the bot decides by a calibrated confidence; "
          "set answer_confidence (0-1) instead"),
         ("store:\n  type: mysql\n", "store.type: Input should be 'sqlite'"),
+        ("store:\n  type: redis\n  cluster: true\n",
+         "prefix 'kefu:' has no hash tag: with cluster: true give it one"),
         ("metrics:\n  allow: [10.0.0.0/33]\n",
          "metrics.allow: '10.0.0.0/33' is not a network like 10.0.0.0/8"),
         ("logging:\n  format: xml\n", "logging.format: Input should be 'text' or 'json'"),
