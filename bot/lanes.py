@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -51,7 +52,10 @@ class Lanes:
         lane = self._lanes.get(key)
         if lane is None:
             lane = self._lanes[key] = _Lane()
-            lane.task = asyncio.create_task(self._drain(key, lane), name=f"lane {key}")
+            # A context of its own: a lane started from another customer's step (a
+            # dispatch) must not take that step's message, priority or deliveries as its own.
+            lane.task = asyncio.create_task(self._drain(key, lane), name=f"lane {key}",
+                                            context=contextvars.Context())
         lane.queue.append((job, refused))
 
     async def run(self, key: LaneKey, action: Callable[[], Awaitable[T]]) -> T:

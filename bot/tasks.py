@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Coroutine
 from typing import Any
@@ -22,7 +23,9 @@ class BackgroundTasks:
             except Exception:
                 log.exception("%s: background work failed", self._what)
 
-        task = asyncio.create_task(guarded())
+        # A context of its own: the work is not the caller's step, so it does not answer
+        # the caller's message (`replying_to`) nor take its priority or deliveries.
+        task = asyncio.create_task(guarded(), context=contextvars.Context())
         self._tasks.add(task)  # a task nobody references may be collected mid-run
         task.add_done_callback(self._tasks.discard)
 

@@ -116,6 +116,9 @@ async def test_a_chat_an_agent_takes_at_once_leaves_nothing_for_recovery_to_send
         await kefu.router.idle()
         left = await kefu.store.unsettled(before=math.inf)
         assert left == [], [(m.seq, m.kind.value, m.text) for m in left]
+        (notice,) = [m for m in await kefu.store.messages(conversation_id)
+                     if m.kind is Kind.NOTICE]
+        assert "reply_to" not in notice.meta  # the desk said it, not in answer to 转人工
     finally:
         await kefu.stop()
 
