@@ -348,15 +348,17 @@ class Router:
         """Opening the chat: the current conversation, or a new one with its greeting
         stored in the same operation of the store (an open event rates nothing)."""
         new = self._new_conversation(inbound)
-        latest, greeting = await self._store.begin_unless_open(new, NewMessage(
-            role=Role.BOT, kind=Kind.GREETING, text=self.greeter.render(new.lang,
-                                                                        inbound.received_at),
-            ts=self._clock()), self._idle_before(inbound))
+        latest, greeting = await self._store.begin_unless_open(
+            new, self._greeting(new.lang, inbound.received_at), self._idle_before(inbound))
         if greeting is None:
             assert latest is not None  # it goes on
             return latest, False, None
         await self._close_if_idle(latest, inbound)
         return new, True, greeting
+
+    def _greeting(self, lang: str, received_at: float) -> NewMessage:
+        return NewMessage(role=Role.BOT, kind=Kind.GREETING,
+                          text=self.greeter.render(lang, received_at), ts=self._clock())
 
     def _idle_before(self, inbound: InboundMessage) -> float:
         return inbound.received_at - self._config.conversation.idle_timeout_seconds
@@ -397,16 +399,15 @@ class Router:
         before_render = self._clock()
         stored_now = greeting is None
         if greeting is None:
-            text = self.greeter.render(conversation.lang, received_at)
-            greeting = await self._store.append_message(conversation, NewMessage(
-                role=Role.BOT, kind=Kind.GREETING, text=text, ts=self._clock()))
+            greeting = await self._store.append_message(
+                conversation, self._greeting(conversation.lang, received_at))
         if greeting is None:  # only inbound messages carry a dedupe key
             raise RuntimeError("the store dropped the greeting")
         async with self._speaker.settling_with_the_save() as delivered:
             await self._speaker.deliver(conversation, greeting)
         handed_over = self._clock()  # the channel has it: settling it is not the customer's wait
-        for seq in await self._speaker.settled_here(conversation.id, delivered):
-            await self._store.settle(conversation.id, seq)
+        for conversation_id, seq in delivered:
+            await self._store.settle(conversation_id, seq)
         phases["storing and handing over the greeting" if stored_now
                else "handing over the greeting"] = handed_over - before_render
         latency = handed_over - received_at

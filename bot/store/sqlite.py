@@ -205,6 +205,8 @@ def _unsettled(db: sqlite3.Connection, where: str, params: tuple[Any, ...]
     return [_message(r) for r in rows]
 
 
+# A customer's conversations, the newest first.
+_NEWEST_FIRST = "channel = ? AND user_id = ? ORDER BY created_at DESC"
 # Queue order: higher priority first, then first come first served.
 _QUEUE_ORDER = "priority DESC, queued_at, id"
 
@@ -284,16 +286,16 @@ class SqliteStore:
         return open_one(await self.latest_conversation(channel, user_id))
 
     async def latest_conversation(self, channel: str, user_id: str) -> Conversation | None:
-        return await self._first(
-            CONVERSATIONS, "channel = ? AND user_id = ? ORDER BY created_at DESC",
-            channel, user_id,
-        )
+        return await self._run(self._latest_now, channel, user_id)
+
+    def _latest_now(self, channel: str, user_id: str) -> Conversation | None:
+        """On the SQL thread."""
+        row = self.db.execute(f"{CONVERSATIONS.select} WHERE {_NEWEST_FIRST} LIMIT 1",
+                              (channel, user_id)).fetchone()
+        return CONVERSATIONS.decode(row) if row is not None else None
 
     async def conversations_of(self, channel: str, user_id: str) -> list[Conversation]:
-        return await self._select(
-            CONVERSATIONS, "channel = ? AND user_id = ? ORDER BY created_at DESC",
-            channel, user_id,
-        )
+        return await self._select(CONVERSATIONS, _NEWEST_FIRST, channel, user_id)
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
         return await self._first(CONVERSATIONS, "id = ?", conversation_id)
@@ -412,10 +414,7 @@ class SqliteStore:
                                 idle_before: float
                                 ) -> tuple[Conversation | None, StoredMessage | None]:
         def begin() -> tuple[Conversation | None, StoredMessage | None]:
-            row = self.db.execute(
-                f"{CONVERSATIONS.select} WHERE channel = ? AND user_id = ? "
-                "ORDER BY created_at DESC LIMIT 1", (new.channel, new.user_id)).fetchone()
-            latest = CONVERSATIONS.decode(row) if row is not None else None
+            latest = self._latest_now(new.channel, new.user_id)
             if goes_on(latest, idle_before):
                 return latest, None
             return latest, self._append_now(new, greeting)
