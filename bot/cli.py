@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import codecs
 import errno
+import gc
 import getpass
 import json
 import logging
@@ -231,6 +232,7 @@ def _serve(path: Path, config: Config, args: argparse.Namespace) -> int:
         _check_can_listen(host, port)
     if workers > 1:
         return supervise(worker_command(path, host, port), workers)
+    gc.set_threshold(*config.server.gc_thresholds)
     web.run_app(create_app(config), host=host, port=port, print=_print_ready,
                 reuse_port=args.reuse_port or None, loop=new_event_loop(config.server.event_loop))
     return 0
