@@ -143,8 +143,6 @@ class WebChatChannel:
         self._sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
         self._last_sent: dict[str, tuple[str, int]] = {}  # visitor -> conversation, seq
         self._typing_told: dict[str, float] = {}  # visitor -> when consoles last heard it
-        # Frames for a socket whose replay is under way: sent after it, in order.
-        self._held: dict[web.WebSocketResponse, list[dict[str, Any]]] = {}
         self._limiter = RateLimiter(config.rate_limit_messages, config.rate_limit_seconds)
         self._demo_page = (STATIC / "demo.html").read_text(encoding="utf-8")
         fanout.subscribe(NAME, self._heard)
@@ -202,17 +200,10 @@ class WebChatChannel:
         """Send to every open tab of the visitor; a closed one catches up on reconnect."""
         for ws in list(self._sockets.get(visitor, ())):
             try:
-                await self._send(ws, frame)
+                await ws.send_json(frame, dumps=_dumps)
             except (ConnectionError, RuntimeError) as exc:
                 log.info("webchat %s: socket gone (%s); the message waits for reconnect",
                          visitor, exc)
-
-    async def _send(self, ws: web.WebSocketResponse, frame: dict[str, Any]) -> None:
-        held = self._held.get(ws)
-        if held is not None:
-            held.append(frame)
-        else:
-            await ws.send_json(frame, dumps=_dumps)
 
     async def _catch_up(self) -> None:
         """News may have been missed while Redis was away: send connected visitors what
@@ -293,23 +284,22 @@ class WebChatChannel:
             raise web.HTTPBadRequest(text="after must be a whole number") from None
         ws = web.WebSocketResponse(max_msg_size=self._config.max_frame_bytes, heartbeat=30.0)
         await ws.prepare(request)
-        self._held[ws] = []
         self._sockets[visitor].add(ws)
         # Presence is for other processes' timers: written alongside, not waited for before
         # the first frame is read (that would put a commit on the greeting's path).
         present = asyncio.ensure_future(self._save_presence(visitor,
                                                             self._mark_present([visitor])))
-        # The replay's read goes alongside the first frames too: a newcomer's `open` does
-        # not wait for it to find nothing.
-        with priority(Priority.GREETING):  # opening the chat: on the greeting's path
-            replaying = asyncio.ensure_future(self._replay_first(
-                ws, visitor, request.query.get("conversation"), after))
         try:
+            with priority(Priority.GREETING):  # opening the chat: on the greeting's path
+                await self._replay(ws, visitor, request.query.get("conversation"), after)
             await self._receive(ws, visitor)
-        except STORE_OUTAGES as exc:
-            await self._try_again_later(ws, visitor, exc)
+        except STORE_OUTAGES as exc:  # the client reconnects, and is replayed then
+            log.warning("webchat %s: store unavailable (%s); closing, try again later",
+                        visitor, exc)
+            await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"try again later")
+        except ConnectionError as exc:  # the client left while being replayed to
+            log.info("webchat %s: socket gone during replay (%s)", visitor, exc)
         finally:
-            await replaying
             self._sockets[visitor].discard(ws)
             await present  # so that leaving is written after arriving
             if not self._sockets[visitor]:  # their last tab: forgotten here, store down or not
@@ -328,51 +318,19 @@ class WebChatChannel:
         except STORE_OUTAGES as exc:
             log.warning("webchat %s: presence not saved (%s)", visitor, exc)
 
-    async def _try_again_later(self, ws: web.WebSocketResponse, visitor: str,
-                               exc: Exception) -> None:
-        """The client reconnects, and is replayed then."""
-        log.warning("webchat %s: store unavailable (%s); closing, try again later",
-                    visitor, exc)
-        await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"try again later")
-
-    async def _replay_first(
-        self, ws: web.WebSocketResponse, visitor: str, conversation_id: str | None, after: int
-    ) -> None:
-        """The replay, then what was said to the socket meanwhile (held in `_held`), in
-        order: the widget shows frames as they come. A message the replay sent already is
-        not sent again."""
-        try:
-            replayed = await self._replay(ws, visitor, conversation_id, after)
-            held = self._held[ws]
-            while held:  # what is said while these are sent joins the end
-                frame = held.pop(0)
-                if frame["type"] != "message" or (frame["conversation_id"],
-                                                  frame["seq"]) not in replayed:
-                    await ws.send_json(frame, dumps=_dumps)
-        except STORE_OUTAGES as exc:
-            await self._try_again_later(ws, visitor, exc)
-        except ConnectionError as exc:  # the client left while being replayed to
-            log.info("webchat %s: socket gone during replay (%s)", visitor, exc)
-        finally:
-            self._held.pop(ws, None)
-
     async def _replay(
         self, ws: web.WebSocketResponse, visitor: str, conversation_id: str | None, after: int
-    ) -> set[tuple[str, int]]:
-        """Send what the client has not seen of the visitor's current conversation; return
-        the messages sent, by conversation and seq."""
+    ) -> None:
+        """Send what the client has not seen of the visitor's current conversation."""
         conversation = await self._store.current_conversation(NAME, visitor)
         if conversation is None:
-            return set()
+            return
         if conversation.id != conversation_id:
             after = 0  # a different conversation from the one the client knows: send it all
         position = await self._store.queue_position(conversation.id)
         await ws.send_json(state_frame(conversation, position), dumps=_dumps)
-        sent = set()
         for message in await self._store.messages(conversation.id, after):
             await ws.send_json(message_frame(message), dumps=_dumps)
-            sent.add((message.conversation_id, message.seq))
-        return sent
 
     async def _receive(self, ws: web.WebSocketResponse, visitor: str) -> None:
         """Every frame counts against the visitor's rate limit, readable or not, so a flood
@@ -423,18 +381,20 @@ class WebChatChannel:
         if frame.type == "open":  # tells the client its conversation before anything else
             position = (await self._store.queue_position(accepted.conversation_id)
                         if accepted.state is ConversationState.QUEUED else None)
-            await self._send(ws, {"type": "state", "conversation_id": accepted.conversation_id,
-                                  "state": accepted.state.value, "position": position})
+            await ws.send_json({"type": "state", "conversation_id": accepted.conversation_id,
+                                "state": accepted.state.value, "position": position},
+                               dumps=_dumps)
         elif frame.type == "message":
-            await self._send(ws, {"type": "ack", "client_msg_id": frame.client_msg_id,
-                                  "conversation_id": accepted.conversation_id,
-                                  "seq": accepted.seq, "duplicate": accepted.duplicate})
+            await ws.send_json({"type": "ack", "client_msg_id": frame.client_msg_id,
+                                "conversation_id": accepted.conversation_id,
+                                "seq": accepted.seq, "duplicate": accepted.duplicate},
+                               dumps=_dumps)
 
     async def _error(self, ws: web.WebSocketResponse, error: FrameError) -> None:
         frame: dict[str, Any] = {"type": "error", "code": error.code, "message": str(error)}
         if error.client_msg_id is not None:
             frame["client_msg_id"] = error.client_msg_id
-        await self._send(ws, frame)
+        await ws.send_json(frame, dumps=_dumps)
 
 
 def _dumps(value: Any) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 from collections.abc import Callable
 
 import aiohttp
@@ -12,8 +11,6 @@ import pytest
 from aiohttp import WSMsgType
 
 from bot.config import Config
-from bot.messages import Kind, Role
-from bot.store import NewMessage
 from tests.harness import Kefu
 
 
@@ -68,34 +65,6 @@ async def test_reconnect_with_an_unknown_conversation_gets_everything(kefu: Kefu
     again = await kefu.visitor(visitor.id, conversation="someone-elses", after="99")
     frames = [await again.receive() for _ in range(4)]
     assert [f.get("seq") for f in frames] == [None, 1, 2, 3]
-
-
-async def test_what_is_said_during_a_replay_follows_it_in_order(kefu: Kefu) -> None:
-    """The first frames are read while the conversation is replayed (a newcomer's greeting
-    does not wait for the replay's read); what kefu says meanwhile, here an error, an ack
-    and an answer, comes after the replay, each message once, in order."""
-    visitor = await kefu.visitor()
-    await visitor.say("退货怎么办")
-    conversation = await kefu.store.latest_conversation("webchat", visitor.id)
-    assert conversation is not None
-    for i in range(300):  # a long conversation: its replay takes many sends
-        said = await kefu.store.append_message(conversation, NewMessage(
-            role=Role.BOT, kind=Kind.ANSWER, text=f"第 {i} 条回答", ts=time.time()))
-        assert said is not None
-        await kefu.store.settle(conversation.id, said.seq)
-    await visitor.disconnect()
-    again = await kefu.visitor(visitor.id)
-    await again.send({"type": "open"})
-    await again.send({"type": "bogus"})  # refused at once, without the store
-    await again.send({"type": "message", "text": "多久能发货", "client_msg_id": "m2"})
-    await again.receive_until("ack")
-    await again.settle()
-    frames = again.frames
-    assert frames[0]["type"] == "state"
-    assert [f["seq"] for f in frames[1:304]] == list(range(1, 304))  # the replay, first
-    after = [(f["type"], f.get("code") or f.get("seq")) for f in frames[304:]]
-    assert after == [("state", None), ("error", "unknown_type"), ("ack", 304),
-                     ("message", 305)]
 
 
 async def test_restart_loses_nothing(make_config: Callable[..., Config]) -> None:
