@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +40,11 @@ async def replies(kefu: Kefu, questions: list[str]) -> list[list[tuple[str, str]
     return said
 
 
+def _no_clock(replies: list[list[tuple[str, str]]]) -> list[list[tuple[str, str]]]:
+    return [[(kind, re.sub(r"\d\d:\d\d", "HH:MM", text)) for kind, text in said]
+            for said in replies]
+
+
 async def test_a_matching_process_answers_as_the_threads_do(
         make_config: Callable[..., Config]) -> None:
     in_threads = await Kefu(make_config(matching={"processes": 0})).start()
@@ -53,7 +59,8 @@ async def test_a_matching_process_answers_as_the_threads_do(
         assert isinstance(answering, InProcesses)
         (pid,) = answering.pids
         assert pid != os.getpid() and alive(pid)
-        assert await replies(kefu, QUESTIONS) == expected
+        # an offline prompt names a deadline by the clock: the two runs may be a minute apart
+        assert _no_clock(await replies(kefu, QUESTIONS)) == _no_clock(expected)
         assert ("answer", "签收后 7 天内可以无理由退货。") in expected[0]
         assert [kind for kind, _ in expected[7]] == ["small_talk"], expected[7]
     finally:
