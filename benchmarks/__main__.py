@@ -163,13 +163,15 @@ def evening_lines(row: webchat_load.OpenLoopRow) -> list[str]:
              f"open over {row.interval:g} s, then each asks a question every {row.interval:g} s "
              f"for {row.seconds:g} s whether or not the last was answered, "
              f"{row.offered_per_second:.0f} questions/s offered. Answered: within "
-             f"{openloop.DRAIN_SECONDS:g} s of the last question.", "",
+             f"{openloop.DRAIN_SECONDS:g} s of the last question. Cores used: the "
+             "server's processes' CPU time per second of the run.", "",
              "| server | questions offered | answered | answered/s | greeting p99 | answer p50 "
-             "| p99 | failures |", "| --- |" + " ---: |" * 7]
+             "| p99 | failures | cores used |", "| --- |" + " ---: |" * 8]
     for name, side in (("kefu", row.kefu), ("echo server", row.echo)):
         lines.append(f"| {name} | {side.offered} | {pct(side.answered / max(side.offered, 1))} "
                      f"| {side.answered / window:.0f} | {ms(side.greeting_p99)} | "
-                     f"{ms(side.answer_p50)} | {ms(side.answer_p99)} | {side.failures} |")
+                     f"{ms(side.answer_p50)} | {ms(side.answer_p99)} | {side.failures} | "
+                     f"{side.cores:.2f} |")
     k = row.kefu
     answered = k.answered / max(k.offered, 1)
     lines += ["", f"Targets: greeting p99 < 100 ms: {ms(k.greeting_p99)}, "
@@ -210,19 +212,60 @@ def sweep_lines(rows: list[webchat_load.OpenLoopRow]) -> list[str]:
     return lines
 
 
+def cores_lines(rows: list[webchat_load.LoadRow]) -> list[str]:
+    """Where the machine's cores went while the customers asked, and what that leaves."""
+    serving, matching = "serving", "matching"
+    lines = ["", f"Where the {webchat_load.CORES} cores went while the customers asked "
+             "(benchmarks/cpu.py: CPU time of kefu's processes, read from /proc; the load "
+             "generator's own): \"serving\" is kefu's process with its event loop and "
+             "store thread, \"matching\" its matching process. The ceiling is the answers/s "
+             "that CPU time per answer allows with every core busy, whatever the number of "
+             "processes.", "",
+             "| customers | machine busy | CPU per answer: serving | matching | load generator "
+             "| all | ceiling | kefu's answers/s | ceiling / kefu |", "|" + " ---: |" * 9]
+    for r in rows:
+        c = r.cores
+        ceiling = webchat_load.CORES * 1000 / c.ms_per_answer()
+        lines.append(
+            f"| {r.connections} | {pct(c.busy)} | {c.ms_per_answer(serving):.2f} ms | "
+            f"{c.ms_per_answer(matching):.2f} ms | "
+            f"{c.ms_per_answer(webchat_load.LOAD_GENERATOR):.2f} ms | "
+            f"{c.ms_per_answer():.2f} ms | {ceiling:.0f}/s | {r.answers_per_second:.0f} | "
+            f"{ceiling / r.answers_per_second:.2f}x |")
+    at_1000 = next((r for r in rows if r.connections == 1000), rows[-1])
+    c = at_1000.cores
+    budget = webchat_load.CORES * 1000 / (0.3 * at_1000.echo_per_second)
+    others = c.ms_per_answer(matching, webchat_load.LOAD_GENERATOR)
+    lines += ["", f"30% of the echo server's {at_1000.echo_per_second:.0f} answers/s at "
+              f"{at_1000.connections} customers leaves {budget:.2f} ms of CPU per answer for "
+              f"everything on this machine; the matching process and the load generator alone "
+              f"use {others:.2f} ms, so that target {'is' if others < budget else 'is not'} "
+              "within this machine's reach, however little the serving process took."]
+    return lines
+
+
 def workers_lines(row: webchat_load.WorkersRow | None) -> list[str]:
     if row is None:
         return ["", "Both cores (`kefu serve --workers 2`, which needs Redis): not measured, "
                 "no Redis at 127.0.0.1:6379."]
     rounds = ", ".join(f"{one:.0f} vs {many:.0f}" for one, many in zip(row.one, row.many,
                                                                       strict=True))
+    busy = ", ".join(f"{pct(one.busy)} vs {pct(many.busy)}" for one, many in
+                     zip(row.one_cores, row.many_cores, strict=True))
+    redis = [c.ms_per_answer("redis-server") for c in row.one_cores]
+    ceilings = [webchat_load.CORES * 1000 / c.ms_per_answer() / answers
+                for c, answers in zip(row.one_cores, row.one, strict=True)]
     return ["", f"Both cores: the same burst ({row.connections} customers) on kefu on Redis, "
             f"one process against `kefu serve --workers {row.workers}`, in turn "
             f"({len(row.one)} rounds; answers/s, one vs {row.workers}): {rounds}. "
             f"{row.workers} workers give {row.ratio:.2f}x one process's answers/s. "
-            f"Target >= 1.7x: {verdict(row.ratio >= 1.7)}. The load generator runs on the "
-            "same two cores, and one process already keeps both busy: its matching runs in "
-            "a process of its own (`matching.processes`)."]
+            f"Target >= 1.7x: {verdict(row.ratio >= 1.7)}. The load generator and "
+            f"redis-server run on the same cores: the machine was busy "
+            f"{busy} of the time (one process vs {row.workers}), redis-server taking "
+            + ", ".join(f"{x:.2f}" for x in redis) + " ms of CPU per answer. At one "
+            "process's CPU time per answer, every core busy would give at most "
+            + ", ".join(f"{x:.2f}x" for x in ceilings) + " its answers/s: the ceiling on "
+            "what more processes can bring here."]
 
 
 def load_section(rows: list[webchat_load.LoadRow], memory: webchat_load.MemoryRow,
@@ -275,7 +318,7 @@ def load_section(rows: list[webchat_load.LoadRow], memory: webchat_load.MemoryRo
               f"{ms(lexical.greeting_p99)} with the lexical engine in the same run (late "
               f"arrivals {ms(rows[0].late_greeting_p99)} vs {ms(lexical.late_greeting_p99)}; "
               f"answer p99 {ms(rows[0].answer_p99)} vs {ms(lexical.answer_p99)})",
-              *evening_lines(evening), *sweep_lines(against_load),
+              *cores_lines(rows), *evening_lines(evening), *sweep_lines(against_load),
               *workers_lines(scaling), "",
               "## Memory", "",
               f"Resident memory grown per additional idle customer (chat open and greeted), "

@@ -31,12 +31,33 @@ from typing import TypeVar
 
 import aiohttp
 
+from benchmarks.cpu import CpuSampler
 from benchmarks.stats import percentile
 from bot.progress import note
 
 PROJECT = Path(__file__).resolve().parent.parent
 LOADS = (100, 1_000, 5_000)
 QUESTIONS_EACH = 3
+CORES = os.cpu_count() or 1
+LOAD_GENERATOR = "load generator"
+
+
+@dataclass
+class CoresUsed:
+    """CPU seconds by part (benchmarks/cpu.py, and the load generator's own) while the
+    customers asked, for how long they asked, and the answers they had."""
+    parts: dict[str, float]
+    seconds: float
+    answers: int
+
+    @property
+    def busy(self) -> float:
+        """The share of the machine's cores in use."""
+        return sum(self.parts.values()) / (self.seconds * CORES)
+
+    def ms_per_answer(self, *parts: str) -> float:
+        return 1000 * sum(self.parts.get(p, 0.0) for p in parts or self.parts) / \
+            max(self.answers, 1)
 
 
 @dataclass
@@ -53,6 +74,7 @@ class LoadRow:
     echo_per_second: float
     failures: int
     echo_greeting_p99: float  # the same load generator's greeting from a server doing nothing
+    cores: CoresUsed  # kefu's, while its customers asked
 
 
 def _free_port() -> int:
@@ -92,27 +114,37 @@ class _Load:
     answers: list[float]
     failures: int
     ask_seconds: float
+    cores: CoresUsed
 
 
-def _load(url: str, connections: int) -> _Load:
-    done = subprocess.run([sys.executable, "-m", "benchmarks.loadgen", url,
-                           str(connections), str(QUESTIONS_EACH)],
-                          cwd=PROJECT, capture_output=True, text=True, check=True)
+def _load(url: str, server: int, connections: int, named: dict[str, int] | None = None
+          ) -> _Load:
+    """The burst on the server whose pid is `server`, with the CPU time of its processes
+    (and of `named` ones: redis-server) while the customers asked."""
+    with CpuSampler(server, named or {}) as cpu:
+        done = subprocess.run([sys.executable, "-m", "benchmarks.loadgen", url,
+                               str(connections), str(QUESTIONS_EACH)],
+                              cwd=PROJECT, capture_output=True, text=True, check=True)
     data = json.loads(done.stdout)
+    began, seconds = float(data["ask_began_at"]), float(data["ask_seconds"])
+    parts = {**cpu.between(began, began + seconds),
+             LOAD_GENERATOR: float(data["ask_cpu_seconds"])}
     return _Load(data["greetings"], data["late_greetings"], data["answers"],
-                 int(data["failures"]), float(data["ask_seconds"]))
+                 int(data["failures"]), seconds,
+                 CoresUsed(parts, seconds, len(data["answers"])))
 
 
 T = TypeVar("T")
 
 
 def _on(command: list[str], env: dict[str, str], port: int, health_path: str,
-        drive: Callable[[str], T]) -> T:
-    """Start a server, drive its web chat once it answers `health_path`, stop it."""
+        drive: Callable[[str, int], T]) -> T:
+    """Start a server, drive its web chat (given its address and pid) once it answers
+    `health_path`, stop it."""
     server = _serve(command, env)
     try:
         asyncio.run(_wait_up(f"http://127.0.0.1:{port}{health_path}"))
-        return drive(f"http://127.0.0.1:{port}/chat/ws")
+        return drive(f"http://127.0.0.1:{port}/chat/ws", server.pid)
     finally:
         server.terminate()
         server.wait(30)
@@ -122,7 +154,7 @@ ALL_DAY = json.dumps({d: "00:00-24:00" for d in ("mon", "tue", "wed", "thu", "fr
                                                   "sun")})
 
 
-def _kefu_then_echo(settings: dict[str, str] | None, drive: Callable[[str], T]
+def _kefu_then_echo(settings: dict[str, str] | None, drive: Callable[[str, int], T]
                     ) -> tuple[T, T]:
     """The same load on `kefu serve` (shipped config, a fresh embedded store, open all
     day) and then on the echo server."""
@@ -154,7 +186,7 @@ def run(loads: tuple[int, ...] = LOADS, settings: dict[str, str] | None = None
             percentile(result.answers, 50), percentile(result.answers, 99),
             len(result.answers) / result.ask_seconds,
             len(baseline.answers) / baseline.ask_seconds, result.failures,
-            percentile(baseline.greetings, 99)))
+            percentile(baseline.greetings, 99), result.cores))
     return rows
 
 
@@ -167,6 +199,7 @@ class OpenLoopSide:
     answer_p50: float
     answer_p99: float
     failures: int
+    cores: float  # the server's processes' CPU seconds per second of the run
 
 
 @dataclass
@@ -182,14 +215,19 @@ class OpenLoopRow:
         return self.chats / self.interval
 
 
-def _open_loop(url: str, chats: int, interval: float, seconds: float) -> OpenLoopSide:
-    done = subprocess.run([sys.executable, "-m", "benchmarks.openloop", url, str(chats),
-                           str(interval), str(seconds)],
-                          cwd=PROJECT, capture_output=True, text=True, check=True)
+def _open_loop(url: str, server: int, chats: int, interval: float, seconds: float
+               ) -> OpenLoopSide:
+    with CpuSampler(server) as cpu:
+        began = time.time()
+        done = subprocess.run([sys.executable, "-m", "benchmarks.openloop", url, str(chats),
+                               str(interval), str(seconds)],
+                              cwd=PROJECT, capture_output=True, text=True, check=True)
+        ended = time.time()
     data = json.loads(done.stdout)
     return OpenLoopSide(int(data["offered"]), len(data["answers"]),
                         percentile(data["greetings"], 99), percentile(data["answers"], 50),
-                        percentile(data["answers"], 99), int(data["failures"]))
+                        percentile(data["answers"], 99), int(data["failures"]),
+                        sum(cpu.between(began, ended).values()) / (ended - began))
 
 
 def open_loop(chats: int = 1_000, interval: float = 2.0, seconds: float = 60.0
@@ -226,6 +264,8 @@ class WorkersRow:
     workers: int
     one: list[float]  # answers/s of each round
     many: list[float]
+    one_cores: list[CoresUsed]  # and where the cores went, round by round
+    many_cores: list[CoresUsed]
 
     @property
     def ratio(self) -> float:
@@ -234,9 +274,13 @@ class WorkersRow:
 
 def _on_redis(url: str, workers: int, connections: int) -> _Load:
     """`kefu serve --workers N` on Redis (shipped config, its own key prefix), under the
-    burst; its keys are deleted afterwards."""
+    burst, with a local redis-server's CPU time beside kefu's; its keys are deleted
+    afterwards."""
     import redis
 
+    client = redis.Redis.from_url(url)
+    local = client.connection_pool.connection_kwargs.get("host") in ("127.0.0.1", "localhost")
+    named = {"redis-server": int(client.info("server")["process_id"])} if local else {}
     prefix = f"kefu-bench-{uuid.uuid4().hex[:8]}:"
     port = _free_port()
     env = {**os.environ, "KEFU_STORE__TYPE": "redis", "KEFU_STORE__URL": url,
@@ -244,9 +288,8 @@ def _on_redis(url: str, workers: int, connections: int) -> _Load:
     try:
         return _on([str(Path(sys.executable).parent / "kefu"), "serve", "--port", str(port),
                     "--workers", str(workers)], env, port, "/healthz",
-                   partial(_load, connections=connections))
+                   partial(_load, connections=connections, named=named))
     finally:
-        client = redis.Redis.from_url(url)
         for key in client.scan_iter(f"{prefix}*", count=1000):
             client.delete(key)
         client.close()
@@ -262,13 +305,15 @@ def workers(url: str = "redis://127.0.0.1:6379/0", connections: int = 1_000, man
     except redis.RedisError:
         note(f"web chat, workers: no Redis at {url}; not measured")
         return None
-    row = WorkersRow(connections, many, [], [])
+    row = WorkersRow(connections, many, [], [], [], [])
     for round_ in range(1, rounds + 1):
-        for count, into in ((1, row.one), (many, row.many)):
+        for count, into, cores in ((1, row.one, row.one_cores),
+                                   (many, row.many, row.many_cores)):
             note(f"web chat, workers: {connections} customers on kefu --workers {count} "
                  f"on Redis (round {round_} of {rounds})")
             result = _on_redis(url, count, connections)
             into.append(len(result.answers) / result.ask_seconds)
+            cores.append(result.cores)
     return row
 
 
