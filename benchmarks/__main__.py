@@ -236,11 +236,17 @@ def cores_lines(rows: list[webchat_load.LoadRow]) -> list[str]:
     c = at_1000.cores
     budget = webchat_load.CORES * 1000 / (0.3 * at_1000.echo_per_second)
     others = c.ms_per_answer(matching, webchat_load.LOAD_GENERATOR)
+    left = budget - others
+    serving_now = c.ms_per_answer(serving)
     lines += ["", f"30% of the echo server's {at_1000.echo_per_second:.0f} answers/s at "
-              f"{at_1000.connections} customers leaves {budget:.2f} ms of CPU per answer for "
-              f"everything on this machine; the matching process and the load generator alone "
-              f"use {others:.2f} ms, so that target {'is' if others < budget else 'is not'} "
-              "within this machine's reach, however little the serving process took."]
+              f"{at_1000.connections} customers allows {budget:.2f} ms of CPU per answer for "
+              f"everything on this machine. The matching process and the load generator "
+              f"alone use {others:.2f} ms, which leaves "
+              + (f"{left:.2f} ms for kefu's serving process ({serving_now / left:.0f} times "
+                 f"less than the {serving_now:.2f} ms it took)" if left > 0 else
+                 f"nothing for kefu's serving process (it took {serving_now:.2f} ms)") +
+              f"; the echo server's process took {at_1000.echo_cores.ms_per_answer(serving):.2f}"
+              " ms per answer."]
     return lines
 
 

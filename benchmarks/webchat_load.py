@@ -75,6 +75,7 @@ class LoadRow:
     failures: int
     echo_greeting_p99: float  # the same load generator's greeting from a server doing nothing
     cores: CoresUsed  # kefu's, while its customers asked
+    echo_cores: CoresUsed  # the echo server's
 
 
 def _free_port() -> int:
@@ -186,7 +187,7 @@ def run(loads: tuple[int, ...] = LOADS, settings: dict[str, str] | None = None
             percentile(result.answers, 50), percentile(result.answers, 99),
             len(result.answers) / result.ask_seconds,
             len(baseline.answers) / baseline.ask_seconds, result.failures,
-            percentile(baseline.greetings, 99), result.cores))
+            percentile(baseline.greetings, 99), result.cores, baseline.cores))
     return rows
 
 
