@@ -21,6 +21,9 @@ from types import TracebackType
 
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 SAMPLE_EVERY_SECONDS = 0.05
+# Finding the tree reads every process's stat (a few ms on the cores being measured), so it
+# is done this often; samples in between read only the processes already found.
+FIND_EVERY_SECONDS = 1.0
 
 
 def _stat(pid: int) -> tuple[int, float] | None:
@@ -41,7 +44,8 @@ def _part(pid: int) -> str:
 
 
 def _tree(root: int) -> dict[int, float]:
-    """CPU seconds of `root` and each of its descendants, by pid."""
+    """CPU seconds of `root` and each of its descendants, by pid (from every process's
+    stat)."""
     parents: dict[int, tuple[int, float]] = {}
     for entry in os.scandir("/proc"):
         if entry.name.isdigit() and (stat := _stat(int(entry.name))) is not None:
@@ -71,6 +75,7 @@ class CpuSampler:
     _parts: dict[int, str] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _found_at: float = float("-inf")
 
     def __enter__(self) -> CpuSampler:
         self._sample()
@@ -91,7 +96,11 @@ class CpuSampler:
 
     def _sample(self) -> None:
         now = time.time()
-        sample = _tree(self.root)
+        if now - self._found_at >= FIND_EVERY_SECONDS:
+            sample, self._found_at = _tree(self.root), now
+        else:
+            sample = {pid: stat[1] for pid in self._parts
+                      if pid not in self.named.values() and (stat := _stat(pid)) is not None}
         for pid in sample:
             if pid not in self._parts:
                 self._parts[pid] = _part(pid)
