@@ -7,8 +7,12 @@ never mix their figures. Who may scrape is set in `metrics` in the config.
 
 from __future__ import annotations
 
+import bisect
+import gc
+import itertools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import (
@@ -19,6 +23,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.metrics_core import HistogramMetricFamily, Metric
 
 from bot.config import MetricsConfig
 from bot.messages import ConversationState
@@ -26,6 +31,46 @@ from bot.store import Presence, Store, TicketStatus
 from bot.wire import address_in, networks_of, same_secret
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
+PAUSE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+class _GcPauses:
+    """The garbage collector's pauses (each stops the whole process, every customer on it),
+    by generation, shown in every app's registry: they belong to the process, not to an app.
+
+    The collector's callback only counts, in plain lists: a prometheus metric takes a lock,
+    and a collection can start while a scrape holds it."""
+
+    def __init__(self) -> None:
+        generations = range(3)
+        self._buckets = {g: [0] * (len(PAUSE_BUCKETS) + 1) for g in generations}
+        self._sums = dict.fromkeys(generations, 0.0)
+        self._started = 0.0
+        gc.callbacks.append(self._time)
+
+    def _time(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        pause = time.perf_counter() - self._started
+        generation = info["generation"]
+        self._buckets[generation][bisect.bisect_left(PAUSE_BUCKETS, pause)] += 1
+        self._sums[generation] += pause
+
+    def collect(self) -> Iterable[Metric]:
+        family = HistogramMetricFamily(
+            "kefu_gc_pause_seconds", "Pauses of Python's garbage collector (the whole "
+            "process waits), by generation; server.gc_thresholds sets how often",
+            labels=["generation"])
+        for generation, counts in self._buckets.items():
+            cumulative = list(itertools.accumulate(counts))
+            edges = [str(edge) for edge in PAUSE_BUCKETS] + ["+Inf"]
+            family.add_metric([str(generation)], list(zip(edges, cumulative, strict=True)),
+                              self._sums[generation])
+        yield family
+
+
+GC_PAUSES = _GcPauses()
 
 
 class Metrics:
@@ -64,6 +109,7 @@ class Metrics:
                                   "Offline messages not yet answered", ["overdue"], registry=r)
         for rule in ("greeting", "agent_reply"):
             self.sla_breaches.labels(rule)  # present at 0 before the first breach
+        r.register(GC_PAUSES)
 
     async def refresh(self, store: Store, now: float) -> None:
         """How things stand, from the store."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -79,3 +80,16 @@ async def test_metrics_are_served_only_where_the_config_allows(
         assert (await off.client.get("/metrics")).status == 404
     finally:
         await off.stop()
+
+
+async def test_metrics_show_the_garbage_collectors_pauses(kefu: Kefu) -> None:
+    full = (("generation", "2"),)
+    before = await scrape(kefu)
+    gc.collect()  # a full collection, as Python runs them under load
+    after = await scrape(kefu)
+    assert after[("kefu_gc_pause_seconds_count", full)] \
+        >= before[("kefu_gc_pause_seconds_count", full)] + 1
+    assert after[("kefu_gc_pause_seconds_sum", full)] > before[("kefu_gc_pause_seconds_sum",
+                                                                full)]
+    assert after[("kefu_gc_pause_seconds_bucket", (*full, ("le", "+Inf")))] \
+        == after[("kefu_gc_pause_seconds_count", full)]
