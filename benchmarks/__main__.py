@@ -29,6 +29,7 @@ from benchmarks import (
     store_ceiling,
     webchat_load,
 )
+from benchmarks.cpu import MATCHING, SERVING
 from bot.progress import note
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -214,7 +215,6 @@ def sweep_lines(rows: list[webchat_load.OpenLoopRow]) -> list[str]:
 
 def cores_lines(rows: list[webchat_load.LoadRow]) -> list[str]:
     """Where the machine's cores went while the customers asked, and what that leaves."""
-    serving, matching = "serving", "matching"
     lines = ["", f"Where the {webchat_load.CORES} cores went while the customers asked "
              "(benchmarks/cpu.py: CPU time of kefu's processes, read from /proc; the load "
              "generator's own): \"serving\" is kefu's process with its event loop and "
@@ -225,19 +225,18 @@ def cores_lines(rows: list[webchat_load.LoadRow]) -> list[str]:
              "| all | ceiling | kefu's answers/s | ceiling / kefu |", "|" + " ---: |" * 9]
     for r in rows:
         c = r.cores
-        ceiling = webchat_load.CORES * 1000 / c.ms_per_answer()
         lines.append(
-            f"| {r.connections} | {pct(c.busy)} | {c.ms_per_answer(serving):.2f} ms | "
-            f"{c.ms_per_answer(matching):.2f} ms | "
+            f"| {r.connections} | {pct(c.busy)} | {c.ms_per_answer(SERVING):.2f} ms | "
+            f"{c.ms_per_answer(MATCHING):.2f} ms | "
             f"{c.ms_per_answer(webchat_load.LOAD_GENERATOR):.2f} ms | "
-            f"{c.ms_per_answer():.2f} ms | {ceiling:.0f}/s | {r.answers_per_second:.0f} | "
-            f"{ceiling / r.answers_per_second:.2f}x |")
+            f"{c.ms_per_answer():.2f} ms | {c.ceiling:.0f}/s | {r.answers_per_second:.0f} | "
+            f"{c.ceiling / r.answers_per_second:.2f}x |")
     at_1000 = next((r for r in rows if r.connections == 1000), rows[-1])
     c = at_1000.cores
     budget = webchat_load.CORES * 1000 / (0.3 * at_1000.echo_per_second)
-    others = c.ms_per_answer(matching, webchat_load.LOAD_GENERATOR)
+    others = c.ms_per_answer(MATCHING, webchat_load.LOAD_GENERATOR)
     left = budget - others
-    serving_now = c.ms_per_answer(serving)
+    serving_now = c.ms_per_answer(SERVING)
     lines += ["", f"30% of the echo server's {at_1000.echo_per_second:.0f} answers/s at "
               f"{at_1000.connections} customers allows {budget:.2f} ms of CPU per answer for "
               f"everything on this machine. The matching process and the load generator "
@@ -245,7 +244,7 @@ def cores_lines(rows: list[webchat_load.LoadRow]) -> list[str]:
               + (f"{left:.2f} ms for kefu's serving process ({serving_now / left:.0f} times "
                  f"less than the {serving_now:.2f} ms it took)" if left > 0 else
                  f"nothing for kefu's serving process (it took {serving_now:.2f} ms)") +
-              f"; the echo server's process took {at_1000.echo_cores.ms_per_answer(serving):.2f}"
+              f"; the echo server's process took {at_1000.echo_cores.ms_per_answer(SERVING):.2f}"
               " ms per answer."]
     return lines
 
@@ -258,9 +257,8 @@ def workers_lines(row: webchat_load.WorkersRow | None) -> list[str]:
                                                                       strict=True))
     busy = ", ".join(f"{pct(one.busy)} vs {pct(many.busy)}" for one, many in
                      zip(row.one_cores, row.many_cores, strict=True))
-    redis = [c.ms_per_answer("redis-server") for c in row.one_cores]
-    ceilings = [webchat_load.CORES * 1000 / c.ms_per_answer() / answers
-                for c, answers in zip(row.one_cores, row.one, strict=True)]
+    redis = [c.ms_per_answer(webchat_load.REDIS_SERVER) for c in row.one_cores]
+    ceilings = [c.ceiling / answers for c, answers in zip(row.one_cores, row.one, strict=True)]
     return ["", f"Both cores: the same burst ({row.connections} customers) on kefu on Redis, "
             f"one process against `kefu serve --workers {row.workers}`, in turn "
             f"({len(row.one)} rounds; answers/s, one vs {row.workers}): {rounds}. "

@@ -24,6 +24,7 @@ SAMPLE_EVERY_SECONDS = 0.05
 # Finding the tree reads every process's stat (a few ms on the cores being measured), so it
 # is done this often; samples in between read only the processes already found.
 FIND_EVERY_SECONDS = 1.0
+SERVING, MATCHING = "serving", "matching"
 
 
 def _stat(pid: int) -> tuple[int, float] | None:
@@ -39,8 +40,8 @@ def _part(pid: int) -> str:
     try:
         command = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (FileNotFoundError, ProcessLookupError):
-        return "serving"
-    return "matching" if b"multiprocessing" in command else "serving"
+        return SERVING
+    return MATCHING if b"multiprocessing" in command else SERVING
 
 
 def _tree(root: int) -> dict[int, float]:

@@ -40,6 +40,7 @@ LOADS = (100, 1_000, 5_000)
 QUESTIONS_EACH = 3
 CORES = os.cpu_count() or 1
 LOAD_GENERATOR = "load generator"
+REDIS_SERVER = "redis-server"
 
 
 @dataclass
@@ -58,6 +59,11 @@ class CoresUsed:
     def ms_per_answer(self, *parts: str) -> float:
         return 1000 * sum(self.parts.get(p, 0.0) for p in parts or self.parts) / \
             max(self.answers, 1)
+
+    @property
+    def ceiling(self) -> float:
+        """The answers/s this CPU time per answer allows with every core busy."""
+        return CORES * 1000 / self.ms_per_answer()
 
 
 @dataclass
@@ -281,7 +287,7 @@ def _on_redis(url: str, workers: int, connections: int) -> _Load:
 
     client = redis.Redis.from_url(url)
     local = client.connection_pool.connection_kwargs.get("host") in ("127.0.0.1", "localhost")
-    named = {"redis-server": int(client.info("server")["process_id"])} if local else {}
+    named = {REDIS_SERVER: int(client.info("server")["process_id"])} if local else {}
     prefix = f"kefu-bench-{uuid.uuid4().hex[:8]}:"
     port = _free_port()
     env = {**os.environ, "KEFU_STORE__TYPE": "redis", "KEFU_STORE__URL": url,

@@ -8,6 +8,7 @@ never mix their figures. Who may scrape is set in `metrics` in the config.
 from __future__ import annotations
 
 import bisect
+import functools
 import gc
 import itertools
 import time
@@ -70,7 +71,10 @@ class _GcPauses:
         yield family
 
 
-GC_PAUSES = _GcPauses()
+@functools.cache
+def gc_pauses() -> _GcPauses:
+    """The process's one recorder, started with its first app (not at import)."""
+    return _GcPauses()
 
 
 class Metrics:
@@ -109,7 +113,7 @@ class Metrics:
                                   "Offline messages not yet answered", ["overdue"], registry=r)
         for rule in ("greeting", "agent_reply"):
             self.sla_breaches.labels(rule)  # present at 0 before the first breach
-        r.register(GC_PAUSES)
+        r.register(gc_pauses())
 
     async def refresh(self, store: Store, now: float) -> None:
         """How things stand, from the store."""
